@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// The audit log: one hash-chained JSON line per admission decision, durable and verifiable.
+#ifndef TABLEGUARD_AUDIT_H
+#define TABLEGUARD_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/*
+ * Every line of the log is a JSON object whose last member is "hash": the hex SHA-256 (or
+ * HMAC-SHA256 with a key) of the line's own bytes without that member, and whose "prev" member
+ * is the previous record's hash. docs/audit.md gives the exact format and an independent check.
+ *
+ * Besides decisions the log holds three kinds of marker records, told apart by "event":
+ * "start" (the log was opened), "stop" (closed cleanly) and "rotate" (the last record of a file
+ * that was rotated away). Decision records carry "event":"decision".
+ *
+ * The module never prints and never exits except audit_verify_main, the CLI entry.
+ */
+
+/* How durable a record is when audit_append returns. */
+enum audit_sync {
+    AUDIT_SYNC_NONE,   /* write(2) only: survives a process crash, not a host crash */
+    AUDIT_SYNC_BATCH,  /* a background thread fsyncs at most ~1 s after a write */
+    AUDIT_SYNC_ALWAYS, /* fsync'd before audit_append returns; concurrent callers share one */
+};
+
+struct audit_options {
+    const char *path;          /* the log file, or "-" for stdout */
+    const char *hmac_key_path; /* NULL: plain SHA-256 chain; else HMAC-SHA256 with this key */
+    enum audit_sync sync;
+    uint64_t max_size; /* rotate before a file would grow past this many bytes; 0: never */
+    unsigned
+        max_files; /* rotated files kept (FILE.1 newest .. FILE.N oldest); >= 1 with max_size */
+    const char *replica; /* written into every record, usually the hostname; NULL: "" */
+};
+
+struct audit;
+
+/* Parses "none", "batch" or "always". Returns 0, or -1 for anything else. */
+int audit_sync_parse(const char *s, enum audit_sync *out);
+
+/*
+ * Opens or creates the log. On an existing file the chain continues from its last record (seq
+ * and hash); an incomplete last line (a write cut by a crash) is truncated away and counted in
+ * the "start" record. When FILE is missing or empty but FILE.1 exists (a crash during rotation)
+ * the chain continues from FILE.1. A "start" record is written at once; if that write fails
+ * (disk full) the open still succeeds, the failure is counted and the record is retried by the
+ * next append. The caller owns the result and frees it with audit_close. Returns NULL and fills
+ * err when the file cannot be opened, the key cannot be read, or the last record is damaged.
+ */
+struct audit *audit_open(const struct audit_options *o, char *err, size_t errlen);
+
+/*
+ * Appends one decision record. Thread-safe. Adds "time" (RFC 3339 UTC, milliseconds), "seq",
+ * "replica", "event" (when absent: "decision"), "prev" and "hash" to the line, in that order
+ * around the caller's members, replacing any member of the same name. Returns only once the
+ * record is as durable as the sync mode promises. On success the same six members are also set
+ * on record, so the caller can quote seq and hash (e.g. in auditAnnotations). The caller keeps
+ * ownership of record. Returns -1 and fills err on any failure (ENOSPC, EIO, fsync error); the
+ * chain is left intact (a partial line is cut off) and the next append may succeed.
+ */
+int audit_append(struct audit *a, cJSON *record, char *err, size_t errlen);
+
+/* Counters since audit_open: records appended, failed appends. Either pointer may be NULL. */
+void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors);
+
+/* Writes a "stop" record, fsyncs and frees. audit_close(NULL) is a no-op. */
+void audit_close(struct audit *a);
+
+/*
+ * CLI: `tableguard audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed]
+ * FILE...` with argv[0] == "verify". Files may be given in any order; they are sorted by their
+ * first seq. Prints "FILE: OK (N records)" per file and a chain summary, or the first broken
+ * record as "FILE:LINE: message". Returns the exit status: 0 intact, 1 broken, 2 usage or an
+ * unreadable file.
+ */
+int audit_verify_main(int argc, char **argv);
+
+#endif
