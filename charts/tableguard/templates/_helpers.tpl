@@ -1,0 +1,100 @@
+{{/* Names, labels and the values every template shares. */}}
+
+{{- define "tableguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name, used for every object; at most 63 characters (a Service name is a DNS label). */}}
+{{- define "tableguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tableguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tableguard.labels" -}}
+helm.sh/chart: {{ include "tableguard.chart" . }}
+{{ include "tableguard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tableguard
+{{- end }}
+
+{{- define "tableguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tableguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tableguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tableguard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "tableguard.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the pods mount as /etc/tableguard/tls. */}}
+{{- define "tableguard.tlsSecretName" -}}
+{{- if .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecret }}
+{{- else }}
+{{- printf "%s-tls" (include "tableguard.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Webhook names have three dot-separated segments, as the API server requires. */}}
+{{- define "tableguard.webhookName" -}}
+{{- printf "%s.%s.tableguard.io" .kind (include "tableguard.fullname" .root) }}
+{{- end }}
+
+{{/* The policy document as text: the value when set (string or map), else files/policy.yaml. */}}
+{{- define "tableguard.policy" -}}
+{{- if kindIs "string" .Values.policy }}
+{{- if .Values.policy }}
+{{- .Values.policy }}
+{{- else }}
+{{- .Files.Get "files/policy.yaml" }}
+{{- end }}
+{{- else if kindIs "map" .Values.policy }}
+{{- toYaml .Values.policy }}
+{{- else }}
+{{- fail "policy must be a YAML string or a map" }}
+{{- end }}
+{{- end }}
+
+{{- define "tableguard.checkValues" -}}
+{{- $drain := add .Values.server.shutdownDelaySeconds .Values.server.drainTimeoutSeconds }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed server.shutdownDelaySeconds + server.drainTimeoutSeconds (%v), or pods are killed mid-drain" .Values.terminationGracePeriodSeconds $drain) }}
+{{- end }}
+{{- if and .Values.certManager.enabled (not (.Capabilities.APIVersions.Has "cert-manager.io/v1")) }}
+{{- fail "certManager.enabled needs the cert-manager.io/v1 API: install cert-manager first (helm template: --api-versions cert-manager.io/v1)" }}
+{{- end }}
+{{- if and .Values.tls.existingSecret (not .Values.certManager.enabled) (not .Values.tls.caBundle) }}
+{{- fail "tls.existingSecret needs tls.caBundle, the CA that signed its certificate" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) }}
+{{- fail "serviceMonitor.enabled needs the monitoring.coreos.com/v1 API (Prometheus Operator; helm template: --api-versions monitoring.coreos.com/v1)" }}
+{{- end }}
+{{- end }}

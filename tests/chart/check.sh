@@ -1,0 +1,242 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Chart checks run by `make chart`: render charts/tableguard with default values and
+# with each option on, validate every object against strict Kubernetes schemas, check
+# that the chart's ports, paths, flags and policy agree with the server, and lint the
+# Dockerfile. Renders with Helm when present, else with chart-render, else skips.
+#
+# usage: tests/chart/check.sh [BUILD_DIR]   (default build; BUILD_DIR/tableguard is the server)
+# Tools: tests/chart/install-tools.sh installs Helm into build/tools and chart-render.
+set -u
+
+build=${1:-build}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+case $build in /*) ;; *) build=$root/$build ;; esac
+here=$root/tests/chart
+chart=$root/charts/tableguard
+ns=tableguard-system
+release=tg
+kube=1.30.0
+
+passed=0
+failed=0
+skipped=0
+failures=""
+ok() { passed=$((passed + 1)); echo "ok    $1"; }
+bad() { failed=$((failed + 1)); failures="$failures
+  $1"; echo "FAIL  $1"; }
+skip() { skipped=$((skipped + 1)); echo "skip  $1"; }
+# run NAME CMD...: runs CMD, prints its output only when it fails.
+run() {
+	name=$1
+	shift
+	if out=$("$@" 2>&1); then
+		ok "$name"
+	else
+		bad "$name"
+		printf '%s\n' "$out" | sed 's/^/      /'
+	fi
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# --- tools -------------------------------------------------------------------
+helm=""
+for h in "$build/tools/helm/helm" "$root/build/tools/helm/helm" "$(command -v helm 2>/dev/null)"; do
+	if [ -n "$h" ] && [ -x "$h" ]; then
+		helm=$h
+		break
+	fi
+done
+render_bin=""
+for r in "$(command -v chart-render 2>/dev/null)" "$root/build/tools/bin/chart-render"; do
+	if [ -n "$r" ] && [ -x "$r" ]; then
+		render_bin=$r
+		break
+	fi
+done
+chart_check=$root/../shared/tools/chart-render/chart-check
+[ -x "$chart_check" ] && [ -n "$render_bin" ] || chart_check=""
+
+if [ -n "$helm" ]; then
+	echo "rendering with $($helm version --short) ($helm)"
+elif [ -n "$render_bin" ]; then
+	echo "rendering with $($render_bin --version) (no Helm; run tests/chart/install-tools.sh)"
+else
+	echo "chart checks skipped: neither Helm nor chart-render is installed (run tests/chart/install-tools.sh)"
+fi
+[ -n "$chart_check" ] || echo "note: chart-check not found (../shared/tools/chart-render); no strict schema validation"
+
+# render OUT ARGS...: helm template, or chart-render, with the release's name and namespace.
+render() {
+	out=$1
+	shift
+	if [ -n "$helm" ]; then
+		"$helm" template "$release" "$chart" --namespace "$ns" --kube-version "$kube" "$@" >"$out"
+	else
+		"$render_bin" --namespace "$ns" --kube-version "v$kube" "$@" "$release" "$chart" >"$out"
+	fi
+}
+
+# A CA for the bring-your-own-certificate variant.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=byo-ca \
+	-keyout "$work/byo.key" -out "$work/byo.crt" >/dev/null 2>&1
+byo_ca=$(base64 -w0 "$work/byo.crt")
+
+# name | extra arguments (no spaces inside an argument)
+variants="default|
+cert-manager|--set certManager.enabled=true --api-versions cert-manager.io/v1
+cert-manager-issuer|--set certManager.enabled=true --set certManager.issuerRef.name=corp-ca --set certManager.issuerRef.kind=ClusterIssuer --api-versions cert-manager.io/v1
+existing-secret|--set tls.existingSecret=my-tls --set tls.caBundle=$byo_ca
+servicemonitor|--set serviceMonitor.enabled=true --set serviceMonitor.labels.release=prometheus --api-versions monitoring.coreos.com/v1
+networkpolicy|--set networkPolicy.enabled=true
+traitdefinition|--set traitDefinition.install=true
+audit-pvc|-f $here/values-audit-pvc.yaml
+audit-stdout|--set audit.mode=stdout
+audit-disabled|--set audit.mode=disabled --set metrics.enabled=false
+grafana|--set grafanaDashboard.enabled=true
+priority|--set priorityClassName=system-cluster-critical --set server.threads=4
+selectors|-f $here/values-selectors.yaml
+policy-map|-f $here/values-policy-map.yaml
+no-cleanup|--set webhook.removeBeforeUninstall=false"
+
+# --- render and check each variant -------------------------------------------
+if [ -n "$helm" ] || [ -n "$render_bin" ]; then
+	if [ -n "$helm" ]; then
+		run "helm lint --strict (default values)" "$helm" lint --strict --kube-version "$kube" "$chart"
+	fi
+	echo "$variants" | while IFS='|' read -r name args; do
+		# Word splitting of $args into separate arguments is intended.
+		# shellcheck disable=SC2086
+		if render "$work/$name.yaml" $args 2>"$work/$name.err"; then
+			echo "ok    render $name"
+		else
+			echo "FAIL  render $name"
+			sed 's/^/      /' "$work/$name.err"
+			continue
+		fi
+		case $args in
+		*--api-versions*) ;;
+		*) if [ -n "$helm" ]; then
+			# shellcheck disable=SC2086
+			"$helm" lint --strict --kube-version "$kube" "$chart" $args >"$work/$name.lint" 2>&1 ||
+				{ echo "FAIL  helm lint --strict $name"; sed 's/^/      /' "$work/$name.lint"; }
+		fi ;;
+		esac
+		if [ -n "$chart_check" ]; then
+			# The pre-delete hooks share the webhook configurations' names on purpose (see
+			# templates/webhook-cleanup.yaml), so release objects and hooks are checked apart.
+			# shellcheck disable=SC2086
+			if "$chart_check" --renderer "$render_bin" --no-hooks -n "$ns" $args "$release" "$chart" >"$work/$name.check" 2>&1; then
+				echo "ok    chart-check $name: $(tail -1 "$work/$name.check")"
+			else
+				echo "FAIL  chart-check $name"
+				sed 's/^/      /' "$work/$name.check"
+			fi
+		fi
+		if python3 "$here/inspect.py" render "$name" "$work/$name.yaml" "$work/$name.flags" "$work/$name.policy" >"$work/$name.inspect" 2>&1; then
+			echo "ok    contract $name"
+		else
+			echo "FAIL  contract $name"
+			cat "$work/$name.inspect"
+		fi
+	done >"$work/variants.log"
+	cat "$work/variants.log"
+	passed=$((passed + $(grep -c '^ok ' "$work/variants.log")))
+	nfail=$(grep -c '^FAIL' "$work/variants.log")
+	failed=$((failed + nfail))
+	[ "$nfail" -eq 0 ] || failures="$failures
+$(grep '^FAIL' "$work/variants.log" | sed 's/^FAIL /  /')"
+
+	if [ -n "$chart_check" ]; then
+		run "chart-check pre-delete hooks" "$chart_check" --renderer "$render_bin" -n "$ns" \
+			--show-only templates/webhook-cleanup.yaml "$release" "$chart"
+	fi
+
+	# Guards: values that would break the cluster must not render.
+	# must_fail NAME PATTERN ARGS...: rendering fails and the message matches PATTERN.
+	must_fail() {
+		name=$1
+		pattern=$2
+		shift 2
+		if render "$work/fail.yaml" "$@" >"$work/fail.err" 2>&1; then
+			bad "refused: $name (it rendered)"
+		elif grep -q -- "$pattern" "$work/fail.err"; then
+			ok "refused: $name"
+		else
+			bad "refused: $name (unexpected message: $(head -3 "$work/fail.err"))"
+		fi
+	}
+	must_fail "grace period shorter than the drain" "must exceed" --set terminationGracePeriodSeconds=20
+	must_fail "existingSecret without caBundle" "needs tls.caBundle" --set tls.existingSecret=my-tls
+	must_fail "cert-manager without its API" "cert-manager.io/v1" --set certManager.enabled=true
+	must_fail "ServiceMonitor without its API" "monitoring.coreos.com/v1" --set serviceMonitor.enabled=true
+	must_fail "failurePolicy outside Fail/Ignore" "failurePolicy" --set failurePolicy=Retry
+	must_fail "timeoutSeconds above 30" "timeoutSeconds" --set timeoutSeconds=31
+	must_fail "a misspelt value" "replicas" --set replicas=3
+else
+	skip "chart rendering (no Helm, no chart-render)"
+fi
+
+# --- the chart's flags against the server's ----------------------------------
+bin=$build/tableguard
+if [ ! -x "$bin" ]; then
+	bad "server binary $bin missing (make chart builds it)"
+else
+	help=$("$bin" serve --help 2>&1)
+	if ! printf '%s\n' "$help" | grep -q -- '--policy'; then
+		skip "flags against '$bin serve --help' (serve --help does not list its flags yet)"
+	elif ls "$work"/*.flags >/dev/null 2>&1; then
+		sort -u "$work"/*.flags >"$work/all.flags"
+		missing=""
+		while read -r f; do
+			printf '%s\n' "$help" | grep -q -- "$f\\b" || missing="$missing $f"
+		done <"$work/all.flags"
+		if [ -z "$missing" ]; then
+			ok "every chart flag is in serve --help ($(sort -u "$work"/*.flags | wc -l) flags)"
+		else
+			bad "flags the chart passes but serve --help does not know:$missing"
+		fi
+	fi
+
+	# --- the policy: same as policy/default.yaml, and it lints ----------------
+	if cmp -s "$chart/files/policy.yaml" "$root/policy/default.yaml"; then
+		ok "charts/tableguard/files/policy.yaml equals policy/default.yaml"
+	else
+		bad "charts/tableguard/files/policy.yaml differs from policy/default.yaml (cp policy/default.yaml charts/tableguard/files/policy.yaml)"
+	fi
+	if [ -f "$work/default.policy" ]; then
+		run "rendered ConfigMap policy equals policy/default.yaml" cmp "$work/default.policy" "$root/policy/default.yaml"
+	fi
+	# A lint that accepts a broken policy would prove nothing about the good ones.
+	printf 'apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nspec:\n  rules: 7\n' >"$work/broken.yaml"
+	if "$bin" policy lint "$work/broken.yaml" >/dev/null 2>&1; then
+		skip "policy lint (it accepts a broken policy: not wired yet)"
+	else
+		for p in "$chart/files/policy.yaml" "$work/default.policy" "$work/policy-map.policy"; do
+			[ -f "$p" ] || continue
+			run "tableguard policy lint ${p#"$work"/}" "$bin" policy lint "$p"
+		done
+	fi
+fi
+
+# --- Dockerfile, dashboard, YAML style ----------------------------------------
+run "Dockerfile (stages, user, entrypoint, make targets, runtime libraries)" \
+	python3 "$here/inspect.py" dockerfile "$root/Dockerfile" "$root/Makefile" "$bin"
+run "Grafana dashboard queries exported metrics" \
+	python3 "$here/inspect.py" dashboard "$chart/files/dashboard.json" "$root/server"
+if command -v yamllint >/dev/null 2>&1; then
+	run "yamllint chart values and check inputs" yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
+		"$chart/Chart.yaml" "$chart/values.yaml" "$chart/files/policy.yaml" "$here"/values-*.yaml
+else
+	skip "yamllint (not installed)"
+fi
+
+echo
+echo "chart checks: $passed passed, $failed failed, $skipped skipped"
+if [ "$failed" -ne 0 ]; then
+	printf 'failures:%s\n' "$failures"
+	exit 1
+fi
+exit 0

@@ -1,0 +1,368 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Checks that a rendered tableguard chart agrees with the server it deploys.
+
+usage: inspect.py render VARIANT RENDERED.yaml [FLAGS_OUT] [POLICY_OUT]
+       inspect.py dockerfile DOCKERFILE MAKEFILE [BINARY]
+       inspect.py dashboard DASHBOARD.json SOURCE_DIR
+
+`render` asserts the contract (ports, paths, probes, mounts, security, webhook
+shape, certificates) on one rendered variant, writes the container's flags one
+per line to FLAGS_OUT and the policy the pods see to POLICY_OUT.
+`dockerfile` lints the Dockerfile statically: stages, user, entrypoint, no
+HEALTHCHECK, make targets that exist, runtime packages that match the
+binary's shared libraries. `dashboard` checks that every metric the Grafana
+dashboard queries is one the server exports. Exit 1 on any problem.
+"""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+PROBLEMS = []
+
+HTTPS_PORT = 8443
+METRICS_PORT = 9090
+POLICY_DIR = "/etc/tableguard/policy"
+TLS_DIR = "/etc/tableguard/tls"
+UID = 65532
+
+
+def expect(cond, what):
+    if not cond:
+        PROBLEMS.append(what)
+    return cond
+
+
+def docs_of(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def one(docs, kind, hooks=False):
+    found = [d for d in docs if d["kind"] == kind and is_hook(d) == hooks]
+    expect(len(found) == 1, f"expected one {kind}, found {len(found)}")
+    return found[0] if found else {}
+
+
+def is_hook(doc):
+    return "helm.sh/hook" in (doc.get("metadata", {}).get("annotations") or {})
+
+
+def flag_value(args, flag):
+    if flag in args and args.index(flag) + 1 < len(args):
+        return args[args.index(flag) + 1]
+    return None
+
+
+def walk(node, key):
+    """Yields every value stored under `key` anywhere in node."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield v
+            yield from walk(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk(v, key)
+
+
+def check_pod(dep, variant):
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    ctr = pod["containers"][0]
+    args = ctr["args"]
+    expect(all(isinstance(a, str) for a in args), f"every container arg must be a string: {args}")
+    args = [str(a) for a in args]
+    expect(args[0] == "serve", "container args must start with serve")
+    expect(spec["replicas"] >= 2, "default replicas must be at least 2")
+    ru = spec["strategy"].get("rollingUpdate", {})
+    expect(ru.get("maxUnavailable") == 0, "rolling update must keep capacity (maxUnavailable 0)")
+    expect(pod.get("automountServiceAccountToken") is False, "pod must not mount a token")
+    expect(pod["affinity"] or pod.get("topologySpreadConstraints"), "pods must spread")
+
+    # Listeners, probes and the Service meet on the server's ports.
+    expect(flag_value(args, "--listen") == f"0.0.0.0:{HTTPS_PORT}", "--listen must be 0.0.0.0:8443")
+    expect(flag_value(args, "--metrics-listen") in (f"0.0.0.0:{METRICS_PORT}", "off"), "--metrics-listen")
+    ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+    expect(ports.get("https") == HTTPS_PORT, "containerPort https must be 8443")
+    if flag_value(args, "--metrics-listen") != "off":
+        expect(ports.get("metrics") == METRICS_PORT, "containerPort metrics must be 9090")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
+                        ("startupProbe", "/healthz")):
+        get = ctr.get(probe, {}).get("httpGet", {})
+        expect(get.get("scheme") == "HTTPS" and get.get("path") == path and get.get("port") in ("https", HTTPS_PORT),
+               f"{probe} must be HTTPS GET {path} on 8443")
+
+    # Shutdown: the kubelet must wait longer than the server drains.
+    drain = int(flag_value(args, "--shutdown-delay") or 5) + int(flag_value(args, "--drain-timeout") or 20)
+    expect(pod["terminationGracePeriodSeconds"] > drain,
+           f"terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} must exceed drain {drain}")
+
+    # Security: numeric non-root user, read-only root, nothing extra.
+    psc, csc = pod.get("securityContext", {}), ctr.get("securityContext", {})
+    expect(csc.get("runAsUser", psc.get("runAsUser")) == UID, "runAsUser must be 65532")
+    expect(csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, "runAsNonRoot")
+    expect(csc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
+    expect(csc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
+    expect(csc.get("capabilities", {}).get("drop") == ["ALL"], "capabilities drop ALL")
+    seccomp = csc.get("seccompProfile", psc.get("seccompProfile", {}))
+    expect(seccomp.get("type") == "RuntimeDefault", "seccomp RuntimeDefault")
+
+    # Mounts: directories, never subPath, so the kubelet's ..data swap reaches the server.
+    expect(not list(walk(pod, "subPath")), "no subPath mounts (they never update)")
+    mounts = {m["mountPath"]: m["name"] for m in ctr["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    expect(os.path.dirname(flag_value(args, "--policy") or "") == POLICY_DIR, "--policy inside the policy mount")
+    expect("configMap" in vols.get(mounts.get(POLICY_DIR), {}), "policy mount is a ConfigMap directory")
+    for f, name in (("--tls-cert", "tls.crt"), ("--tls-key", "tls.key")):
+        expect(flag_value(args, f) == f"{TLS_DIR}/{name}", f"{f} must be {TLS_DIR}/{name}")
+    expect("secret" in vols.get(mounts.get(TLS_DIR), {}), "TLS mount is a Secret directory")
+    for path, name in mounts.items():
+        v = vols.get(name, {})
+        expect(path in (POLICY_DIR, TLS_DIR) or "emptyDir" in v or "persistentVolumeClaim" in v
+               or "secret" in v, f"writable mount {path} must be an emptyDir or a claim")
+    audit = flag_value(args, "--audit-log")
+    if audit and audit != "-":
+        expect(os.path.dirname(audit) in mounts, "audit log directory must be mounted")
+        expect("$(POD_NAME)" in audit, "each pod writes its own audit file")
+    return args, vols[mounts[TLS_DIR]]["secret"]["secretName"]
+
+
+def check_webhooks(docs, svc, ns, variant):
+    bundles = []
+    for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
+        cfg = one(docs, kind)
+        for wh in cfg.get("webhooks", []):
+            expect(len(wh["name"].split(".")) >= 3, f"{kind} webhook name needs three segments")
+            cc = wh["clientConfig"]["service"]
+            expect(cc["name"] == svc["metadata"]["name"] and cc["namespace"] == ns, f"{kind} points at the Service")
+            expect(cc["path"] == path, f"{kind} path must be {path}")
+            svc_port = {p["port"]: p["targetPort"] for p in svc["spec"]["ports"]}
+            expect(svc_port.get(cc.get("port", 443)) == "https", f"{kind} port must reach the https container port")
+            expect(wh["sideEffects"] == "None" and wh["admissionReviewVersions"] == ["v1"], f"{kind} sideEffects/versions")
+            expect(wh["matchPolicy"] == "Equivalent", f"{kind} matchPolicy Equivalent")
+            expect(wh["timeoutSeconds"] == 5 or variant != "default", f"{kind} timeoutSeconds 5 by default")
+            expect(wh["failurePolicy"] == "Fail" or variant != "default", f"{kind} failurePolicy Fail by default")
+            if kind.startswith("Mutating"):
+                expect(wh.get("reinvocationPolicy") == "IfNeeded", "mutating reinvocationPolicy IfNeeded")
+            rule = wh["rules"][0]
+            expect(rule["apiGroups"] == ["core.oam.dev"] and rule["apiVersions"] == ["v1beta1"]
+                   and rule["resources"] == ["applications"]
+                   and sorted(rule["operations"]) == ["CREATE", "UPDATE"], f"{kind} rules")
+            excluded = [v for e in wh["namespaceSelector"]["matchExpressions"]
+                        if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn" for v in e["values"]]
+            expect("kube-system" in excluded and ns in excluded, f"{kind} must exclude kube-system and {ns}")
+            bundles.append(wh["clientConfig"].get("caBundle"))
+            if variant == "selectors":
+                expect(wh.get("objectSelector") and wh.get("matchConditions"), f"{kind} selectors")
+        if variant.startswith("cert-manager"):
+            ann = cfg["metadata"].get("annotations", {})
+            expect(ann.get("cert-manager.io/inject-ca-from") == f"{ns}/{svc['metadata']['name']}",
+                   f"{kind} inject-ca-from must name the serving Certificate")
+    return bundles
+
+
+def verify_chain(ca_b64, crt_b64, host):
+    with tempfile.TemporaryDirectory() as tmp:
+        ca, crt = os.path.join(tmp, "ca.crt"), os.path.join(tmp, "tls.crt")
+        for path, data in ((ca, ca_b64), (crt, crt_b64)):
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(data))
+        r = subprocess.run(["openssl", "verify", "-purpose", "sslserver", "-verify_hostname", host,
+                            "-CAfile", ca, crt], capture_output=True, text=True)
+        expect(r.returncode == 0, f"serving certificate must verify for {host}: {r.stdout}{r.stderr}".strip())
+
+
+def check_render(variant, path, flags_out, policy_out):
+    docs = docs_of(path)
+    dep = one(docs, "Deployment")
+    ns = dep["metadata"]["namespace"]
+    svc = one(docs, "Service")
+    args, tls_secret = check_pod(dep, variant)
+    bundles = check_webhooks(docs, svc, ns, variant)
+    host = f"{svc['metadata']['name']}.{ns}.svc"
+    kinds = {d["kind"] for d in docs}
+    expect(not kinds & {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}, "no RBAC objects")
+    expect(one(docs, "ServiceAccount").get("automountServiceAccountToken") is False, "ServiceAccount without token")
+    expect("PodDisruptionBudget" in kinds, "a PodDisruptionBudget")
+    cm = [d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in (d.get("data") or {})]
+    expect(len(cm) == 1, "one ConfigMap with policy.yaml")
+
+    if variant.startswith("cert-manager"):
+        crt = [d for d in docs if d["kind"] == "Certificate" and d["metadata"]["name"] == svc["metadata"]["name"]]
+        if expect(len(crt) == 1, "a Certificate named like the Service"):
+            expect(host in crt[0]["spec"]["dnsNames"], "Certificate covers the service DNS name")
+            expect(crt[0]["spec"]["secretName"] == tls_secret, "pods mount the Certificate's Secret")
+        expect(not any(bundles), "cert-manager injects the CA bundle")
+    elif variant == "existing-secret":
+        expect(tls_secret == "my-tls", "pods mount tls.existingSecret")
+        expect("Secret" not in kinds, "no generated Secret with tls.existingSecret")
+        expect(all(b and b"BEGIN CERTIFICATE" in base64.b64decode(b) for b in bundles), "caBundle from tls.caBundle")
+    else:
+        sec = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == tls_secret]
+        if expect(len(sec) == 1, "a generated TLS Secret"):
+            data = sec[0]["data"]
+            expect(all(b == data["ca.crt"] for b in bundles), "webhook caBundle is the Secret's ca.crt")
+            verify_chain(data["ca.crt"], data["tls.crt"], host)
+
+    audit = flag_value(args, "--audit-log")
+    if variant == "audit-stdout":
+        expect(audit == "-", "audit to stdout")
+    if variant == "audit-pvc":
+        expect("PersistentVolumeClaim" in kinds and "--audit-hmac-key" in args, "audit claim and HMAC key")
+    if variant == "networkpolicy":
+        np = one(docs, "NetworkPolicy")
+        ports = sorted(p["port"] for r in np["spec"]["ingress"] for p in r["ports"])
+        expect(ports == [HTTPS_PORT, METRICS_PORT], f"NetworkPolicy admits 8443 and 9090, not {ports}")
+    if variant == "servicemonitor":
+        ep = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+        expect(ep["port"] == "metrics" and ep["path"] == "/metrics", "ServiceMonitor scrapes metrics /metrics")
+        expect(any(p["name"] == "metrics" and p["port"] == METRICS_PORT for p in svc["spec"]["ports"]),
+               "Service exposes metrics on 9090")
+    if variant == "traitdefinition":
+        td = one(docs, "TraitDefinition")
+        cue = td["spec"]["schematic"]["cue"]["template"]
+        expect(td["metadata"]["name"] == "dynamodb-protection-kro", "TraitDefinition name")
+        for field in ("deletionProtectionEnabled: ", "pointInTimeRecoveryEnabled: ",
+                      "deletionProtection: *true | bool", "pointInTimeRecovery: *true | bool"):
+            expect(field in cue, f"TraitDefinition CUE must contain {field!r}")
+    if variant == "grafana":
+        dash = [d for d in docs if d["kind"] == "ConfigMap" and "tableguard.json" in (d.get("data") or {})]
+        if expect(len(dash) == 1, "a dashboard ConfigMap"):
+            json.loads(dash[0]["data"]["tableguard.json"])
+    if variant == "priority":
+        expect(dep["spec"]["template"]["spec"].get("priorityClassName") == "system-cluster-critical", "priorityClassName")
+
+    hooks = [d for d in docs if is_hook(d)]
+    if variant != "no-cleanup":
+        names = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"].endswith("WebhookConfiguration")}
+        for h in hooks:
+            ann = h["metadata"]["annotations"]
+            expect(ann["helm.sh/hook"] == "pre-delete" and "before-hook-creation" in ann["helm.sh/hook-delete-policy"],
+                   "cleanup hooks are pre-delete with before-hook-creation")
+            expect(not h.get("webhooks"), "cleanup hooks intercept nothing")
+        expect({(h["kind"], h["metadata"]["name"]) for h in hooks} == names,
+               "each webhook configuration has a pre-delete hook of the same name")
+    else:
+        expect(not hooks, "no hooks when webhook.removeBeforeUninstall=false")
+
+    if flags_out:
+        with open(flags_out, "w", encoding="utf-8") as f:
+            f.writelines(a + "\n" for a in args if a.startswith("--"))
+    if policy_out and cm:
+        with open(policy_out, "w", encoding="utf-8") as f:
+            f.write(cm[0]["data"]["policy.yaml"])
+
+
+def dockerfile_instructions(path):
+    """Dockerfile lines joined over backslash continuations, comments dropped."""
+    out, cur = [], ""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            s = line.rstrip("\n")
+            if not cur and (not s.strip() or s.lstrip().startswith("#")):
+                continue
+            if s.endswith("\\"):
+                cur += s[:-1] + " "
+                continue
+            out.append((cur + s).strip())
+            cur = ""
+    return [(i.split(None, 1)[0].upper(), i.split(None, 1)[1] if " " in i else "") for i in out]
+
+
+def check_dockerfile(path, makefile, binary):
+    ins = dockerfile_instructions(path)
+    froms = [a for k, a in ins if k == "FROM"]
+    expect(len(froms) == 2, f"two stages, found {len(froms)}")
+    expect(froms and re.match(r"debian:bookworm(@\S+)?\s+AS\s+\w+", froms[0], re.I), "build stage FROM debian:bookworm AS ...")
+    expect(froms and re.match(r"debian:bookworm-slim(@\S+)?$", froms[-1]), "runtime stage FROM debian:bookworm-slim")
+    last = max(i for i, (k, _) in enumerate(ins) if k == "FROM")
+    runtime = ins[last:]
+    expect(("USER", "65532:65532") in runtime, "runtime USER 65532:65532")
+    ep = [a for k, a in runtime if k == "ENTRYPOINT"]
+    try:
+        exec_form = json.loads(ep[-1]) if ep else None
+    except json.JSONDecodeError:
+        exec_form = None
+    expect(exec_form == ["/usr/local/bin/tableguard"], "exec-form ENTRYPOINT [\"/usr/local/bin/tableguard\"]")
+    expect(not any(k == "HEALTHCHECK" for k, _ in ins), "no HEALTHCHECK (Kubernetes probes do that)")
+    labels = " ".join(a for k, a in runtime if k == "LABEL")
+    for key, arg in (("org.opencontainers.image.version", "VERSION"), ("org.opencontainers.image.revision", "REVISION")):
+        expect(re.search(re.escape(key) + r'="?\$\{?' + arg, labels), f"LABEL {key} from build arg {arg}")
+    expect(("ARG", "VERSION") in runtime or any(k == "ARG" and a.startswith("VERSION") for k, a in runtime), "ARG VERSION")
+
+    with open(makefile, encoding="utf-8") as f:
+        mk = f.read()
+    targets = set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", mk, re.M))
+    runs = " ".join(a for k, a in ins[:last] if k == "RUN")
+    used = re.findall(r"\bmake\b((?:\s+(?:[A-Z_]+=\S+|-\S+|[a-z][\w-]*))*)", runs)
+    called = {w for u in used for w in u.split() if re.match(r"^[a-z][\w-]*$", w)}
+    expect({"deps-build", "install"} <= called, f"build stage runs make deps-build and make install, ran {sorted(called)}")
+    for t in sorted(called):
+        expect(t in targets, f"Dockerfile runs make {t}, which the Makefile does not define")
+
+    # Runtime packages: exactly those holding the libraries the binary links directly.
+    pkgs = set()
+    for k, a in runtime:
+        if k == "RUN" and "apt-get install" in a:
+            pkgs |= {w for w in a.split("apt-get install", 1)[1].split("&&")[0].split() if not w.startswith("-")}
+    expect({"ca-certificates"} <= pkgs, "runtime installs ca-certificates")
+    if binary and os.access(binary, os.X_OK):
+        needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
+                                subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout))
+        want = set()
+        for lib in needed:
+            r = subprocess.run(["sh", "-c", f"dpkg -S '*/{lib}' 2>/dev/null | head -1"], capture_output=True, text=True)
+            pkg = r.stdout.split(":", 1)[0].strip()
+            if pkg and pkg not in ("libc6", "libgcc-s1"):  # in bookworm-slim already
+                want.add(pkg)
+        expect(want <= pkgs, f"runtime stage misses {sorted(want - pkgs)} (the binary links {sorted(needed)})")
+        extra = pkgs - want - {"ca-certificates"}
+        if extra:
+            print(f"note: the runtime stage installs {sorted(extra)}, which {binary} does not link (yet)")
+    else:
+        print(f"note: {binary} not built; runtime packages not compared with its libraries")
+
+
+def check_dashboard(path, srcdir):
+    with open(path, encoding="utf-8") as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for t in walk(dash, "targets") for t in t] + list(walk(dash.get("templating", {}), "query"))
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\btableguard_[a-z0-9_]+", str(e))}
+    exported = set()
+    for root, _, files in os.walk(srcdir):
+        for name in files:
+            if name.endswith((".c", ".h")):
+                with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                    exported |= set(re.findall(r'"(tableguard_[a-z0-9_]+)', f.read()))
+    if not exported:
+        print(f"note: no tableguard_ metric names in {srcdir}; dashboard metrics not compared")
+        return
+    missing = sorted(m for m in used if m not in exported and re.sub(r"_total$", "", m) not in exported)
+    expect(not missing, f"dashboard queries metrics the server does not export: {missing}")
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[1] == "render":
+        check_render(argv[2], argv[3], argv[4] if len(argv) > 4 else None, argv[5] if len(argv) > 5 else None)
+    elif len(argv) >= 4 and argv[1] == "dockerfile":
+        check_dockerfile(argv[2], argv[3], argv[4] if len(argv) > 4 else None)
+    elif len(argv) == 4 and argv[1] == "dashboard":
+        check_dashboard(argv[2], argv[3])
+    else:
+        print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
+        return 2
+    for p in PROBLEMS:
+        print(f"  {p}")
+    return 1 if PROBLEMS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
