@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: Apache-2.0
+# tableguard's front door: CI, the Dockerfile and people call only these targets.
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := libmicrohttpd gnutls libcjson yaml-0.1 libcrypto
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
+OPT      ?= -O2 -g
+SAN      ?=
+CPPFLAGS_ALL = -I. -D_GNU_SOURCE -DTG_VERSION='"$(VERSION)"' -DTG_REVISION='"$(REVISION)"' \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS_ALL = -std=c11 $(OPT) $(WARN) $(SAN) $(CFLAGS)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread $(LDLIBS)
+
+# Debian 12 packages: what building and serving needs, then what the test suite adds.
+DEB_BUILD := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libssl-dev \
+	libcjson-dev libyaml-dev openssl curl ca-certificates
+DEB_TEST  := libcmocka-dev python3 python3-pytest python3-jsonpatch python3-jsonschema \
+	python3-yaml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
+	clang-format valgrind
+DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
+
+LIB_SRCS  := $(sort $(wildcard policy/*.c certs/*.c) $(filter-out server/main.c,$(wildcard server/*.c)))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+HDRS      := $(wildcard policy/*.h certs/*.h server/*.h tests/unit/*.h)
+
+.PHONY: all run test check asan fuzz fuzz-replay bench leakcheck install clean format \
+	deps deps-build deps-test deps-bench unit cases integration chart tls-audit image
+
+all: $(BUILD)/tableguard
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/libtableguard.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tableguard: $(BUILD)/obj/server/main.o $(BUILD)/libtableguard.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libtableguard.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libtableguard.a -lcmocka $(LDLIBS_ALL)
+
+# Each fuzz target also links against a plain driver so the suite replays its corpus
+# with the same compiler and sanitizers as everything else.
+$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libtableguard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< tests/fuzz/replay.c $(BUILD)/libtableguard.a $(LDLIBS_ALL)
+
+deps-build:
+	@sh tests/deps.sh $(DEB_BUILD)
+deps-test: deps-build
+	@sh tests/deps.sh $(DEB_TEST)
+deps-bench: deps-build
+	@sh tests/deps.sh $(DEB_BENCH)
+deps: deps-test
+
+run: deps-build
+	@$(MAKE) --no-print-directory all
+	@sh tests/devcerts.sh $(BUILD)
+	@echo
+	@echo "tableguard serving on https://127.0.0.1:8443 with policy/default.yaml. Try:"
+	@echo "  curl -s --cacert $(BUILD)/certs/ca.crt -H 'Content-Type: application/json' --data @tests/cases/mutate-inject-missing-traits/request.json 'https://127.0.0.1:8443/mutate?timeout=10s'"
+	@echo
+	exec $(BUILD)/tableguard serve --policy policy/default.yaml \
+		--tls-cert $(BUILD)/certs/tls.crt --tls-key $(BUILD)/certs/tls.key \
+		--listen 127.0.0.1:8443 --metrics-listen 127.0.0.1:9090 --audit-log $(BUILD)/audit.log
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
+	@set -e; for n in $(FUZZ_NAMES); do $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
+
+integration: all
+	TABLEGUARD=$(abspath $(BUILD)/tableguard) python3 -m pytest -q tests/integration
+
+chart: all
+	@sh tests/chart/check.sh $(BUILD)
+
+# The whole suite, as CI runs it.
+check: all unit fuzz-replay integration chart
+	@$(BUILD)/tableguard test tests/policy/default-suite.yaml
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@set -e; mkdir -p $(BUILD)/fuzz; for n in $(FUZZ_NAMES); do \
+		clang $(CPPFLAGS_ALL) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined \
+			-o $(BUILD)/fuzz/$$n tests/fuzz/fuzz_$$n.c $(LIB_SRCS) $(LDLIBS_ALL); \
+		mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+		$(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+leakcheck: deps
+	@$(MAKE) --no-print-directory all
+	TABLEGUARD=$(abspath $(BUILD)/tableguard) TABLEGUARD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q" \
+		python3 -m pytest -q tests/integration
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory BUILD=build/bench OPT="-O2 -flto" all
+	@sh tests/bench/run.sh build/bench
+
+tls-audit: all
+	@sh tests/tls-audit.sh $(BUILD)
+
+image:
+	docker build -t tableguard:$(VERSION) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) .
+
+PREFIX ?= /usr/local
+install: all
+	install -D -m 0755 $(BUILD)/tableguard $(DESTDIR)$(PREFIX)/bin/tableguard
+
+format:
+	clang-format -i $(wildcard policy/*.[ch] certs/*.[ch] server/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c)
+
+clean:
+	rm -rf build

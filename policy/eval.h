@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// Evaluation of a KubeVela Application against a policy: the patch that injects the protection
+// trait (mutate), and the violations and warnings of the rules (validate). Pure: no I/O.
+//
+// Ownership: the input is borrowed. eval_result_free releases everything a result holds;
+// findings point at rules of the policy, which must outlive the result.
+#ifndef TABLEGUARD_EVAL_H
+#define TABLEGUARD_EVAL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/policy.h"
+
+struct eval_input {
+    const cJSON *object;   // request.object: the Application (may be NULL or not an object)
+    const char *namespace; // the request's namespace, "" when absent
+    const char *username;  // userInfo.username, "" when absent
+    const char *const *groups;
+    size_t group_count;
+};
+
+// Why an object was passed over without evaluation.
+enum eval_skip {
+    EVAL_EVALUATED,       // the rules were applied
+    EVAL_NOT_APPLICATION, // not a core.oam.dev Application object
+    EVAL_DELETING,        // metadata.deletionTimestamp is set: finalizers must be able to run
+    EVAL_EXCLUDED,        // the namespace, user or a group is excluded by the policy
+};
+
+struct eval_finding {
+    const struct policy_rule *rule; // borrowed from the policy
+    const char *pattern;            // the rule's table pattern that matched (borrowed)
+    char *component;
+    char *table;
+    char *message; // one line, no control characters
+};
+
+struct eval_result {
+    enum eval_skip skip;
+    cJSON *patch; // mutate: a JSON array of "add" operations, NULL when there is nothing to add
+    struct eval_finding *findings; // validate: every rule a table failed, in component order
+    size_t finding_count;
+    bool denied;        // validate: a deny rule failed
+    char *deny_message; // validate: every deny finding in one line, NULL when allowed
+    char **warnings;    // validate: one per warn finding, each under 120 bytes
+    size_t warning_count;
+};
+
+// Computes the patch for /mutate into `out` (zeroed first). Returns 0.
+int eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_result *out);
+
+// Computes the decision for /validate into `out` (zeroed first). Returns 0.
+int eval_validate(const struct policy *p, const struct eval_input *in, struct eval_result *out);
+
+void eval_result_free(struct eval_result *r);
+
+// The longest warning eval emits, in bytes, not counting the terminating NUL.
+#define EVAL_WARNING_MAX 119
+
+const char *eval_skip_name(enum eval_skip s);
+
+#endif

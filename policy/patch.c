@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+// JSON Patch building and applying for the "add" operations tableguard emits.
+#include "policy/patch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/xalloc.h"
+
+static void
+put(struct patch_path *p, const char *s, size_t n)
+{
+    if (p->len + n + 1 > p->cap) {
+        p->cap = (p->len + n + 1) * 2;
+        p->buf = xrealloc(p->buf, p->cap);
+    }
+    memcpy(p->buf + p->len, s, n);
+    p->len += n;
+    p->buf[p->len] = '\0';
+}
+
+void
+patch_path_push(struct patch_path *p, const char *token)
+{
+    put(p, "/", 1);
+    for (const char *t = token; *t; t++) {
+        if (*t == '~')
+            put(p, "~0", 2);
+        else if (*t == '/')
+            put(p, "~1", 2);
+        else
+            put(p, t, 1);
+    }
+}
+
+void
+patch_path_push_index(struct patch_path *p, size_t index)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "/%zu", index);
+    put(p, num, (size_t)n);
+}
+
+void
+patch_path_truncate(struct patch_path *p, size_t len)
+{
+    if (len < p->len) {
+        p->len = len;
+        p->buf[len] = '\0';
+    }
+}
+
+void
+patch_path_free(struct patch_path *p)
+{
+    free(p->buf);
+    p->buf = NULL;
+    p->len = p->cap = 0;
+}
+
+void
+patch_add(cJSON *ops, const char *path, cJSON *value)
+{
+    cJSON *op = cJSON_CreateObject();
+    if (op == NULL || cJSON_AddStringToObject(op, "op", "add") == NULL ||
+        cJSON_AddStringToObject(op, "path", path) == NULL) {
+        fprintf(stderr, "tableguard: out of memory building a patch\n");
+        abort();
+    }
+    cJSON_AddItemToObject(op, "value", value);
+    cJSON_AddItemToArray(ops, op);
+}
+
+// Decodes one reference token of `path` starting after a '/', into out; returns the end.
+static const char *
+next_token(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && *s != '/'; s++) {
+        char c = *s;
+        if (c == '~' && (s[1] == '0' || s[1] == '1')) {
+            c = s[1] == '0' ? '~' : '/';
+            s++;
+        }
+        if (n + 1 < cap)
+            out[n++] = c;
+    }
+    out[n] = '\0';
+    return s;
+}
+
+static int
+apply_add(cJSON *doc, const char *path, const cJSON *value, char *err, size_t errlen)
+{
+    if (*path != '/') {
+        snprintf(err, errlen, "path \"%s\" does not start with \"/\"", path);
+        return -1;
+    }
+    cJSON *parent = doc;
+    char token[512];
+    const char *s = path;
+    for (;;) {
+        s = next_token(s + 1, token, sizeof token);
+        if (*s == '\0')
+            break;
+        cJSON *child = cJSON_IsArray(parent) ? cJSON_GetArrayItem(parent, atoi(token))
+                                             : cJSON_GetObjectItemCaseSensitive(parent, token);
+        if (child == NULL) {
+            snprintf(err, errlen, "path \"%s\": \"%s\" does not exist", path, token);
+            return -1;
+        }
+        parent = child;
+    }
+    cJSON *copy = cJSON_Duplicate(value, 1);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (cJSON_IsObject(parent)) {
+        if (cJSON_GetObjectItemCaseSensitive(parent, token) != NULL)
+            cJSON_ReplaceItemInObjectCaseSensitive(parent, token, copy);
+        else
+            cJSON_AddItemToObject(parent, token, copy);
+        return 0;
+    }
+    if (cJSON_IsArray(parent)) {
+        int size = cJSON_GetArraySize(parent);
+        if (strcmp(token, "-") == 0 || atoi(token) == size) {
+            cJSON_AddItemToArray(parent, copy);
+            return 0;
+        }
+        if (atoi(token) >= 0 && atoi(token) < size) {
+            cJSON_InsertItemInArray(parent, atoi(token), copy);
+            return 0;
+        }
+    }
+    cJSON_Delete(copy);
+    snprintf(err, errlen, "path \"%s\": cannot add to %s", path,
+             cJSON_IsArray(parent) ? "that array index" : "a scalar");
+    return -1;
+}
+
+int
+patch_apply(cJSON *doc, const cJSON *ops, char *err, size_t errlen)
+{
+    const cJSON *op;
+    cJSON_ArrayForEach(op, ops)
+    {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(op, "op");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(op, "path");
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
+        if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "add") != 0) {
+            snprintf(err, errlen, "only \"add\" operations are supported");
+            return -1;
+        }
+        if (!cJSON_IsString(path) || value == NULL) {
+            snprintf(err, errlen, "an \"add\" operation needs a path and a value");
+            return -1;
+        }
+        if (apply_add(doc, path->valuestring, value, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}

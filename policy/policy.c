@@ -1,0 +1,822 @@
+// SPDX-License-Identifier: Apache-2.0
+// The protection policy: YAML loading through libyaml, shape checks driven by tables of allowed
+// keys, semantic checks, and the reference-counted object the server swaps on reload.
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <openssl/evp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "policy/xalloc.h"
+
+const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtection",
+                                                                "pointInTimeRecovery"};
+
+#define POLICY_MAX_FILE (4u << 20)
+// Aliases make a YAML tree a graph; walking it is bounded so "billion laughs" cannot stall a load.
+#define POLICY_MAX_VISITS 200000
+
+struct policy {
+    atomic_uint refs;
+    struct policy_spec spec;
+    char sha256[65];
+};
+
+// ---- The shape tables -------------------------------------------------------------------------
+
+enum ftype { F_STR, F_BOOL, F_STRLIST, F_MAP, F_MAPLIST, F_ANYMAP };
+
+struct field {
+    const char *key;
+    enum ftype type;
+    bool required;
+};
+
+static const char *const FTYPE_NAMES[] = {
+    [F_STR] = "a string",
+    [F_BOOL] = "a boolean (true or false)",
+    [F_STRLIST] = "a list of strings",
+    [F_MAP] = "a mapping",
+    [F_MAPLIST] = "a list of mappings",
+    [F_ANYMAP] = "a mapping",
+};
+
+enum { R_APIVERSION, R_KIND, R_METADATA, R_SPEC, R_N };
+static const struct field ROOT_FIELDS[R_N] = {
+    {"apiVersion", F_STR, true},
+    {"kind", F_STR, true},
+    {"metadata", F_MAP, true},
+    {"spec", F_MAP, true},
+};
+
+enum { M_NAME, M_LABELS, M_ANNOTATIONS, M_N };
+static const struct field META_FIELDS[M_N] = {
+    {"name", F_STR, true}, {"labels", F_ANYMAP, false}, {"annotations", F_ANYMAP, false}};
+
+enum { S_COMPONENTS, S_TRAIT, S_EXCLUDE, S_RULES, S_N };
+static const struct field SPEC_FIELDS[S_N] = {
+    {"components", F_MAP, false},
+    {"trait", F_MAP, false},
+    {"exclude", F_MAP, false},
+    {"rules", F_MAPLIST, false},
+};
+
+enum { C_TYPES, C_TABLENAMEFROM, C_N };
+static const struct field COMPONENTS_FIELDS[C_N] = {{"types", F_STRLIST, false},
+                                                    {"tableNameFrom", F_STR, false}};
+
+enum { T_TYPE, T_DEFAULTS, T_N };
+static const struct field TRAIT_FIELDS[T_N] = {{"type", F_STR, false}, {"defaults", F_MAP, false}};
+
+// Indexed by enum policy_setting.
+static const struct field SETTING_FIELDS[POLICY_SETTING_COUNT] = {
+    {"deletionProtection", F_BOOL, false}, {"pointInTimeRecovery", F_BOOL, false}};
+
+enum { X_NAMESPACES, X_USERS, X_GROUPS, X_N };
+static const struct field EXCLUDE_FIELDS[X_N] = {
+    {"namespaces", F_STRLIST, false}, {"users", F_STRLIST, false}, {"groups", F_STRLIST, false}};
+
+enum { U_NAME, U_TABLES, U_NAMESPACES, U_REQUIRE, U_ACTION, U_MESSAGE, U_DESCRIPTION, U_N };
+static const struct field RULE_FIELDS[U_N] = {
+    {"name", F_STR, true},         {"tables", F_STRLIST, true}, {"namespaces", F_STRLIST, false},
+    {"require", F_MAP, true},      {"action", F_STR, false},    {"message", F_STR, false},
+    {"description", F_STR, false},
+};
+
+static const char *const ACTION_NAMES[] = {
+    [POLICY_DENY] = "deny", [POLICY_WARN] = "warn", [POLICY_AUDIT] = "audit"};
+
+static const char *const PLACEHOLDERS[] = {"application", "namespace", "component",
+                                           "table",       "rule",      "pattern"};
+
+// ---- Load context ----------------------------------------------------------------------------
+
+struct ctx {
+    yaml_document_t *doc;
+    const char *file;
+    struct diag *diags;
+    size_t errors;
+    size_t visits;
+};
+
+static void err_at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+err_at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_add(c->diags, c->file, n->start_mark.line + 1, n->start_mark.column + 1, "%s", msg);
+    c->errors++;
+}
+
+static yaml_node_t *
+node(struct ctx *c, int id)
+{
+    c->visits++;
+    return yaml_document_get_node(c->doc, id);
+}
+
+static const char *
+scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static const char *
+node_kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+static bool
+plain(const yaml_node_t *n)
+{
+    return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+static bool
+is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || !plain(n))
+        return false;
+    const char *s = scalar(n);
+    return *s == '\0' || strcmp(s, "~") == 0 || strcasecmp(s, "null") == 0;
+}
+
+// Parses a YAML 1.2 core-schema boolean; only plain scalars count (a quoted "true" is a string).
+static int
+as_bool(const yaml_node_t *n, bool *out)
+{
+    if (n->type != YAML_SCALAR_NODE || !plain(n))
+        return -1;
+    const char *s = scalar(n);
+    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0) {
+        *out = false;
+        return 0;
+    }
+    return -1;
+}
+
+static size_t
+edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static const char *
+suggest(const char *key, const struct field *fields, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = strcasecmp(key, fields[i].key) == 0 ? 0 : edit_distance(key, fields[i].key);
+        if (d < best_d) {
+            best_d = d;
+            best = fields[i].key;
+        }
+    }
+    return best;
+}
+
+static bool
+type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t)
+{
+    bool b;
+    switch (t) {
+    case F_STR:
+        return v->type == YAML_SCALAR_NODE && !is_null(v);
+    case F_BOOL:
+        return as_bool(v, &b) == 0;
+    case F_MAP:
+    case F_ANYMAP:
+        return v->type == YAML_MAPPING_NODE;
+    case F_STRLIST:
+    case F_MAPLIST:
+        if (v->type != YAML_SEQUENCE_NODE)
+            return false;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            const yaml_node_t *item = node(c, *it);
+            bool ok = t == F_STRLIST ? item->type == YAML_SCALAR_NODE && !is_null(item)
+                                     : item->type == YAML_MAPPING_NODE;
+            if (!ok) {
+                err_at(c, item, "%s: expected %s, got %s", "list item",
+                       t == F_STRLIST ? "a string" : "a mapping", node_kind(item));
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+// Checks one mapping against its table: unknown keys (with a suggestion), duplicate keys, wrong
+// types and missing required keys are reported; found[i] receives the value node of fields[i].
+static void
+check_map(struct ctx *c, const yaml_node_t *map, const char *what, const struct field *fields,
+          size_t n, const yaml_node_t **found)
+{
+    for (size_t i = 0; i < n; i++)
+        found[i] = NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        if (k->type != YAML_SCALAR_NODE) {
+            err_at(c, k, "%s: keys must be strings, got %s", what, node_kind(k));
+            continue;
+        }
+        size_t i = 0;
+        while (i < n && strcmp(fields[i].key, scalar(k)) != 0)
+            i++;
+        if (i == n) {
+            const char *s = suggest(scalar(k), fields, n);
+            if (s != NULL)
+                err_at(c, k, "%s: unknown key \"%s\" (did you mean \"%s\"?)", what, scalar(k), s);
+            else
+                err_at(c, k, "%s: unknown key \"%s\"", what, scalar(k));
+            continue;
+        }
+        if (found[i] != NULL) {
+            err_at(c, k, "%s: duplicate key \"%s\"", what, scalar(k));
+            continue;
+        }
+        if (!type_ok(c, v, fields[i].type)) {
+            const char *got = v->type == YAML_SCALAR_NODE && !plain(v) ? "a quoted string"
+                              : is_null(v)                             ? "null"
+                                                                       : node_kind(v);
+            if (v->type == YAML_SCALAR_NODE && plain(v) && !is_null(v))
+                err_at(c, v, "%s: \"%s\" must be %s, got \"%s\"", what, fields[i].key,
+                       FTYPE_NAMES[fields[i].type], scalar(v));
+            else
+                err_at(c, v, "%s: \"%s\" must be %s, got %s", what, fields[i].key,
+                       FTYPE_NAMES[fields[i].type], got);
+            continue;
+        }
+        found[i] = v;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].required && found[i] == NULL) {
+            bool present = false;
+            for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+                 p < map->data.mapping.pairs.top; p++) {
+                const yaml_node_t *k = node(c, p->key);
+                if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), fields[i].key) == 0)
+                    present = true;
+            }
+            if (!present)
+                err_at(c, map, "%s: missing required key \"%s\"", what, fields[i].key);
+        }
+    }
+}
+
+// ---- Semantic checks -------------------------------------------------------------------------
+
+// fnmatch accepts any string; a glob that cannot mean what its author wanted is refused here.
+static const char *
+glob_problem(const char *g)
+{
+    if (*g == '\0')
+        return "is empty";
+    for (const char *p = g; *p; p++) {
+        if (*p == '\\') {
+            if (p[1] == '\0')
+                return "ends with a lone backslash";
+            p++;
+        } else if (*p == '[') {
+            const char *q = p + 1;
+            if (*q == '!' || *q == '^')
+                q++;
+            if (*q == ']')
+                q++;
+            while (*q && *q != ']')
+                q++;
+            if (*q != ']')
+                return "has an unclosed \"[\"";
+            p = q;
+        }
+    }
+    return NULL;
+}
+
+static struct policy_globs
+globs_from(struct ctx *c, const yaml_node_t *seq, const char *what)
+{
+    struct policy_globs g = {0};
+    if (seq == NULL)
+        return g;
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    g.items = xcalloc(n, sizeof *g.items);
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *item = node(c, *it);
+        if (item->type != YAML_SCALAR_NODE || is_null(item))
+            continue; // reported by the shape check
+        const char *problem = glob_problem(scalar(item));
+        if (problem != NULL)
+            err_at(c, item, "%s: pattern \"%s\" %s", what, scalar(item), problem);
+        g.items[g.count++] = xstrdup(scalar(item));
+    }
+    return g;
+}
+
+static struct policy_globs
+globs_of(const char *const *items, size_t n)
+{
+    struct policy_globs g = {xcalloc(n, sizeof(char *)), n};
+    for (size_t i = 0; i < n; i++)
+        g.items[i] = xstrdup(items[i]);
+    return g;
+}
+
+static void
+globs_free(struct policy_globs *g)
+{
+    for (size_t i = 0; i < g->count; i++)
+        free(g->items[i]);
+    free(g->items);
+}
+
+static void
+check_template(struct ctx *c, const yaml_node_t *n, const char *what)
+{
+    const char *s = scalar(n);
+    for (const char *p = strchr(s, '{'); p != NULL; p = strchr(p + 1, '{')) {
+        const char *end = strchr(p, '}');
+        if (end == NULL) {
+            err_at(c, n, "%s: unclosed \"{\" in message", what);
+            return;
+        }
+        size_t len = (size_t)(end - p - 1), i = 0;
+        size_t np = sizeof PLACEHOLDERS / sizeof *PLACEHOLDERS;
+        while (i < np &&
+               !(strlen(PLACEHOLDERS[i]) == len && strncmp(PLACEHOLDERS[i], p + 1, len) == 0))
+            i++;
+        if (i == np)
+            err_at(c, n,
+                   "%s: unknown placeholder \"{%.*s}\" in message (expected one of {application} "
+                   "{namespace} {component} {table} {rule} {pattern})",
+                   what, (int)len, p + 1);
+    }
+}
+
+static void
+load_settings(struct ctx *c, const yaml_node_t *map, const char *what, int *out)
+{
+    const yaml_node_t *found[POLICY_SETTING_COUNT];
+    check_map(c, map, what, SETTING_FIELDS, POLICY_SETTING_COUNT, found);
+    for (int s = 0; s < POLICY_SETTING_COUNT; s++) {
+        bool b;
+        if (found[s] != NULL && as_bool(found[s], &b) == 0)
+            out[s] = b;
+    }
+}
+
+static void
+load_rule(struct ctx *c, const yaml_node_t *map, size_t index, struct policy_rule *r)
+{
+    char what[160];
+    const yaml_node_t *f[U_N];
+    snprintf(what, sizeof what, "rules[%zu]", index);
+    check_map(c, map, what, RULE_FIELDS, U_N, f);
+    if (f[U_NAME] != NULL) {
+        r->name = xstrdup(scalar(f[U_NAME]));
+        snprintf(what, sizeof what, "rule \"%.120s\"", r->name);
+    } else {
+        r->name = xasprintf("rules[%zu]", index);
+    }
+    r->tables = globs_from(c, f[U_TABLES], what);
+    if (f[U_TABLES] != NULL && r->tables.count == 0)
+        err_at(c, f[U_TABLES], "%s: \"tables\" must name at least one pattern", what);
+    if (f[U_NAMESPACES] != NULL) {
+        r->namespaces = globs_from(c, f[U_NAMESPACES], what);
+    } else {
+        static const char *const all[] = {"*"};
+        r->namespaces = globs_of(all, 1);
+    }
+    for (int s = 0; s < POLICY_SETTING_COUNT; s++)
+        r->require[s] = -1;
+    if (f[U_REQUIRE] != NULL) {
+        char rwhat[200];
+        snprintf(rwhat, sizeof rwhat, "%s require", what);
+        load_settings(c, f[U_REQUIRE], rwhat, r->require);
+        bool any = false;
+        for (int s = 0; s < POLICY_SETTING_COUNT; s++)
+            any |= r->require[s] >= 0;
+        if (!any && f[U_REQUIRE]->data.mapping.pairs.top == f[U_REQUIRE]->data.mapping.pairs.start)
+            err_at(c, f[U_REQUIRE],
+                   "%s: \"require\" names nothing to require (expected deletionProtection and/or "
+                   "pointInTimeRecovery)",
+                   what);
+    }
+    r->action = POLICY_DENY;
+    if (f[U_ACTION] != NULL) {
+        const char *a = scalar(f[U_ACTION]);
+        size_t i = 0;
+        while (i < 3 && strcmp(a, ACTION_NAMES[i]) != 0)
+            i++;
+        if (i == 3)
+            err_at(c, f[U_ACTION], "%s: unknown action \"%s\" (expected deny, warn or audit)", what,
+                   a);
+        else
+            r->action = (enum policy_action)i;
+    }
+    if (f[U_MESSAGE] != NULL) {
+        check_template(c, f[U_MESSAGE], what);
+        r->message = xstrdup(scalar(f[U_MESSAGE]));
+    }
+}
+
+static void
+load_table_name_from(struct ctx *c, const yaml_node_t *n, struct policy_spec *s)
+{
+    const char *path = n ? scalar(n) : "properties.tableName";
+    s->table_name_from = xstrdup(path);
+    size_t depth = 1;
+    for (const char *p = path; *p; p++)
+        depth += *p == '.';
+    s->table_name_path = xcalloc(depth, sizeof(char *));
+    const char *seg = path;
+    for (size_t i = 0; i < depth; i++) {
+        const char *dot = strchr(seg, '.');
+        size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (len == 0 && n != NULL) {
+            err_at(c, n, "components: \"tableNameFrom\" \"%s\" has an empty path segment", path);
+        }
+        s->table_name_path[i] = xstrndup(seg, len);
+        seg = dot ? dot + 1 : seg + len;
+    }
+    s->table_name_depth = depth;
+}
+
+static void
+load_spec(struct ctx *c, const yaml_node_t *spec, struct policy_spec *s)
+{
+    const yaml_node_t *f[S_N];
+    check_map(c, spec, "spec", SPEC_FIELDS, S_N, f);
+
+    const yaml_node_t *cf[C_N] = {0};
+    if (f[S_COMPONENTS] != NULL)
+        check_map(c, f[S_COMPONENTS], "components", COMPONENTS_FIELDS, C_N, cf);
+    if (cf[C_TYPES] != NULL) {
+        s->component_types = globs_from(c, cf[C_TYPES], "components");
+        if (s->component_types.count == 0)
+            err_at(c, cf[C_TYPES], "components: \"types\" must name at least one component type");
+    } else {
+        static const char *const types[] = {"aws-dynamodb-kro"};
+        s->component_types = globs_of(types, 1);
+    }
+    load_table_name_from(c, cf[C_TABLENAMEFROM], s);
+
+    const yaml_node_t *tf[T_N] = {0};
+    if (f[S_TRAIT] != NULL)
+        check_map(c, f[S_TRAIT], "trait", TRAIT_FIELDS, T_N, tf);
+    s->trait_type = xstrdup(tf[T_TYPE] ? scalar(tf[T_TYPE]) : "dynamodb-protection-kro");
+    int defaults[POLICY_SETTING_COUNT] = {1, 1};
+    if (tf[T_DEFAULTS] != NULL)
+        load_settings(c, tf[T_DEFAULTS], "trait defaults", defaults);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        s->defaults[i] = defaults[i] == 1;
+
+    const yaml_node_t *xf[X_N] = {0};
+    if (f[S_EXCLUDE] != NULL)
+        check_map(c, f[S_EXCLUDE], "exclude", EXCLUDE_FIELDS, X_N, xf);
+    s->exclude_namespaces = globs_from(c, xf[X_NAMESPACES], "exclude");
+    s->exclude_users = globs_from(c, xf[X_USERS], "exclude");
+    s->exclude_groups = globs_from(c, xf[X_GROUPS], "exclude");
+
+    if (f[S_RULES] == NULL)
+        return;
+    const yaml_node_t *rules = f[S_RULES];
+    size_t n = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
+    s->rules = xcalloc(n, sizeof *s->rules);
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = node(c, rules->data.sequence.items.start[i]);
+        if (item->type != YAML_MAPPING_NODE)
+            continue; // reported by the shape check
+        struct policy_rule *r = &s->rules[s->rule_count++];
+        load_rule(c, item, i, r);
+        for (size_t j = 0; j + 1 < s->rule_count; j++) {
+            if (strcmp(s->rules[j].name, r->name) == 0) {
+                err_at(c, item, "rule \"%s\": duplicate rule name (rule names must be unique)",
+                       r->name);
+                break;
+            }
+        }
+    }
+}
+
+static void
+load_root(struct ctx *c, const yaml_node_t *root, struct policy_spec *s)
+{
+    if (root->type != YAML_MAPPING_NODE) {
+        err_at(c, root,
+               "policy: expected a mapping with apiVersion, kind, metadata and spec, got %s",
+               node_kind(root));
+        return;
+    }
+    const yaml_node_t *f[R_N];
+    check_map(c, root, "policy", ROOT_FIELDS, R_N, f);
+    if (f[R_APIVERSION] != NULL && strcmp(scalar(f[R_APIVERSION]), "tableguard.io/v1") != 0)
+        err_at(c, f[R_APIVERSION],
+               "policy: unsupported apiVersion \"%s\" (expected \"tableguard.io/v1\")",
+               scalar(f[R_APIVERSION]));
+    if (f[R_KIND] != NULL && strcmp(scalar(f[R_KIND]), "ProtectionPolicy") != 0)
+        err_at(c, f[R_KIND], "policy: unsupported kind \"%s\" (expected \"ProtectionPolicy\")",
+               scalar(f[R_KIND]));
+    if (f[R_METADATA] != NULL) {
+        const yaml_node_t *mf[M_N];
+        check_map(c, f[R_METADATA], "metadata", META_FIELDS, M_N, mf);
+        if (mf[M_NAME] != NULL)
+            s->name = xstrdup(scalar(mf[M_NAME]));
+    }
+    if (f[R_SPEC] != NULL)
+        load_spec(c, f[R_SPEC], s);
+    else
+        load_table_name_from(c, NULL, s);
+}
+
+// ---- Object lifetime ---------------------------------------------------------------------------
+
+static void
+spec_free(struct policy_spec *s)
+{
+    free(s->name);
+    globs_free(&s->component_types);
+    for (size_t i = 0; i < s->table_name_depth; i++)
+        free(s->table_name_path[i]);
+    free(s->table_name_path);
+    free(s->table_name_from);
+    free(s->trait_type);
+    globs_free(&s->exclude_namespaces);
+    globs_free(&s->exclude_users);
+    globs_free(&s->exclude_groups);
+    for (size_t i = 0; i < s->rule_count; i++) {
+        struct policy_rule *r = &s->rules[i];
+        free(r->name);
+        globs_free(&r->tables);
+        globs_free(&r->namespaces);
+        free(r->message);
+    }
+    free(s->rules);
+}
+
+void
+policy_digest(const char *buf, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        mdlen = 0;
+    for (unsigned i = 0; i < mdlen && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[mdlen ? 64 : 0] = '\0';
+}
+
+struct policy *
+policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *diags)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        diag_add(diags, file, 0, 0, "cannot initialise the YAML parser");
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        const char *ctx = parser.context ? parser.context : "";
+        diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                 "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown problem",
+                 *ctx ? " " : "", ctx);
+        yaml_parser_delete(&parser);
+        return NULL;
+    }
+
+    struct ctx c = {.doc = &doc, .file = file, .diags = diags};
+    struct policy *p = xcalloc(1, sizeof *p);
+    atomic_init(&p->refs, 1);
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root == NULL || is_null(root)) {
+        diag_add(diags, file, 0, 0, "empty policy file (expected a ProtectionPolicy document)");
+        c.errors++;
+        load_table_name_from(&c, NULL, &p->spec);
+    } else {
+        load_root(&c, root, &p->spec);
+        yaml_document_t next;
+        if (yaml_parser_load(&parser, &next)) {
+            yaml_node_t *extra = yaml_document_get_root_node(&next);
+            if (extra != NULL) {
+                diag_add(diags, file, extra->start_mark.line + 1, extra->start_mark.column + 1,
+                         "policy: a second YAML document; a policy file holds exactly one");
+                c.errors++;
+            }
+            yaml_document_delete(&next);
+        }
+    }
+    if (c.visits > POLICY_MAX_VISITS) {
+        diag_add(diags, file, 0, 0, "policy: too many nodes after expanding aliases (limit %d)",
+                 POLICY_MAX_VISITS);
+        c.errors++;
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (c.errors > 0) {
+        policy_unref(p);
+        return NULL;
+    }
+    policy_digest(buf, len, p->sha256);
+    return p;
+}
+
+char *
+policy_read_file(const char *path, size_t *len, struct diag *diags)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        diag_add(diags, path, 0, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    char *buf = xmalloc(POLICY_MAX_FILE + 1);
+    *len = fread(buf, 1, POLICY_MAX_FILE + 1, f);
+    bool bad = ferror(f);
+    int saved = errno;
+    fclose(f);
+    if (bad)
+        diag_add(diags, path, 0, 0, "cannot read: %s", strerror(saved));
+    else if (*len > POLICY_MAX_FILE)
+        diag_add(diags, path, 0, 0, "file is larger than %u bytes", POLICY_MAX_FILE);
+    if (bad || *len > POLICY_MAX_FILE) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+struct policy *
+policy_load_file(const char *path, struct diag *diags)
+{
+    size_t len;
+    char *buf = policy_read_file(path, &len, diags);
+    if (buf == NULL)
+        return NULL;
+    struct policy *p = policy_load_buffer(buf, len, path, diags);
+    free(buf);
+    return p;
+}
+
+struct policy *
+policy_ref(struct policy *p)
+{
+    if (p != NULL)
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return p;
+}
+
+void
+policy_unref(struct policy *p)
+{
+    if (p == NULL || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    spec_free(&p->spec);
+    free(p);
+}
+
+const struct policy_spec *
+policy_spec(const struct policy *p)
+{
+    return &p->spec;
+}
+
+const char *
+policy_sha256(const struct policy *p)
+{
+    return p->sha256;
+}
+
+const char *
+policy_action_name(enum policy_action a)
+{
+    return ACTION_NAMES[a];
+}
+
+bool
+policy_globs_match(const struct policy_globs *g, const char *s)
+{
+    for (size_t i = 0; i < g->count; i++)
+        if (fnmatch(g->items[i], s, FNM_CASEFOLD) == 0)
+            return true;
+    return false;
+}
+
+// ---- Printing --------------------------------------------------------------------------------
+
+static void
+print_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void
+print_globs(FILE *out, const char *indent, const char *key, const struct policy_globs *g)
+{
+    fprintf(out, "%s%s: [", indent, key);
+    for (size_t i = 0; i < g->count; i++) {
+        if (i > 0)
+            fputs(", ", out);
+        print_str(out, g->items[i]);
+    }
+    fputs("]\n", out);
+}
+
+void
+policy_print(const struct policy *p, FILE *out)
+{
+    const struct policy_spec *s = &p->spec;
+    fputs("apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata:\n  name: ", out);
+    print_str(out, s->name);
+    fprintf(out, "\n  # sha256: %s\nspec:\n  components:\n", p->sha256);
+    print_globs(out, "    ", "types", &s->component_types);
+    fputs("    tableNameFrom: ", out);
+    print_str(out, s->table_name_from);
+    fputs("\n  trait:\n    type: ", out);
+    print_str(out, s->trait_type);
+    fputs("\n    defaults:\n", out);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        fprintf(out, "      %s: %s\n", POLICY_SETTING_NAMES[i], s->defaults[i] ? "true" : "false");
+    fputs("  exclude:\n", out);
+    print_globs(out, "    ", "namespaces", &s->exclude_namespaces);
+    print_globs(out, "    ", "users", &s->exclude_users);
+    print_globs(out, "    ", "groups", &s->exclude_groups);
+    fputs(s->rule_count ? "  rules:\n" : "  rules: []\n", out);
+    for (size_t i = 0; i < s->rule_count; i++) {
+        const struct policy_rule *r = &s->rules[i];
+        fputs("    - name: ", out);
+        print_str(out, r->name);
+        fputc('\n', out);
+        print_globs(out, "      ", "tables", &r->tables);
+        print_globs(out, "      ", "namespaces", &r->namespaces);
+        fputs("      require:\n", out);
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+            if (r->require[k] >= 0)
+                fprintf(out, "        %s: %s\n", POLICY_SETTING_NAMES[k],
+                        r->require[k] ? "true" : "false");
+        fprintf(out, "      action: %s\n", ACTION_NAMES[r->action]);
+        if (r->message != NULL) {
+            fputs("      message: ", out);
+            print_str(out, r->message);
+            fputc('\n', out);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+// The protection policy: loaded from YAML with libyaml, checked against a shape table, shared by
+// reference count so a reload can swap it while requests finish on the one they started with.
+//
+// Ownership: policy_load* return a policy holding one reference; policy_ref adds one and
+// policy_unref drops one (freeing at zero). The spec returned by policy_spec lives as long as the
+// policy. policy_unref(NULL) is a no-op.
+#ifndef TABLEGUARD_POLICY_H
+#define TABLEGUARD_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "policy/diag.h"
+
+enum policy_action { POLICY_DENY, POLICY_WARN, POLICY_AUDIT };
+
+// The protection settings a trait carries, in the order of POLICY_SETTING_NAMES.
+enum policy_setting { POLICY_DELETION_PROTECTION, POLICY_PITR, POLICY_SETTING_COUNT };
+
+// Trait property names: "deletionProtection", "pointInTimeRecovery".
+extern const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT];
+
+struct policy_globs {
+    char **items;
+    size_t count;
+};
+
+struct policy_rule {
+    char *name;
+    struct policy_globs tables;        // fnmatch globs on the table name, case-insensitive
+    struct policy_globs namespaces;    // fnmatch globs on the namespace; ["*"] when not given
+    int require[POLICY_SETTING_COUNT]; // -1: not required; 0 or 1: the value required
+    enum policy_action action;
+    char *message; // template, or NULL for the built-in message
+};
+
+// The policy as callers read it: every default filled in.
+struct policy_spec {
+    char *name;
+    struct policy_globs component_types;
+    char **table_name_path; // dotted path under the component, e.g. {"properties","tableName"}
+    size_t table_name_depth;
+    char *table_name_from; // the same path as written
+    char *trait_type;
+    bool defaults[POLICY_SETTING_COUNT];
+    struct policy_globs exclude_namespaces, exclude_users, exclude_groups;
+    struct policy_rule *rules;
+    size_t rule_count;
+};
+
+struct policy;
+
+// Loads a policy document from a buffer; `file` names it in diagnostics. On any error returns
+// NULL and adds every problem found (one pass) to `diags` as "file:line:col: message".
+struct policy *policy_load_buffer(const char *buf, size_t len, const char *file,
+                                  struct diag *diags);
+
+// Reads the file at `path` (at most 4 MiB) into a malloc'd buffer the caller frees; NULL with a
+// diagnostic when it cannot.
+char *policy_read_file(const char *path, size_t *len, struct diag *diags);
+
+// Reads and loads the file at `path`.
+struct policy *policy_load_file(const char *path, struct diag *diags);
+
+struct policy *policy_ref(struct policy *p);
+void policy_unref(struct policy *p);
+
+const struct policy_spec *policy_spec(const struct policy *p);
+// Lower-case hex SHA-256 of the policy file's bytes (64 characters).
+const char *policy_sha256(const struct policy *p);
+// The same digest of any buffer, written to out (65 bytes with the NUL).
+void policy_digest(const char *buf, size_t len, char out[65]);
+const char *policy_action_name(enum policy_action a);
+
+// Case-insensitive glob match of `s` against any of `g`.
+bool policy_globs_match(const struct policy_globs *g, const char *s);
+
+// Writes the normalised policy, defaults filled in, as YAML.
+void policy_print(const struct policy *p, FILE *out);
+
+#endif

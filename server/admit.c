@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// One admission request from body to answer, and the audit record of the decision.
+#include "server/admit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/eval.h"
+#include "policy/xalloc.h"
+#include "server/review.h"
+
+const char *
+admit_webhook_name(enum admit_webhook w)
+{
+    return w == ADMIT_MUTATE ? "mutate" : "validate";
+}
+
+static const char *
+static_operation(const char *op)
+{
+    static const char *const ops[] = {"CREATE", "UPDATE", "DELETE", "CONNECT"};
+    for (size_t i = 0; i < 4; i++)
+        if (op != NULL && strcmp(op, ops[i]) == 0)
+            return ops[i];
+    return "unknown";
+}
+
+static cJSON *
+build_record(const struct policy *p, enum admit_webhook w, const struct review_request *req,
+             const struct eval_result *ev, const char *decision)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "uid", req->uid);
+    cJSON_AddStringToObject(r, "webhook", admit_webhook_name(w));
+    cJSON_AddStringToObject(r, "operation", req->operation);
+    cJSON_AddBoolToObject(r, "dryRun", req->dry_run);
+    cJSON *user = cJSON_AddObjectToObject(r, "user");
+    cJSON_AddStringToObject(user, "username", req->username);
+    cJSON *groups = cJSON_AddArrayToObject(user, "groups");
+    for (size_t i = 0; i < req->group_count; i++)
+        cJSON_AddItemToArray(groups, cJSON_CreateString(req->groups[i]));
+    const char *name = req->name;
+    if (name[0] == '\0') {
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(req->object, "metadata");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(meta, "name");
+        if (cJSON_IsString(n))
+            name = n->valuestring;
+    }
+    cJSON *res = cJSON_AddObjectToObject(r, "resource");
+    cJSON_AddStringToObject(res, "group", req->group);
+    cJSON_AddStringToObject(res, "version", req->version);
+    cJSON_AddStringToObject(res, "resource", req->resource);
+    cJSON_AddStringToObject(res, "namespace", req->namespace);
+    cJSON_AddStringToObject(res, "name", name);
+    cJSON_AddStringToObject(r, "decision", decision);
+    cJSON_AddNumberToObject(r, "code", strcmp(decision, "deny") == 0 ? 403 : 200);
+    if (ev->skip != EVAL_EVALUATED)
+        cJSON_AddStringToObject(r, "skipped", eval_skip_name(ev->skip));
+    cJSON *rules = cJSON_AddArrayToObject(r, "rules");
+    for (size_t i = 0; i < ev->finding_count; i++) {
+        const struct eval_finding *f = &ev->findings[i];
+        cJSON *hit = cJSON_CreateObject();
+        cJSON_AddStringToObject(hit, "name", f->rule->name);
+        cJSON_AddStringToObject(hit, "action", policy_action_name(f->rule->action));
+        cJSON_AddStringToObject(hit, "component", f->component);
+        cJSON_AddStringToObject(hit, "table", f->table);
+        cJSON_AddStringToObject(hit, "message", f->message);
+        cJSON_AddItemToArray(rules, hit);
+    }
+    cJSON_AddItemToObject(r, "patch",
+                          ev->patch ? cJSON_Duplicate(ev->patch, 1) : cJSON_CreateArray());
+    cJSON *pol = cJSON_AddObjectToObject(r, "policy");
+    cJSON_AddStringToObject(pol, "name", policy_spec(p)->name);
+    cJSON_AddStringToObject(pol, "sha256", policy_sha256(p));
+    return r;
+}
+
+// The distinct names of the rules that fired, comma separated, for auditAnnotations.
+static char *
+rule_names(const struct eval_result *ev)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    for (size_t i = 0; i < ev->finding_count; i++) {
+        const char *name = ev->findings[i].rule->name;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = ev->findings[j].rule == ev->findings[i].rule;
+        if (!seen)
+            fprintf(f, "%s%s", len || ftell(f) ? "," : "", name);
+    }
+    fclose(f);
+    return buf;
+}
+
+void
+admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
+             struct admit_result *res)
+{
+    memset(res, 0, sizeof *res);
+    struct review_request req;
+    char err[160];
+    if (review_decode(body, len, &req, err, sizeof err) != 0) {
+        res->status = 400;
+        res->decision = "invalid";
+        res->operation = static_operation(req.operation);
+        res->body = review_error_body(err, &res->body_len);
+        review_request_free(&req);
+        return;
+    }
+    res->operation = static_operation(req.operation);
+    struct eval_input in = {req.object, req.namespace, req.username, req.groups, req.group_count};
+    struct eval_result ev;
+    // DELETE carries no object to protect; CONNECT is not an object write.
+    bool writes = strcmp(req.operation, "CREATE") == 0 || strcmp(req.operation, "UPDATE") == 0;
+    if (!writes) {
+        memset(&ev, 0, sizeof ev);
+        ev.skip = EVAL_NOT_APPLICATION;
+    } else if (w == ADMIT_MUTATE) {
+        eval_mutate(p, &in, &ev);
+    } else {
+        eval_validate(p, &in, &ev);
+    }
+
+    const char *decision = ev.denied ? "deny" : ev.patch ? "patch" : "allow";
+    char *rules = rule_names(&ev);
+    struct review_response out = {
+        .uid = req.uid,
+        .allowed = !ev.denied,
+        .patch = w == ADMIT_MUTATE ? ev.patch : NULL,
+        .message = ev.deny_message,
+        .warnings = ev.warnings,
+        .warning_count = ev.warning_count,
+        .audit_decision = decision,
+        .audit_rules = rules,
+    };
+    res->status = 200;
+    res->decision = decision;
+    res->body = review_encode(&out, &res->body_len);
+    res->record = build_record(p, w, &req, &ev, decision);
+    free(rules);
+    eval_result_free(&ev);
+    review_request_free(&req);
+}
+
+void
+admit_fail(struct admit_result *res, int status, const char *message)
+{
+    free(res->body);
+    res->status = status;
+    res->body = review_error_body(message, &res->body_len);
+    if (res->record != NULL) {
+        cJSON_ReplaceItemInObjectCaseSensitive(res->record, "code", cJSON_CreateNumber(status));
+        cJSON_AddStringToObject(res->record, "error", message);
+    }
+}
+
+void
+admit_result_free(struct admit_result *res)
+{
+    if (res == NULL)
+        return;
+    free(res->body);
+    cJSON_Delete(res->record);
+    memset(res, 0, sizeof *res);
+}

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// One admission request from body to answer: decode the review, evaluate it against a policy,
+// encode the response, and build the audit record. Shared by the server, the golden-case runner,
+// the fuzzers and the benchmarks; it does no I/O.
+#ifndef TABLEGUARD_ADMIT_H
+#define TABLEGUARD_ADMIT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "policy/policy.h"
+
+enum admit_webhook { ADMIT_MUTATE, ADMIT_VALIDATE };
+
+struct admit_result {
+    int status; // HTTP status: 200, or 400 for a body that is not a review
+    char *body; // the response body (JSON), owned
+    size_t body_len;
+    cJSON *record;         // the audit record for a 200, NULL for a 400; owned
+    const char *decision;  // "allow", "patch", "deny", or "invalid" (static)
+    const char *operation; // the request's operation, or "unknown" (static)
+};
+
+const char *admit_webhook_name(enum admit_webhook w);
+
+// Answers one request. Always fills `res` (free it with admit_result_free).
+void admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
+                  struct admit_result *res);
+
+// Replaces res's answer with an HTTP error of the given status and message; the record, if any,
+// is kept and marked with the error so the audit log says what the client received.
+void admit_fail(struct admit_result *res, int status, const char *message);
+
+void admit_result_free(struct admit_result *res);
+
+#endif

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: Apache-2.0
+// The HTTP edge: routes, the body cap, the answer of each admission request after its audit
+// record is written, /healthz and /readyz, /metrics, and the drain on shutdown.
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy/xalloc.h"
+#include "server/admit.h"
+#include "server/log.h"
+#include "server/review.h"
+
+struct http {
+    struct http_options opts;
+    struct http_deps deps;
+    struct MHD_Daemon *https, *plain;
+    atomic_bool draining;
+    atomic_int in_flight;
+    pthread_mutex_t detail_lock;
+    char *detail;
+};
+
+// Per-request state, from the first call of the handler to the completion notice.
+struct request {
+    enum route { R_MUTATE, R_VALIDATE, R_OTHER } route;
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool counted; // in the in-flight gauge
+    struct timespec start;
+};
+
+static double
+since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result
+send_body(struct http *h, struct MHD_Connection *c, unsigned status, const char *type, char *body,
+          size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+    // While draining, keep-alive connections are closed after their answer so clients move to
+    // replicas that stay.
+    if (atomic_load(&h->draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result
+send_error(struct http *h, struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    size_t len;
+    char *body = review_error_body(msg, &len);
+    return send_body(h, c, status, "application/json", body, len, MHD_RESPMEM_MUST_FREE);
+}
+
+static bool
+ready(struct http *h, char *why, size_t len)
+{
+    if (atomic_load(&h->draining)) {
+        snprintf(why, len, "draining");
+        return false;
+    }
+    void *p = holder_get(h->deps.policies);
+    if (p == NULL) {
+        snprintf(why, len, "no policy loaded");
+        return false;
+    }
+    policy_unref(p);
+    pthread_mutex_lock(&h->detail_lock);
+    snprintf(why, len, "%s", h->detail ? h->detail : "");
+    pthread_mutex_unlock(&h->detail_lock);
+    return true;
+}
+
+// /healthz: the process serves. /readyz: policy and certificate loaded, not draining; the body
+// carries the detail of a failed reload while the last good policy keeps serving.
+static enum MHD_Result
+health(struct http *h, struct MHD_Connection *c, const char *url)
+{
+    if (strcmp(url, "/healthz") == 0)
+        return send_body(h, c, 200, "text/plain", "ok\n", 3, MHD_RESPMEM_PERSISTENT);
+    char why[512];
+    bool ok = ready(h, why, sizeof why);
+    char *body = xasprintf("%s%s%s\n", ok ? "ok" : "not ready", why[0] ? ": " : "", why);
+    return send_body(h, c, ok ? 200 : 503, "text/plain", body, strlen(body), MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result
+admission(struct http *h, struct MHD_Connection *c, struct request *rq)
+{
+    enum admit_webhook w = rq->route == R_MUTATE ? ADMIT_MUTATE : ADMIT_VALIDATE;
+    struct policy *p = holder_get(h->deps.policies);
+    struct admit_result res;
+    admit_handle(p, w, rq->body ? rq->body : "", rq->len, &res);
+    if (res.status == 400)
+        metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
+    if (res.record != NULL && h->deps.audit != NULL) {
+        char err[256];
+        // The answer leaves only once its record is written.
+        if (audit_append(h->deps.audit, res.record, err, sizeof err) != 0) {
+            log_msg(LOGL_ERROR, "audit log write failed", "error", err, "uid",
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res.record, "uid")),
+                    NULL);
+            if (!h->opts.audit_fail_open) {
+                metrics_rejected(h->deps.metrics, METRICS_REJECT_AUDIT);
+                admit_fail(&res, 500, "the audit log cannot be written; refusing to answer");
+                res.decision = "error";
+            }
+        }
+    }
+    policy_unref(p);
+    metrics_observe(h->deps.metrics, w == ADMIT_VALIDATE, res.operation, res.decision,
+                    since(&rq->start));
+    enum MHD_Result ret = send_body(h, c, (unsigned)res.status, "application/json", res.body,
+                                    res.body_len, MHD_RESPMEM_MUST_FREE);
+    res.body = NULL; // libmicrohttpd frees it
+    admit_result_free(&res);
+    return ret;
+}
+
+static enum MHD_Result
+on_https(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+         const char *version, const char *data, size_t *data_size, void **con_cls)
+{
+    (void)version;
+    struct http *h = cls;
+    struct request *rq = *con_cls;
+    if (rq == NULL) {
+        rq = xcalloc(1, sizeof *rq);
+        *con_cls = rq;
+        clock_gettime(CLOCK_MONOTONIC, &rq->start);
+        rq->route = strcmp(url, "/mutate") == 0     ? R_MUTATE
+                    : strcmp(url, "/validate") == 0 ? R_VALIDATE
+                                                    : R_OTHER;
+        if (tls_verify_client(h->deps.tls, c) != 0) {
+            metrics_rejected(h->deps.metrics, METRICS_REJECT_CLIENT_CERT);
+            return send_error(h, c, 403, "a valid client certificate is required");
+        }
+        if (rq->route == R_OTHER) {
+            if (strcmp(method, "GET") == 0 &&
+                (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0))
+                return health(h, c, url);
+            metrics_rejected(h->deps.metrics, METRICS_REJECT_NOT_FOUND);
+            return send_error(h, c, 404,
+                              "not found: the endpoints are POST /mutate and "
+                              "POST /validate");
+        }
+        if (strcmp(method, "POST") != 0) {
+            metrics_rejected(h->deps.metrics, METRICS_REJECT_METHOD);
+            return send_error(h, c, 405, "method not allowed: use POST");
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl != NULL && strtoull(cl, NULL, 10) > h->opts.max_body) {
+            metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_TOO_LARGE);
+            return send_error(h, c, 413, "request body larger than the limit");
+        }
+        rq->counted = true;
+        atomic_fetch_add(&h->in_flight, 1);
+        metrics_in_flight(h->deps.metrics, 1);
+        return MHD_YES;
+    }
+    if (*data_size > 0) {
+        // A chunked body over the cap is read to its end and dropped, then answered 413.
+        if (!rq->too_large && rq->len + *data_size > h->opts.max_body) {
+            rq->too_large = true;
+            free(rq->body);
+            rq->body = NULL;
+            rq->len = rq->cap = 0;
+        }
+        if (!rq->too_large) {
+            if (rq->len + *data_size > rq->cap) {
+                rq->cap = rq->cap ? rq->cap * 2 : 16384;
+                while (rq->cap < rq->len + *data_size)
+                    rq->cap *= 2;
+                if (rq->cap > h->opts.max_body)
+                    rq->cap = h->opts.max_body;
+                rq->body = xrealloc(rq->body, rq->cap);
+            }
+            memcpy(rq->body + rq->len, data, *data_size);
+            rq->len += *data_size;
+        }
+        *data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->too_large) {
+        metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        return send_error(h, c, 413, "request body larger than the limit");
+    }
+    return admission(h, c, rq);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    struct http *h = cls;
+    struct request *rq = *con_cls;
+    if (rq == NULL)
+        return;
+    if (rq->counted) {
+        atomic_fetch_sub(&h->in_flight, 1);
+        metrics_in_flight(h->deps.metrics, -1);
+    }
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result
+on_plain(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+         const char *version, const char *data, size_t *data_size, void **con_cls)
+{
+    (void)version;
+    (void)data;
+    (void)data_size;
+    (void)con_cls;
+    struct http *h = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_error(h, c, 405, "method not allowed: use GET");
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+        return health(h, c, url);
+    if (strcmp(url, "/metrics") != 0)
+        return send_error(h, c, 404, "not found: the endpoints are /metrics, /healthz, /readyz");
+    struct metrics_gauges g = {0};
+    if (h->deps.audit != NULL)
+        audit_stats(h->deps.audit, &g.audit_records, &g.audit_errors);
+    g.cert_not_after = tls_not_after(h->deps.tls);
+    struct policy *p = holder_get(h->deps.policies);
+    g.policy_rules = p ? policy_spec(p)->rule_count : 0;
+    policy_unref(p);
+    size_t len = 0;
+    char *text = metrics_render(h->deps.metrics, &g, &len);
+    if (text == NULL)
+        return MHD_NO;
+    return send_body(h, c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len,
+                     MHD_RESPMEM_MUST_FREE);
+}
+
+static int
+parse_listen(const char *spec, struct sockaddr_storage *ss, bool *v6, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon[1] == '\0') {
+        snprintf(err, errlen, "listen address \"%s\" is not host:port", spec);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - spec);
+    if (hl >= sizeof host) {
+        snprintf(err, errlen, "listen address \"%s\" is too long", spec);
+        return -1;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen address \"%s\": %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOGL_DEBUG, "libmicrohttpd", "detail", msg, NULL);
+}
+
+struct http *
+http_start(const struct http_options *o, const struct http_deps *d, char *err, size_t errlen)
+{
+    struct http *h = xcalloc(1, sizeof *h);
+    h->opts = *o;
+    h->deps = *d;
+    pthread_mutex_init(&h->detail_lock, NULL);
+    struct sockaddr_storage ss;
+    bool v6;
+    if (parse_listen(o->listen, &ss, &v6, err, errlen) != 0)
+        goto fail;
+
+    struct MHD_OptionItem opts[16];
+    size_t n = tls_mhd_options(d->tls, opts);
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     (v6 ? MHD_USE_IPv6 : 0);
+    h->https =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_https, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (h->https == NULL) {
+        snprintf(err, errlen, "cannot serve HTTPS on %s (address in use, or TLS setup failed)",
+                 o->listen);
+        goto fail;
+    }
+    if (o->metrics_listen != NULL) {
+        if (parse_listen(o->metrics_listen, &ss, &v6, err, errlen) != 0)
+            goto fail;
+        h->plain = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0),
+            0, NULL, NULL, on_plain, h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+        if (h->plain == NULL) {
+            snprintf(err, errlen, "cannot serve metrics on %s (address in use?)",
+                     o->metrics_listen);
+            goto fail;
+        }
+    }
+    return h;
+fail:
+    http_stop(h);
+    return NULL;
+}
+
+void
+http_set_detail(struct http *h, const char *detail)
+{
+    pthread_mutex_lock(&h->detail_lock);
+    free(h->detail);
+    h->detail = detail ? xstrdup(detail) : NULL;
+    pthread_mutex_unlock(&h->detail_lock);
+}
+
+static unsigned
+port_of(struct MHD_Daemon *d)
+{
+    if (d == NULL)
+        return 0;
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? i->port : 0;
+}
+
+unsigned
+http_port(struct http *h)
+{
+    return port_of(h->https);
+}
+
+unsigned
+http_metrics_port(struct http *h)
+{
+    return port_of(h->plain);
+}
+
+void
+http_drain(struct http *h, unsigned delay_s, unsigned drain_s)
+{
+    atomic_store(&h->draining, true);
+    log_msg(LOGL_INFO, "draining: readiness fails, still serving until endpoints are updated",
+            NULL);
+    sleep(delay_s);
+    MHD_socket fd = MHD_quiesce_daemon(h->https);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    log_msg(LOGL_INFO, "no longer accepting connections; finishing requests in flight", NULL);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&h->in_flight) > 0 && since(&t0) < drain_s) {
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    int left = atomic_load(&h->in_flight);
+    if (left > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", left);
+        log_msg(LOGL_WARN, "drain timeout reached with requests in flight", "requests", n, NULL);
+    }
+}
+
+void
+http_stop(struct http *h)
+{
+    if (h == NULL)
+        return;
+    if (h->https != NULL)
+        MHD_stop_daemon(h->https);
+    if (h->plain != NULL)
+        MHD_stop_daemon(h->plain);
+    free(h->detail);
+    pthread_mutex_destroy(&h->detail_lock);
+    free(h);
+}

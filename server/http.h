@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// The HTTP edge on libmicrohttpd: the HTTPS admission listener (epoll thread pool) and the plain
+// HTTP metrics listener, body caps, routing, readiness and graceful drain.
+#ifndef TABLEGUARD_HTTP_H
+#define TABLEGUARD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server/audit.h"
+#include "server/holder.h"
+#include "server/metrics.h"
+#include "server/tls.h"
+
+struct http_options {
+    const char *listen;         // "host:port", "[v6]:port" or ":port"
+    const char *metrics_listen; // likewise, or NULL for none
+    unsigned threads;
+    size_t max_body;
+    unsigned connection_limit;
+    unsigned connection_timeout; // seconds a connection may stay idle
+    bool audit_fail_open;        // serve when the audit log cannot be written
+};
+
+// The objects the edge serves with; all borrowed and outliving the server. `policies` holds
+// struct policy objects; `audit` may be NULL.
+struct http_deps {
+    struct holder *policies;
+    struct tls *tls;
+    struct audit *audit;
+    struct metrics *metrics;
+};
+
+struct http;
+
+// Binds both listeners and starts serving. Returns NULL with err filled on failure.
+struct http *http_start(const struct http_options *o, const struct http_deps *d, char *err,
+                        size_t errlen);
+
+// Sets a line of readiness detail shown by /readyz (e.g. a failed reload); NULL clears it.
+void http_set_detail(struct http *h, const char *detail);
+
+// Graceful stop: /readyz fails at once; after `delay_s` seconds new connections are refused;
+// requests in flight get up to `drain_s` seconds to finish; then both listeners stop.
+void http_drain(struct http *h, unsigned delay_s, unsigned drain_s);
+
+// The bound port of the HTTPS listener (useful with port 0).
+unsigned http_port(struct http *h);
+unsigned http_metrics_port(struct http *h);
+
+// Stops (at once if not drained) and frees; http_stop(NULL) is a no-op.
+void http_stop(struct http *h);
+
+#endif

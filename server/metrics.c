@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+// Prometheus metrics: atomic counters and a fixed-bucket histogram, rendered by hand in the
+// text format (there is no maintained C client library).
+#include "server/metrics.h"
+
+#include <dirent.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "policy/xalloc.h"
+
+static const char *const WEBHOOKS[] = {"mutate", "validate"};
+static const char *const OPERATIONS[] = {"CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"};
+static const char *const DECISIONS[] = {"allow", "patch", "deny", "invalid", "error"};
+static const char *const REJECTS[] = {"body_too_large", "bad_request",        "method_not_allowed",
+                                      "not_found",      "client_certificate", "audit_failure"};
+// From 100 µs to 10 s, so the webhook's own timeout is inside the range.
+static const double BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+#define NB (sizeof BUCKETS / sizeof *BUCKETS)
+#define NW 2
+#define NO 5
+#define ND 5
+
+struct metrics {
+    atomic_uint_fast64_t requests[NW][NO][ND];
+    atomic_uint_fast64_t buckets[NW][NB + 1]; // not cumulative; the last is +Inf
+    atomic_uint_fast64_t sum_ns[NW];
+    atomic_int in_flight;
+    atomic_uint_fast64_t rejected[METRICS_REJECT_COUNT];
+    atomic_uint_fast64_t reload_ok, reload_failed;
+    atomic_int last_reload_ok;
+    atomic_llong last_success;
+    atomic_uint_fast64_t audit_errors;
+    double start_time;
+};
+
+static size_t
+index_of(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s != NULL && strcmp(names[i], s) == 0)
+            return i;
+    return n - 1;
+}
+
+struct metrics *
+metrics_new(void)
+{
+    struct metrics *m = xcalloc(1, sizeof *m);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    m->start_time = (double)tv.tv_sec + tv.tv_usec / 1e6;
+    atomic_store(&m->last_reload_ok, 1);
+    return m;
+}
+
+void
+metrics_free(struct metrics *m)
+{
+    free(m);
+}
+
+void
+metrics_observe(struct metrics *m, int webhook, const char *operation, const char *decision,
+                double seconds)
+{
+    int w = webhook ? 1 : 0;
+    size_t o = index_of(OPERATIONS, NO, operation), d = index_of(DECISIONS, ND, decision);
+    atomic_fetch_add_explicit(&m->requests[w][o][d], 1, memory_order_relaxed);
+    size_t b = 0;
+    while (b < NB && seconds > BUCKETS[b])
+        b++;
+    atomic_fetch_add_explicit(&m->buckets[w][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_ns[w], (uint_fast64_t)(seconds * 1e9), memory_order_relaxed);
+}
+
+void
+metrics_in_flight(struct metrics *m, int delta)
+{
+    atomic_fetch_add_explicit(&m->in_flight, delta, memory_order_relaxed);
+}
+
+void
+metrics_rejected(struct metrics *m, enum metrics_reject reason)
+{
+    atomic_fetch_add_explicit(&m->rejected[reason], 1, memory_order_relaxed);
+}
+
+void
+metrics_policy_reload(struct metrics *m, int ok, time_t when)
+{
+    atomic_fetch_add(ok ? &m->reload_ok : &m->reload_failed, 1);
+    atomic_store(&m->last_reload_ok, ok ? 1 : 0);
+    if (ok)
+        atomic_store(&m->last_success, (long long)when);
+}
+
+void
+metrics_audit_error(struct metrics *m)
+{
+    atomic_fetch_add(&m->audit_errors, 1);
+}
+
+static void
+head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+process_metrics(FILE *f, double start_time)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    head(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.");
+    fprintf(f, "process_cpu_seconds_total %.6f\n", cpu);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long vsize = 0, rss = 0;
+    FILE *st = fopen("/proc/self/statm", "r");
+    if (st != NULL) {
+        if (fscanf(st, "%lu %lu", &vsize, &rss) != 2)
+            vsize = rss = 0;
+        fclose(st);
+    }
+    head(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    fprintf(f, "process_resident_memory_bytes %lu\n", rss * (unsigned long)page);
+    head(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    fprintf(f, "process_virtual_memory_bytes %lu\n", vsize * (unsigned long)page);
+    size_t fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        while (readdir(d) != NULL)
+            fds++;
+        closedir(d);
+        fds = fds > 3 ? fds - 3 : 0; // ".", ".." and the directory's own descriptor
+    }
+    head(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+    fprintf(f, "process_open_fds %zu\n", fds);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    head(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    head(f, "process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.");
+    fprintf(f, "process_start_time_seconds %.3f\n", start_time);
+}
+
+char *
+metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (f == NULL)
+        return NULL;
+    head(f, "tableguard_admission_requests_total", "counter",
+         "Admission requests answered, by webhook, operation and decision.");
+    for (int w = 0; w < NW; w++)
+        for (int o = 0; o < NO; o++)
+            for (int d = 0; d < ND; d++) {
+                uint64_t v = atomic_load(&m->requests[w][o][d]);
+                if (v > 0 || (o < 2 && d < 3))
+                    fprintf(f,
+                            "tableguard_admission_requests_total{webhook=\"%s\",operation=\"%s\","
+                            "decision=\"%s\"} %llu\n",
+                            WEBHOOKS[w], OPERATIONS[o], DECISIONS[d], (unsigned long long)v);
+            }
+    head(f, "tableguard_admission_request_duration_seconds", "histogram",
+         "Time from the complete request body to the answer, audit write included.");
+    for (int w = 0; w < NW; w++) {
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= NB; b++) {
+            cum += atomic_load(&m->buckets[w][b]);
+            if (b < NB)
+                fprintf(f,
+                        "tableguard_admission_request_duration_seconds_bucket{webhook=\"%s\","
+                        "le=\"%g\"} %llu\n",
+                        WEBHOOKS[w], BUCKETS[b], (unsigned long long)cum);
+            else
+                fprintf(f,
+                        "tableguard_admission_request_duration_seconds_bucket{webhook=\"%s\","
+                        "le=\"+Inf\"} %llu\n",
+                        WEBHOOKS[w], (unsigned long long)cum);
+        }
+        fprintf(f, "tableguard_admission_request_duration_seconds_sum{webhook=\"%s\"} %.9f\n",
+                WEBHOOKS[w], atomic_load(&m->sum_ns[w]) / 1e9);
+        fprintf(f, "tableguard_admission_request_duration_seconds_count{webhook=\"%s\"} %llu\n",
+                WEBHOOKS[w], (unsigned long long)cum);
+    }
+    head(f, "tableguard_admission_requests_in_flight", "gauge",
+         "Admission requests being read or answered.");
+    fprintf(f, "tableguard_admission_requests_in_flight %d\n", atomic_load(&m->in_flight));
+    head(f, "tableguard_http_rejected_total", "counter",
+         "Requests refused before or instead of an admission decision, by reason.");
+    for (int r = 0; r < METRICS_REJECT_COUNT; r++)
+        fprintf(f, "tableguard_http_rejected_total{reason=\"%s\"} %llu\n", REJECTS[r],
+                (unsigned long long)atomic_load(&m->rejected[r]));
+    head(f, "tableguard_policy_rules", "gauge", "Rules in the policy being served.");
+    fprintf(f, "tableguard_policy_rules %zu\n", g->policy_rules);
+    head(f, "tableguard_policy_reload_total", "counter", "Policy reloads, by result.");
+    fprintf(f, "tableguard_policy_reload_total{result=\"success\"} %llu\n",
+            (unsigned long long)atomic_load(&m->reload_ok));
+    fprintf(f, "tableguard_policy_reload_total{result=\"failure\"} %llu\n",
+            (unsigned long long)atomic_load(&m->reload_failed));
+    head(f, "tableguard_policy_last_reload_successful", "gauge",
+         "1 when the last policy load succeeded, 0 when the last good policy is still serving.");
+    fprintf(f, "tableguard_policy_last_reload_successful %d\n", atomic_load(&m->last_reload_ok));
+    head(f, "tableguard_policy_last_reload_success_timestamp_seconds", "gauge",
+         "Time of the last successful policy load.");
+    fprintf(f, "tableguard_policy_last_reload_success_timestamp_seconds %lld\n",
+            atomic_load(&m->last_success));
+    head(f, "tableguard_audit_records_total", "counter", "Audit records written.");
+    fprintf(f, "tableguard_audit_records_total %llu\n", (unsigned long long)g->audit_records);
+    head(f, "tableguard_audit_write_errors_total", "counter",
+         "Audit records that failed to write.");
+    fprintf(f, "tableguard_audit_write_errors_total %llu\n",
+            (unsigned long long)(g->audit_errors + atomic_load(&m->audit_errors)));
+    head(f, "tableguard_tls_certificate_expiry_timestamp_seconds", "gauge",
+         "notAfter of the serving certificate.");
+    fprintf(f, "tableguard_tls_certificate_expiry_timestamp_seconds %lld\n",
+            (long long)g->cert_not_after);
+    head(f, "tableguard_build_info", "gauge", "Build version and revision; always 1.");
+    fprintf(f, "tableguard_build_info{version=\"%s\",revision=\"%s\"} 1\n", TG_VERSION,
+            TG_REVISION);
+    process_metrics(f, m->start_time);
+    fclose(f);
+    return buf;
+}

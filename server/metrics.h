@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// Prometheus metrics (text format 0.0.4): lock-free counters the request path bumps, rendered
+// on demand with the gauges read from their owners (audit log, certificate, policy).
+#ifndef TABLEGUARD_METRICS_H
+#define TABLEGUARD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+enum metrics_reject {
+    METRICS_REJECT_BODY_TOO_LARGE,
+    METRICS_REJECT_BAD_REQUEST,
+    METRICS_REJECT_METHOD,
+    METRICS_REJECT_NOT_FOUND,
+    METRICS_REJECT_CLIENT_CERT,
+    METRICS_REJECT_AUDIT,
+    METRICS_REJECT_COUNT
+};
+
+struct metrics;
+
+// What the render reads from the other modules at scrape time.
+struct metrics_gauges {
+    uint64_t audit_records, audit_errors;
+    time_t cert_not_after; // 0: unknown
+    size_t policy_rules;
+};
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+// webhook: 0 mutate, 1 validate; operation: CREATE/UPDATE/DELETE/CONNECT/unknown;
+// decision: allow/patch/deny/invalid/error.
+void metrics_observe(struct metrics *m, int webhook, const char *operation, const char *decision,
+                     double seconds);
+void metrics_in_flight(struct metrics *m, int delta);
+void metrics_rejected(struct metrics *m, enum metrics_reject reason);
+// A policy (re)load: ok or failed; a success also records its time.
+void metrics_policy_reload(struct metrics *m, int ok, time_t when);
+void metrics_audit_error(struct metrics *m);
+
+// Renders the exposition text; the caller frees it. *len gets its length.
+char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len);
+
+#endif

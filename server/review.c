@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: Apache-2.0
+// The AdmissionReview v1 codec, following the API server's own rules for webhooks.
+#include "server/review.h"
+
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/xalloc.h"
+
+static bool
+utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + need >= n)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+// The API server never sends duplicate keys; a body that has them is not one it sent, and
+// two readers could disagree on which value counts. Checked over the whole tree.
+static bool
+has_duplicate_keys(const cJSON *node)
+{
+    for (; node != NULL; node = node->next) {
+        if (cJSON_IsObject(node)) {
+            size_t n = 0;
+            for (const cJSON *c = node->child; c != NULL; c = c->next)
+                n++;
+            if (n > 1) {
+                const char **keys = xmalloc(n * sizeof *keys);
+                size_t i = 0;
+                for (const cJSON *c = node->child; c != NULL; c = c->next)
+                    keys[i++] = c->string ? c->string : "";
+                qsort(keys, n, sizeof *keys, cmp_str);
+                bool dup = false;
+                for (i = 1; i < n && !dup; i++)
+                    dup = strcmp(keys[i - 1], keys[i]) == 0;
+                free(keys);
+                if (dup)
+                    return true;
+            }
+        }
+        if ((cJSON_IsObject(node) || cJSON_IsArray(node)) && has_duplicate_keys(node->child))
+            return true;
+    }
+    return false;
+}
+
+// Reads an optional string member: absent or null gives def; any other non-string is an error.
+static int
+opt_string(const cJSON *obj, const char *key, const char *def, const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsString(v))
+        return -1;
+    *out = v->valuestring;
+    return 0;
+}
+
+static int
+fail(char *err, size_t errlen, const char *msg)
+{
+    snprintf(err, errlen, "%s", msg);
+    return -1;
+}
+
+static int
+decode_user(const cJSON *request, struct review_request *req, char *err, size_t errlen)
+{
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(request, "userInfo");
+    req->username = "";
+    if (user == NULL || cJSON_IsNull(user))
+        return 0;
+    if (!cJSON_IsObject(user))
+        return fail(err, errlen, "request.userInfo is not an object");
+    if (opt_string(user, "username", "", &req->username) != 0)
+        return fail(err, errlen, "request.userInfo.username is not a string");
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(user, "groups");
+    if (groups == NULL || cJSON_IsNull(groups))
+        return 0;
+    if (!cJSON_IsArray(groups))
+        return fail(err, errlen, "request.userInfo.groups is not an array");
+    size_t n = (size_t)cJSON_GetArraySize(groups);
+    req->groups = xcalloc(n, sizeof *req->groups);
+    const cJSON *g;
+    cJSON_ArrayForEach(g, groups)
+    {
+        if (!cJSON_IsString(g))
+            return fail(err, errlen, "request.userInfo.groups holds a non-string");
+        req->groups[req->group_count++] = g->valuestring;
+    }
+    return 0;
+}
+
+int
+review_decode(const char *body, size_t len, struct review_request *req, char *err, size_t errlen)
+{
+    memset(req, 0, sizeof *req);
+    if (len == 0)
+        return fail(err, errlen, "empty body");
+    if (!utf8_valid((const unsigned char *)body, len))
+        return fail(err, errlen, "body is not valid UTF-8");
+    if (memchr(body, '\0', len) != NULL)
+        return fail(err, errlen, "body holds a NUL byte");
+    const char *end = NULL;
+    req->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (req->root == NULL)
+        return fail(err, errlen, "body is not valid JSON (or nests deeper than 1000 levels)");
+    for (; end < body + len; end++)
+        if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t')
+            return fail(err, errlen, "trailing data after the JSON document");
+    const cJSON *root = req->root;
+    if (!cJSON_IsObject(root))
+        return fail(err, errlen, "body is not a JSON object");
+    if (has_duplicate_keys(root))
+        return fail(err, errlen, "body has duplicate object keys");
+    const char *api = NULL, *kind = NULL;
+    if (opt_string(root, "apiVersion", NULL, &api) != 0 || api == NULL ||
+        strcmp(api, "admission.k8s.io/v1") != 0)
+        return fail(err, errlen, "apiVersion is not admission.k8s.io/v1");
+    if (opt_string(root, "kind", NULL, &kind) != 0 || kind == NULL ||
+        strcmp(kind, "AdmissionReview") != 0)
+        return fail(err, errlen, "kind is not AdmissionReview");
+    const cJSON *request = cJSON_GetObjectItemCaseSensitive(root, "request");
+    if (!cJSON_IsObject(request))
+        return fail(err, errlen, "request is missing or not an object");
+    if (opt_string(request, "uid", NULL, &req->uid) != 0 || req->uid == NULL || req->uid[0] == '\0')
+        return fail(err, errlen, "request.uid is missing or not a non-empty string");
+    if (opt_string(request, "operation", NULL, &req->operation) != 0 || req->operation == NULL)
+        return fail(err, errlen, "request.operation is missing or not a string");
+    static const char *const ops[] = {"CREATE", "UPDATE", "DELETE", "CONNECT"};
+    size_t i = 0;
+    while (i < 4 && strcmp(req->operation, ops[i]) != 0)
+        i++;
+    if (i == 4)
+        return fail(err, errlen, "request.operation is not CREATE, UPDATE, DELETE or CONNECT");
+    if (opt_string(request, "namespace", "", &req->namespace) != 0)
+        return fail(err, errlen, "request.namespace is not a string");
+    if (opt_string(request, "name", "", &req->name) != 0)
+        return fail(err, errlen, "request.name is not a string");
+    const cJSON *resource = cJSON_GetObjectItemCaseSensitive(request, "resource");
+    if (resource != NULL && !cJSON_IsNull(resource) && !cJSON_IsObject(resource))
+        return fail(err, errlen, "request.resource is not an object");
+    if (opt_string(resource, "group", "", &req->group) != 0 ||
+        opt_string(resource, "version", "", &req->version) != 0 ||
+        opt_string(resource, "resource", "", &req->resource) != 0)
+        return fail(err, errlen, "request.resource holds a non-string field");
+    const cJSON *dry = cJSON_GetObjectItemCaseSensitive(request, "dryRun");
+    if (dry != NULL && !cJSON_IsNull(dry) && !cJSON_IsBool(dry))
+        return fail(err, errlen, "request.dryRun is not a boolean");
+    req->dry_run = cJSON_IsTrue(dry);
+    if (decode_user(request, req, err, errlen) != 0)
+        return -1;
+    req->object = cJSON_GetObjectItemCaseSensitive(request, "object");
+    req->old_object = cJSON_GetObjectItemCaseSensitive(request, "oldObject");
+    // The namespace of a namespaced object is in the request; fall back to the object's own.
+    if (req->namespace[0] == '\0') {
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(req->object, "metadata");
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(meta, "namespace");
+        if (cJSON_IsString(ns))
+            req->namespace = ns->valuestring;
+    }
+    return 0;
+}
+
+void
+review_request_free(struct review_request *req)
+{
+    if (req == NULL)
+        return;
+    cJSON_Delete(req->root);
+    free(req->groups);
+    memset(req, 0, sizeof *req);
+}
+
+static char *
+base64(const char *s, size_t n)
+{
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
+    return out;
+}
+
+static void
+oom_if_null(const void *p)
+{
+    if (p == NULL) {
+        fprintf(stderr, "tableguard: out of memory encoding a response\n");
+        abort();
+    }
+}
+
+char *
+review_encode(const struct review_response *r, size_t *len)
+{
+    cJSON *root = cJSON_CreateObject();
+    oom_if_null(root);
+    cJSON_AddStringToObject(root, "apiVersion", "admission.k8s.io/v1");
+    cJSON_AddStringToObject(root, "kind", "AdmissionReview");
+    cJSON *resp = cJSON_AddObjectToObject(root, "response");
+    oom_if_null(resp);
+    cJSON_AddStringToObject(resp, "uid", r->uid);
+    cJSON_AddBoolToObject(resp, "allowed", r->allowed);
+    if (r->patch != NULL && cJSON_GetArraySize(r->patch) > 0) {
+        char *ops = cJSON_PrintUnformatted(r->patch);
+        oom_if_null(ops);
+        char *b64 = base64(ops, strlen(ops));
+        cJSON_AddStringToObject(resp, "patchType", "JSONPatch");
+        cJSON_AddStringToObject(resp, "patch", b64);
+        free(b64);
+        cJSON_free(ops);
+    }
+    if (!r->allowed) {
+        cJSON *status = cJSON_AddObjectToObject(resp, "status");
+        oom_if_null(status);
+        cJSON_AddNumberToObject(status, "code", 403);
+        cJSON_AddStringToObject(status, "reason", "Forbidden");
+        cJSON_AddStringToObject(status, "message", r->message ? r->message : "denied");
+    }
+    if (r->warning_count > 0) {
+        cJSON *w = cJSON_AddArrayToObject(resp, "warnings");
+        for (size_t i = 0; i < r->warning_count; i++)
+            cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
+    }
+    cJSON *ann = cJSON_AddObjectToObject(resp, "auditAnnotations");
+    cJSON_AddStringToObject(ann, "decision", r->audit_decision);
+    if (r->audit_rules != NULL && r->audit_rules[0] != '\0')
+        cJSON_AddStringToObject(ann, "rules", r->audit_rules);
+    char *out = cJSON_PrintUnformatted(root);
+    oom_if_null(out);
+    cJSON_Delete(root);
+    *len = strlen(out);
+    return out;
+}
+
+char *
+review_error_body(const char *message, size_t *len)
+{
+    cJSON *root = cJSON_CreateObject();
+    oom_if_null(root);
+    cJSON_AddStringToObject(root, "error", message);
+    char *out = cJSON_PrintUnformatted(root);
+    oom_if_null(out);
+    cJSON_Delete(root);
+    *len = strlen(out);
+    return out;
+}

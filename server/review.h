@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// The AdmissionReview v1 codec: decodes what the API server sends and encodes what it accepts.
+//
+// Ownership: review_decode parses into req->root, and every pointer in req points into it;
+// review_request_free releases it. review_encode returns a malloc'd string the caller frees.
+#ifndef TABLEGUARD_REVIEW_H
+#define TABLEGUARD_REVIEW_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct review_request {
+    cJSON *root;
+    const char *uid;
+    const char *operation; // CREATE, UPDATE, DELETE or CONNECT
+    const char *namespace; // "" when absent
+    const char *name;      // "" when absent
+    const char *username;  // "" when absent
+    const char **groups;   // owned array of borrowed strings
+    size_t group_count;
+    bool dry_run;
+    const char *group, *version, *resource; // request.resource, "" when absent
+    const cJSON *object;                    // NULL when absent; may be JSON null or any other type
+    const cJSON *old_object;                // likewise
+};
+
+// Decodes an AdmissionReview v1 request body. Returns 0, or -1 with a short reason in err when
+// the body is not an AdmissionReview v1 request the API server could have sent (the caller
+// answers 400). `req` needs review_request_free either way.
+int review_decode(const char *body, size_t len, struct review_request *req, char *err,
+                  size_t errlen);
+void review_request_free(struct review_request *req);
+
+struct review_response {
+    const char *uid;
+    bool allowed;
+    const cJSON *patch;  // JSON Patch operations, or NULL; never given for /validate
+    const char *message; // with allowed == false: the denial, one line
+    char *const *warnings;
+    size_t warning_count;
+    const char *audit_decision; // auditAnnotations "decision"
+    const char *audit_rules;    // auditAnnotations "rules", comma separated, or NULL
+};
+
+// Encodes the response AdmissionReview. Returns a NUL-terminated string; *len gets its length.
+char *review_encode(const struct review_response *r, size_t *len);
+
+// Encodes {"error": message} for an HTTP error answer.
+char *review_error_body(const char *message, size_t *len);
+
+#endif

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: Apache-2.0
+// `tableguard serve`: parse flags, load the policy and certificate, start the listeners, reload
+// on change or SIGHUP, drain on SIGTERM.
+#include "server/serve.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "policy/xalloc.h"
+#include "server/audit.h"
+#include "server/holder.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
+#include "server/tls.h"
+#include "server/watch.h"
+
+// Every flag, its environment variable (TABLEGUARD_ + the name upper-cased, '-' as '_'),
+// its default and its help line. Values stay strings until serve_main converts them.
+enum {
+    O_POLICY,
+    O_TLS_CERT,
+    O_TLS_KEY,
+    O_LISTEN,
+    O_METRICS_LISTEN,
+    O_AUDIT_LOG,
+    O_AUDIT_HMAC_KEY,
+    O_AUDIT_SYNC,
+    O_AUDIT_MAX_SIZE,
+    O_AUDIT_MAX_FILES,
+    O_AUDIT_FAILURE,
+    O_CLIENT_CA,
+    O_TLS_MIN_VERSION,
+    O_LOG_LEVEL,
+    O_SHUTDOWN_DELAY,
+    O_DRAIN_TIMEOUT,
+    O_MAX_BODY,
+    O_THREADS,
+    O_CONNECTION_LIMIT,
+    O_CONNECTION_TIMEOUT,
+    O_RELOAD_INTERVAL,
+    O_SERVICE,
+    O_NAMESPACE,
+    O_COUNT
+};
+
+static const struct flag {
+    const char *name;
+    const char *def;
+    const char *help;
+} FLAGS[O_COUNT] = {
+    [O_POLICY] = {"policy", NULL, "policy file (required)"},
+    [O_TLS_CERT] = {"tls-cert", NULL, "serving certificate, PEM (required)"},
+    [O_TLS_KEY] = {"tls-key", NULL, "its private key, PEM (required)"},
+    [O_LISTEN] = {"listen", "0.0.0.0:8443", "HTTPS address"},
+    [O_METRICS_LISTEN] = {"metrics-listen", "0.0.0.0:9090", "plain HTTP metrics address, or off"},
+    [O_AUDIT_LOG] = {"audit-log", NULL, "audit log file, or - for stdout"},
+    [O_AUDIT_HMAC_KEY] = {"audit-hmac-key", NULL, "key file: chain records with HMAC-SHA256"},
+    [O_AUDIT_SYNC] = {"audit-sync", "batch", "none | batch | always"},
+    [O_AUDIT_MAX_SIZE] = {"audit-max-size", "104857600", "rotate the audit log at this size"},
+    [O_AUDIT_MAX_FILES] = {"audit-max-files", "10", "rotated audit files kept"},
+    [O_AUDIT_FAILURE] = {"audit-failure", "closed", "closed (answer 500) | open (serve, count)"},
+    [O_CLIENT_CA] = {"client-ca", NULL, "require client certificates signed by this CA"},
+    [O_TLS_MIN_VERSION] = {"tls-min-version", "1.2", "1.2 | 1.3"},
+    [O_LOG_LEVEL] = {"log-level", "info", "debug | info | warn | error"},
+    [O_SHUTDOWN_DELAY] = {"shutdown-delay", "5",
+                          "seconds between SIGTERM and closing the listener"},
+    [O_DRAIN_TIMEOUT] = {"drain-timeout", "20", "seconds to finish requests in flight"},
+    [O_MAX_BODY] = {"max-body", "8388608", "request body cap in bytes (413 above)"},
+    [O_THREADS] = {"threads", "0", "worker threads; 0: one per core"},
+    [O_CONNECTION_LIMIT] = {"connection-limit", "1024", "concurrent connections"},
+    [O_CONNECTION_TIMEOUT] = {"connection-timeout", "30",
+                              "idle seconds before a connection closes"},
+    [O_RELOAD_INTERVAL] = {"reload-interval", "10", "polling backstop for reloads, seconds"},
+    [O_SERVICE] = {"service", NULL, "Service name, to check the certificate's names"},
+    [O_NAMESPACE] = {"namespace", NULL, "Service namespace, likewise"},
+};
+
+static void
+env_name(int i, char out[64])
+{
+    size_t k = 0;
+    memcpy(out, "TABLEGUARD_", 11);
+    for (; FLAGS[i].name[k] && k < 48; k++) {
+        char ch = FLAGS[i].name[k];
+        out[11 + k] = ch == '-' ? '_' : (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+    }
+    out[11 + k] = '\0';
+}
+
+static void
+usage(FILE *f)
+{
+    fputs("usage: tableguard serve --policy FILE --tls-cert FILE --tls-key FILE [flags]\n\n"
+          "Every flag can also be set with its environment variable.\n\n",
+          f);
+    for (int i = 0; i < O_COUNT; i++) {
+        char env[64];
+        env_name(i, env);
+        fprintf(f, "  --%-20s %s (%s", FLAGS[i].name, FLAGS[i].help, env);
+        if (FLAGS[i].def != NULL)
+            fprintf(f, ", default %s", FLAGS[i].def);
+        fputs(")\n", f);
+    }
+}
+
+static int
+parse_flags(int argc, char **argv, const char *val[O_COUNT])
+{
+    struct option longs[O_COUNT + 2];
+    for (int i = 0; i < O_COUNT; i++) {
+        val[i] = FLAGS[i].def;
+        char env[64];
+        env_name(i, env);
+        const char *e = getenv(env);
+        if (e != NULL && *e != '\0')
+            val[i] = e;
+        longs[i] = (struct option){FLAGS[i].name, required_argument, NULL, i};
+    }
+    longs[O_COUNT] = (struct option){"help", no_argument, NULL, 'h'};
+    longs[O_COUNT + 1] = (struct option){NULL, 0, NULL, 0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (c < 0 || c >= O_COUNT) {
+            usage(stderr);
+            return -1;
+        }
+        val[c] = optarg;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tableguard serve: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+to_uint(const char *name, const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-') {
+        fprintf(stderr, "tableguard serve: --%s must be a whole number up to %llu, not \"%s\"\n",
+                name, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+// ---- reloads ---------------------------------------------------------------------------------
+
+struct reloader {
+    const char *policy_path;
+    struct holder *policies;
+    struct tls *tls;
+    struct http *http;
+    struct metrics *metrics;
+    pthread_mutex_t lock;   // SIGHUP and the watcher may reload at once
+    char failed_digest[65]; // the last content that failed, so a poll does not repeat it
+};
+
+static void
+warn_cert(const char *msg)
+{
+    log_msg(LOGL_WARN, "certificate warning", "detail", msg, NULL);
+}
+
+static void
+reload_policy(void *arg)
+{
+    struct reloader *r = arg;
+    pthread_mutex_lock(&r->lock);
+    struct diag d = {0};
+    size_t len = 0;
+    char *buf = policy_read_file(r->policy_path, &len, &d);
+    char digest[65] = "";
+    if (buf != NULL)
+        policy_digest(buf, len, digest);
+    struct policy *cur = holder_get(r->policies);
+    bool same = buf != NULL && cur != NULL && strcmp(digest, policy_sha256(cur)) == 0;
+    policy_unref(cur);
+    bool seen_failing = buf != NULL && strcmp(digest, r->failed_digest) == 0;
+    if (same || seen_failing) {
+        if (same && r->failed_digest[0]) {
+            // Reverted to the serving policy: the failure no longer stands.
+            r->failed_digest[0] = '\0';
+            http_set_detail(r->http, NULL);
+            metrics_policy_reload(r->metrics, 1, time(NULL));
+        }
+        goto out;
+    }
+    struct policy *p = buf ? policy_load_buffer(buf, len, r->policy_path, &d) : NULL;
+    if (p == NULL) {
+        snprintf(r->failed_digest, sizeof r->failed_digest, "%s", digest);
+        for (size_t i = 0; i < d.count; i++)
+            log_msg(LOGL_ERROR, "policy reload failed; the last good policy keeps serving",
+                    "diagnostic", d.lines[i], NULL);
+        char *detail = xasprintf("policy reload failed, last good policy serving: %s%s",
+                                 d.count ? d.lines[0] : "unknown error",
+                                 d.count > 1 ? " (and more, see the log)" : "");
+        http_set_detail(r->http, detail);
+        free(detail);
+        metrics_policy_reload(r->metrics, 0, time(NULL));
+        goto out;
+    }
+    char rules[24];
+    snprintf(rules, sizeof rules, "%zu", policy_spec(p)->rule_count);
+    log_msg(LOGL_INFO, "policy reloaded", "policy", policy_spec(p)->name, "sha256",
+            policy_sha256(p), "rules", rules, NULL);
+    holder_set(r->policies, p);
+    r->failed_digest[0] = '\0';
+    http_set_detail(r->http, NULL);
+    metrics_policy_reload(r->metrics, 1, time(NULL));
+out:
+    free(buf);
+    diag_free(&d);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void
+reload_tls(void *arg)
+{
+    struct reloader *r = arg;
+    bool changed = false;
+    char err[512];
+    if (tls_reload(r->tls, &changed, warn_cert, err, sizeof err) != 0)
+        log_msg(LOGL_ERROR, "certificate reload refused; the current certificate keeps serving",
+                "error", err, NULL);
+    else if (changed)
+        log_msg(LOGL_INFO, "certificate reloaded: new handshakes use it", NULL);
+}
+
+static void *
+policy_ref_v(void *p)
+{
+    return policy_ref(p);
+}
+
+static void
+policy_unref_v(void *p)
+{
+    policy_unref(p);
+}
+
+static const struct holder_type POLICY_HOLDER = {policy_ref_v, policy_unref_v};
+
+// ---- main ------------------------------------------------------------------------------------
+
+static struct audit *
+open_audit(const char *val[O_COUNT])
+{
+    unsigned long long max_size, max_files;
+    struct audit_options ao = {.path = val[O_AUDIT_LOG], .hmac_key_path = val[O_AUDIT_HMAC_KEY]};
+    if (audit_sync_parse(val[O_AUDIT_SYNC], &ao.sync) != 0) {
+        fprintf(stderr, "tableguard serve: --audit-sync must be none, batch or always\n");
+        return NULL;
+    }
+    if (to_uint("audit-max-size", val[O_AUDIT_MAX_SIZE], 1ULL << 40, &max_size) != 0 ||
+        to_uint("audit-max-files", val[O_AUDIT_MAX_FILES], 10000, &max_files) != 0)
+        return NULL;
+    ao.max_size = max_size;
+    ao.max_files = (unsigned)max_files;
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    ao.replica = host;
+    char err[512];
+    struct audit *a = audit_open(&ao, err, sizeof err);
+    if (a == NULL)
+        log_msg(LOGL_ERROR, "cannot open the audit log", "error", err, NULL);
+    return a;
+}
+
+int
+serve_main(int argc, char **argv)
+{
+    const char *val[O_COUNT];
+    int rc = parse_flags(argc, argv, val);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    for (int i = O_POLICY; i <= O_TLS_KEY; i++) {
+        if (val[i] == NULL) {
+            fprintf(stderr, "tableguard serve: --%s is required\n", FLAGS[i].name);
+            return 2;
+        }
+    }
+    enum log_level level;
+    if (log_level_parse(val[O_LOG_LEVEL], &level) != 0) {
+        fprintf(stderr, "tableguard serve: --log-level must be debug, info, warn or error\n");
+        return 2;
+    }
+    log_set_level(level);
+    unsigned long long delay, drain, max_body, threads, conn_limit, conn_timeout, interval;
+    if (to_uint("shutdown-delay", val[O_SHUTDOWN_DELAY], 3600, &delay) ||
+        to_uint("drain-timeout", val[O_DRAIN_TIMEOUT], 3600, &drain) ||
+        to_uint("max-body", val[O_MAX_BODY], 1ULL << 30, &max_body) ||
+        to_uint("threads", val[O_THREADS], 256, &threads) ||
+        to_uint("connection-limit", val[O_CONNECTION_LIMIT], 65536, &conn_limit) ||
+        to_uint("connection-timeout", val[O_CONNECTION_TIMEOUT], 86400, &conn_timeout) ||
+        to_uint("reload-interval", val[O_RELOAD_INTERVAL], 3600, &interval))
+        return 2;
+    bool fail_open = strcmp(val[O_AUDIT_FAILURE], "open") == 0;
+    if (!fail_open && strcmp(val[O_AUDIT_FAILURE], "closed") != 0) {
+        fprintf(stderr, "tableguard serve: --audit-failure must be closed or open\n");
+        return 2;
+    }
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned long long)n : 1;
+    }
+
+    // Signals are taken by sigwait below, never delivered to the worker threads.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct diag d = {0};
+    struct policy *policy = policy_load_file(val[O_POLICY], &d);
+    if (policy == NULL) {
+        for (size_t i = 0; i < d.count; i++)
+            fprintf(stderr, "%s\n", d.lines[i]);
+        log_msg(LOGL_ERROR, "the policy does not load; not serving", "policy", val[O_POLICY], NULL);
+        diag_free(&d);
+        return 1;
+    }
+    struct tls_options to = {val[O_TLS_CERT],        val[O_TLS_KEY], val[O_CLIENT_CA],
+                             val[O_TLS_MIN_VERSION], val[O_SERVICE], val[O_NAMESPACE]};
+    char err[512];
+    struct tls *tls = tls_new(&to, warn_cert, err, sizeof err);
+    if (tls == NULL) {
+        log_msg(LOGL_ERROR, "the certificate does not load; not serving", "error", err, NULL);
+        policy_unref(policy);
+        return 1;
+    }
+    struct audit *audit = NULL;
+    if (val[O_AUDIT_LOG] != NULL && (audit = open_audit(val)) == NULL) {
+        tls_free(tls);
+        policy_unref(policy);
+        return 1;
+    }
+    struct metrics *metrics = metrics_new();
+    metrics_policy_reload(metrics, 1, time(NULL));
+    struct holder *policies = holder_new(&POLICY_HOLDER, policy);
+    bool metrics_off = strcmp(val[O_METRICS_LISTEN], "off") == 0 || val[O_METRICS_LISTEN][0] == 0;
+    struct http_options ho = {val[O_LISTEN],
+                              metrics_off ? NULL : val[O_METRICS_LISTEN],
+                              (unsigned)threads,
+                              (size_t)max_body,
+                              (unsigned)conn_limit,
+                              (unsigned)conn_timeout,
+                              fail_open};
+    struct http_deps hd = {policies, tls, audit, metrics};
+    struct http *http = http_start(&ho, &hd, err, sizeof err);
+    struct reloader rl = {.policy_path = val[O_POLICY],
+                          .policies = policies,
+                          .tls = tls,
+                          .http = http,
+                          .metrics = metrics};
+    pthread_mutex_init(&rl.lock, NULL);
+    struct watch *watch = http ? watch_new((unsigned)interval, err, sizeof err) : NULL;
+    if (watch == NULL || watch_add(watch, val[O_POLICY], reload_policy, &rl, err, sizeof err) ||
+        watch_add(watch, val[O_TLS_CERT], reload_tls, &rl, err, sizeof err) ||
+        watch_start(watch, err, sizeof err)) {
+        log_msg(LOGL_ERROR, "cannot start serving", "error", err, NULL);
+        rc = 1;
+        goto out;
+    }
+    char port[16], mport[16], nthreads[16];
+    snprintf(port, sizeof port, "%u", http_port(http));
+    snprintf(mport, sizeof mport, "%u", http_metrics_port(http));
+    snprintf(nthreads, sizeof nthreads, "%llu", threads);
+    log_msg(LOGL_INFO, "serving", "listen", val[O_LISTEN], "port", port, "metrics_port", mport,
+            "threads", nthreads, "policy", policy_spec(policy)->name, "sha256",
+            policy_sha256(policy), "version", TG_VERSION, NULL);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_msg(LOGL_INFO, "SIGHUP: reloading the policy and certificate", NULL);
+            reload_policy(&rl);
+            reload_tls(&rl);
+            continue;
+        }
+        log_msg(LOGL_INFO, sig == SIGTERM ? "SIGTERM: draining" : "SIGINT: draining", NULL);
+        http_drain(http, (unsigned)delay, (unsigned)drain);
+        break;
+    }
+    rc = 0;
+    log_msg(LOGL_INFO, "stopped", NULL);
+out:
+    watch_free(watch);
+    http_stop(http);
+    audit_close(audit);
+    holder_free(policies);
+    metrics_free(metrics);
+    tls_free(tls);
+    pthread_mutex_destroy(&rl.lock);
+    return rc;
+}

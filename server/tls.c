@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: Apache-2.0
+// TLS for the HTTPS listener: priorities, the certificate callback, rotation, client CAs.
+#include "server/tls.h"
+
+#include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certs/certs.h"
+#include "policy/xalloc.h"
+
+// AEAD ciphers with ECDHE key exchange only, TLS 1.2 and 1.3; Debian's NORMAL still has TLS 1.0
+// and CBC suites. %SERVER_PRECEDENCE lets our order win.
+#define PRIO_BASE                                                                                  \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:%s-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"    \
+    "-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"    \
+    "+GROUP-SECP384R1:%%SERVER_PRECEDENCE"
+
+// One loaded certificate chain and key. Certificates replaced by a rotation are kept until the
+// process exits: a connection that handshook with one may still use it, GnuTLS does not count
+// references, and a rotation adds a few kilobytes at most once per renewal.
+struct cert {
+    gnutls_pcert_st *pcerts;
+    unsigned int npcerts;
+    gnutls_privkey_t key;
+    time_t not_after;
+    unsigned char digest[32]; // of the two files' bytes, to notice a change
+    struct cert *retired_next;
+};
+
+struct tls {
+    struct tls_options opts;
+    char *cert_path, *key_path, *ca_path, *priorities, *service, *ns;
+    char *ca_pem;
+    pthread_mutex_t lock;
+    struct cert *current;
+    struct cert *retired;
+    unsigned long reload_ok, reload_failed;
+};
+
+// GnuTLS's retrieve callback carries no user pointer; one server serves one certificate slot.
+static struct tls *callback_tls;
+
+const char *
+tls_priorities(const char *min_version)
+{
+    static char v12[512], v13[512];
+    if (min_version == NULL || strcmp(min_version, "1.2") == 0) {
+        snprintf(v12, sizeof v12, PRIO_BASE, "+VERS-TLS1.2:");
+        return v12;
+    }
+    if (strcmp(min_version, "1.3") == 0) {
+        snprintf(v13, sizeof v13, PRIO_BASE, "");
+        return v13;
+    }
+    return NULL;
+}
+
+static char *
+read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = xmalloc(cap + 1);
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        if (cap >= (1u << 22)) {
+            snprintf(err, errlen, "%s: larger than 4 MiB", path);
+            fclose(f);
+            free(buf);
+            return NULL;
+        }
+        cap *= 2;
+        buf = xrealloc(buf, cap + 1);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void
+cert_free(struct cert *c)
+{
+    if (c == NULL)
+        return;
+    for (unsigned i = 0; i < c->npcerts; i++)
+        gnutls_pcert_deinit(&c->pcerts[i]);
+    free(c->pcerts);
+    gnutls_privkey_deinit(c->key);
+    free(c);
+}
+
+static struct cert *
+cert_load(struct tls *t, void (*warn)(const char *), char *err, size_t errlen)
+{
+    struct certs_report rep;
+    if (certs_check_pair(t->cert_path, t->key_path, t->service, t->ns, time(NULL), &rep) != 0) {
+        snprintf(err, errlen, "%s", rep.nerrors ? rep.errors[0] : "certificate check failed");
+        return NULL;
+    }
+    for (size_t i = 0; warn != NULL && i < rep.nwarnings && i < CERTS_MAX_MESSAGES; i++)
+        warn(rep.warnings[i]);
+    size_t clen = 0, klen = 0;
+    char *cpem = read_file(t->cert_path, &clen, err, errlen);
+    char *kpem = cpem ? read_file(t->key_path, &klen, err, errlen) : NULL;
+    if (kpem == NULL) {
+        free(cpem);
+        return NULL;
+    }
+    struct cert *c = xcalloc(1, sizeof *c);
+    c->not_after = rep.not_after;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int dlen = 0;
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, cpem, clen) != 1 || EVP_DigestUpdate(md, kpem, klen) != 1 ||
+        EVP_DigestFinal_ex(md, c->digest, &dlen) != 1)
+        memset(c->digest, 0, sizeof c->digest);
+    EVP_MD_CTX_free(md);
+
+    gnutls_datum_t cd = {(unsigned char *)cpem, (unsigned int)clen};
+    gnutls_datum_t kd = {(unsigned char *)kpem, (unsigned int)klen};
+    unsigned int max = 16;
+    c->pcerts = xcalloc(max, sizeof *c->pcerts);
+    c->npcerts = max;
+    int rc = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cd, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0) {
+        c->npcerts = 0;
+        snprintf(err, errlen, "%s: %s", t->cert_path, gnutls_strerror(rc));
+        goto fail;
+    }
+    if ((rc = gnutls_privkey_init(&c->key)) < 0 ||
+        (rc = gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+        snprintf(err, errlen, "%s: %s", t->key_path, gnutls_strerror(rc));
+        goto fail;
+    }
+    free(cpem);
+    explicit_bzero(kpem, klen);
+    free(kpem);
+    return c;
+fail:
+    free(cpem);
+    explicit_bzero(kpem, klen);
+    free(kpem);
+    cert_free(c);
+    return NULL;
+}
+
+struct tls *
+tls_new(const struct tls_options *o, void (*warn)(const char *), char *err, size_t errlen)
+{
+    const char *prio = tls_priorities(o->min_version);
+    if (prio == NULL) {
+        snprintf(err, errlen, "--tls-min-version must be 1.2 or 1.3, not \"%s\"", o->min_version);
+        return NULL;
+    }
+    struct tls *t = xcalloc(1, sizeof *t);
+    pthread_mutex_init(&t->lock, NULL);
+    t->cert_path = xstrdup(o->cert_path);
+    t->key_path = xstrdup(o->key_path);
+    t->priorities = xstrdup(prio);
+    t->service = o->service ? xstrdup(o->service) : NULL;
+    t->ns = o->namespace ? xstrdup(o->namespace) : NULL;
+    if (o->client_ca_path != NULL) {
+        size_t len;
+        t->ca_path = xstrdup(o->client_ca_path);
+        t->ca_pem = read_file(o->client_ca_path, &len, err, errlen);
+        if (t->ca_pem == NULL)
+            goto fail;
+        gnutls_x509_crt_t *list = NULL;
+        unsigned int n = 0;
+        gnutls_datum_t d = {(unsigned char *)t->ca_pem, (unsigned int)len};
+        int rc = gnutls_x509_crt_list_import2(&list, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+        for (unsigned i = 0; rc >= 0 && i < n; i++)
+            gnutls_x509_crt_deinit(list[i]);
+        gnutls_free(list);
+        if (rc < 0 || n == 0) {
+            snprintf(err, errlen, "%s: no usable CA certificate (%s)", o->client_ca_path,
+                     rc < 0 ? gnutls_strerror(rc) : "empty");
+            goto fail;
+        }
+    }
+    t->current = cert_load(t, warn, err, errlen);
+    if (t->current == NULL)
+        goto fail;
+    callback_tls = t;
+    return t;
+fail:
+    tls_free(t);
+    return NULL;
+}
+
+void
+tls_free(struct tls *t)
+{
+    if (t == NULL)
+        return;
+    if (callback_tls == t)
+        callback_tls = NULL;
+    cert_free(t->current);
+    while (t->retired != NULL) {
+        struct cert *next = t->retired->retired_next;
+        cert_free(t->retired);
+        t->retired = next;
+    }
+    free(t->cert_path);
+    free(t->key_path);
+    free(t->ca_path);
+    free(t->ca_pem);
+    free(t->priorities);
+    free(t->service);
+    free(t->ns);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+int
+tls_reload(struct tls *t, bool *changed, void (*warn)(const char *), char *err, size_t errlen)
+{
+    *changed = false;
+    struct cert *c = cert_load(t, warn, err, errlen);
+    pthread_mutex_lock(&t->lock);
+    if (c == NULL) {
+        t->reload_failed++;
+        pthread_mutex_unlock(&t->lock);
+        return -1;
+    }
+    if (memcmp(c->digest, t->current->digest, sizeof c->digest) == 0) {
+        pthread_mutex_unlock(&t->lock);
+        cert_free(c);
+        return 0;
+    }
+    t->current->retired_next = t->retired;
+    t->retired = t->current;
+    t->current = c;
+    t->reload_ok++;
+    pthread_mutex_unlock(&t->lock);
+    *changed = true;
+    return 0;
+}
+
+static int
+retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+         unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+    (void)session;
+    (void)req_ca_rdn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    struct tls *t = callback_tls;
+    if (t == NULL)
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    *pcert = t->current->pcerts;
+    *pcert_length = t->current->npcerts;
+    *pkey = t->current->key;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+size_t
+tls_mhd_options(struct tls *t, struct MHD_OptionItem *opts)
+{
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, t->priorities};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&retrieve};
+    if (t->ca_pem != NULL)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, t->ca_pem};
+    return n;
+}
+
+int
+tls_verify_client(struct tls *t, struct MHD_Connection *c)
+{
+    if (t->ca_pem == NULL)
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL)
+        return -1;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned int status = 0;
+    if (gnutls_certificate_type_get(s) != GNUTLS_CRT_X509)
+        return -1;
+    unsigned int n = 0;
+    if (gnutls_certificate_get_peers(s, &n) == NULL || n == 0)
+        return -1;
+    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
+        return -1;
+    return 0;
+}
+
+time_t
+tls_not_after(struct tls *t)
+{
+    pthread_mutex_lock(&t->lock);
+    time_t v = t->current->not_after;
+    pthread_mutex_unlock(&t->lock);
+    return v;
+}
+
+void
+tls_reload_counts(struct tls *t, unsigned long *ok, unsigned long *failed)
+{
+    pthread_mutex_lock(&t->lock);
+    *ok = t->reload_ok;
+    *failed = t->reload_failed;
+    pthread_mutex_unlock(&t->lock);
+}
