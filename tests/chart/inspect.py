@@ -2,17 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """Checks that a rendered tableguard chart agrees with the server it deploys.
 
-usage: inspect.py render VARIANT RENDERED.yaml [FLAGS_OUT] [POLICY_OUT]
+usage: inspect.py render VARIANT RENDERED.yaml [ARGS_OUT] [POLICY_OUT]
        inspect.py dockerfile DOCKERFILE MAKEFILE [BINARY]
        inspect.py dashboard DASHBOARD.json SOURCE_DIR
+       inspect.py readme VALUES.yaml README.md
 
 `render` asserts the contract (ports, paths, probes, mounts, security, webhook
-shape, certificates) on one rendered variant, writes the container's flags one
-per line to FLAGS_OUT and the policy the pods see to POLICY_OUT.
+shape, certificates) on one rendered variant, writes the container's arguments
+one per line to ARGS_OUT (and a generated Secret's files to ARGS_OUT's name with
+.tls) and the policy the pods see to POLICY_OUT.
 `dockerfile` lints the Dockerfile statically: stages, user, entrypoint, no
 HEALTHCHECK, make targets that exist, runtime packages that match the
 binary's shared libraries. `dashboard` checks that every metric the Grafana
-dashboard queries is one the server exports. Exit 1 on any problem.
+dashboard queries is one the server exports. `readme` checks that the chart
+README's table documents every value. Exit 1 on any problem.
 """
 
 import base64
@@ -254,8 +257,16 @@ def check_render(variant, path, flags_out, policy_out):
         expect(not hooks, "no hooks when webhook.removeBeforeUninstall=false")
 
     if flags_out:
+        # The container's arguments, one a line; beside them the TLS files when generated.
         with open(flags_out, "w", encoding="utf-8") as f:
-            f.writelines(a + "\n" for a in args if a.startswith("--"))
+            f.writelines(a + "\n" for a in args)
+        sec = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == tls_secret]
+        if sec:
+            tls_dir = os.path.splitext(flags_out)[0] + ".tls"
+            os.makedirs(tls_dir, exist_ok=True)
+            for key, b64 in sec[0]["data"].items():
+                with open(os.path.join(tls_dir, key), "wb") as f:
+                    f.write(base64.b64decode(b64))
     if policy_out and cm:
         with open(policy_out, "w", encoding="utf-8") as f:
             f.write(cm[0]["data"]["policy.yaml"])
@@ -349,11 +360,37 @@ def check_dashboard(path, srcdir):
     expect(not missing, f"dashboard queries metrics the server does not export: {missing}")
 
 
+def check_readme(values_path, readme_path):
+    with open(values_path, encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    with open(readme_path, encoding="utf-8") as f:
+        documented = set(re.findall(r"^\| `([\w.]+)` \|", f.read(), re.M))
+
+    def paths(node, prefix):
+        for k, v in node.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, dict) and v and path not in documented:
+                yield from paths(v, path + ".")  # a group: its members carry the docs
+            else:
+                yield path
+
+    for path in paths(values, ""):
+        expect(path in documented or any(path.startswith(d + ".") for d in documented),
+               f"value {path} is not documented in the chart README")
+    for d in sorted(documented):
+        node = values
+        for part in d.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        expect(node is not None or d in ("policy",), f"README documents {d}, which values.yaml lacks")
+
+
 def main(argv):
     if len(argv) >= 4 and argv[1] == "render":
         check_render(argv[2], argv[3], argv[4] if len(argv) > 4 else None, argv[5] if len(argv) > 5 else None)
     elif len(argv) >= 4 and argv[1] == "dockerfile":
         check_dockerfile(argv[2], argv[3], argv[4] if len(argv) > 4 else None)
+    elif len(argv) == 4 and argv[1] == "readme":
+        check_readme(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "dashboard":
         check_dashboard(argv[2], argv[3])
     else:
