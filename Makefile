@@ -6,6 +6,8 @@ CC       ?= cc
 PKGS     := libmicrohttpd gnutls libcjson yaml-0.1 libcrypto
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# Debian's interpreter, where python3-pytest and friends are installed (a PATH python3 may not be).
+PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
 OPT      ?= -O2 -g
@@ -20,7 +22,7 @@ DEB_BUILD := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libssl
 	libcjson-dev libyaml-dev openssl curl ca-certificates
 DEB_TEST  := libcmocka-dev python3 python3-pytest python3-jsonpatch python3-jsonschema \
 	python3-yaml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
-	clang-format valgrind
+	clang-format valgrind unzip
 DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
 
 LIB_SRCS  := $(sort $(wildcard policy/*.c certs/*.c) $(filter-out server/main.c,$(wildcard server/*.c)))
@@ -61,6 +63,8 @@ deps-build:
 	@sh tests/deps.sh $(DEB_BUILD)
 deps-test: deps-build
 	@sh tests/deps.sh $(DEB_TEST)
+	@test -x build/tools/helm/helm || command -v chart-render >/dev/null || \
+		sh tests/chart/install-tools.sh || echo "chart tools not installed: chart checks will skip"
 deps-bench: deps-build
 	@sh tests/deps.sh $(DEB_BENCH)
 deps: deps-test
@@ -83,7 +87,7 @@ fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 	@set -e; for n in $(FUZZ_NAMES); do $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
 
 integration: all
-	TABLEGUARD=$(abspath $(BUILD)/tableguard) python3 -m pytest -q tests/integration
+	TABLEGUARD=$(abspath $(BUILD)/tableguard) $(PYTHON) -m pytest -q tests/integration
 
 chart: all
 	@sh tests/chart/check.sh $(BUILD)
@@ -111,7 +115,7 @@ fuzz: deps
 leakcheck: deps
 	@$(MAKE) --no-print-directory all
 	TABLEGUARD=$(abspath $(BUILD)/tableguard) TABLEGUARD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q" \
-		python3 -m pytest -q tests/integration
+		$(PYTHON) -m pytest -q tests/integration
 
 bench: deps-bench
 	@$(MAKE) --no-print-directory BUILD=build/bench OPT="-O2 -flto" all

@@ -26,6 +26,7 @@ static const struct command {
     {"serve", NULL, serve_main, "serve --policy FILE --tls-cert FILE --tls-key FILE [...]"},
     {"certs", "generate", certs_main, "certs generate --service NAME --namespace NS --out DIR"},
     {"certs", "inspect", certs_main, "certs inspect FILE [--key FILE]"},
+    {"certs", "--help", certs_main, "certs --help"},
     {"audit", "verify", audit_verify_main, "audit verify [--hmac-key FILE] FILE..."},
     {"version", NULL, version_main, "version"},
 };
