@@ -77,9 +77,9 @@ struct audit {
     const char *start_after; /* what the start record says preceded it */
     uint64_t start_repaired; /* bytes of an incomplete line cut off at open */
 
-    uint64_t written_gen; /* records written (write(2) done) into the log */
-    uint64_t synced_gen;  /* records known to be on stable storage */
-    uint64_t failed_gen;  /* records covered by an fsync that failed */
+    uint64_t written_gen;          /* records written (write(2) done) into the log */
+    uint64_t synced_gen;           /* records known to be on stable storage */
+    uint64_t failed_lo, failed_hi; /* records in (lo, hi] were covered by a failed fsync */
     int failed_errno;
     bool syncing; /* a leader is in fsync outside the lock */
     int batch_errno;
@@ -370,6 +370,20 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
 }
 
 /*
+ * After a failed fsync the kernel may have dropped those pages: every record written since the
+ * last good fsync is reported as failed to its waiter, even if a later fsync succeeds.
+ */
+static void
+mark_sync_failed(struct audit *a, uint64_t target, int e)
+{
+    if (a->failed_hi == 0)
+        a->failed_lo = a->synced_gen;
+    if (target > a->failed_hi)
+        a->failed_hi = target;
+    a->failed_errno = e;
+}
+
+/*
  * Group commit: waits until record gen is on stable storage. The first waiter becomes the leader
  * and fsyncs outside the lock for everything written so far; the others wait for its result, so
  * a burst of concurrent appends costs one fsync instead of one each.
@@ -377,11 +391,13 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
 static int
 sync_locked(struct audit *a, uint64_t gen, char *err, size_t errlen)
 {
-    while (a->synced_gen < gen) {
-        if (a->failed_gen >= gen) {
+    for (;;) {
+        if (gen > a->failed_lo && gen <= a->failed_hi) {
             seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(a->failed_errno));
             return -1;
         }
+        if (a->synced_gen >= gen)
+            return 0;
         if (a->syncing) {
             pthread_cond_wait(&a->synced_cv, &a->mu);
             continue;
@@ -398,12 +414,10 @@ sync_locked(struct audit *a, uint64_t gen, char *err, size_t errlen)
             if (target > a->synced_gen)
                 a->synced_gen = target;
         } else {
-            a->failed_gen = target;
-            a->failed_errno = e;
+            mark_sync_failed(a, target, e);
         }
         pthread_cond_broadcast(&a->synced_cv);
     }
-    return 0;
 }
 
 static int
@@ -442,8 +456,7 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     if (write_record_locked(a, "rotate", "", 0, &w, err, errlen) < 0)
         return -1;
     if (fdatasync(a->fd) < 0) {
-        a->failed_gen = a->written_gen;
-        a->failed_errno = errno;
+        mark_sync_failed(a, a->written_gen, errno);
         seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(errno));
         return -1;
     }
