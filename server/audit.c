@@ -828,10 +828,10 @@ struct vfile {
 };
 
 static void
-verify_usage(void)
+verify_usage(FILE *out)
 {
-    fprintf(stderr, "usage: tableguard audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... "
-                    "[--sealed] FILE...\n");
+    fprintf(out, "usage: tableguard audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... "
+                 "[--sealed] FILE...\n");
 }
 
 /* Reads the seq of a file's first record so files can be given in any order. */
@@ -1042,6 +1042,10 @@ audit_verify_main(int argc, char **argv)
             nfiles++;
         } else if (strcmp(argv[i], "--") == 0) {
             options = false;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            verify_usage(stdout);
+            rc = 0;
+            goto out;
         } else if (strcmp(argv[i], "--sealed") == 0) {
             sealed = true;
         } else if (strcmp(argv[i], "--hmac-key") == 0 && i + 1 < argc && !v.chain.mac) {
@@ -1056,12 +1060,12 @@ audit_verify_main(int argc, char **argv)
                 goto out;
             }
         } else {
-            verify_usage();
+            verify_usage(stderr);
             goto out;
         }
     }
     if (nfiles == 0) {
-        verify_usage();
+        verify_usage(stderr);
         goto out;
     }
     for (size_t k = 0; k < nfiles; k++)
