@@ -27,7 +27,8 @@ static const struct command {
     {"certs", "generate", certs_main, "certs generate --service NAME --namespace NS --out DIR"},
     {"certs", "inspect", certs_main, "certs inspect FILE [--key FILE]"},
     {"certs", "--help", certs_main, "certs --help"},
-    {"audit", "verify", audit_verify_main, "audit verify [--hmac-key FILE] FILE..."},
+    {"audit", "verify", audit_verify_main,
+     "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
     {"version", NULL, version_main, "version"},
 };
 
