@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// libFuzzer target for the review path: an arbitrary body through decode, evaluation and encode
+// for both webhooks, as the server runs it, with invariants on the answer.
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+#include "tests/fuzz/fuzz_util.h"
+#include "server/admit.h"
+
+// The shipped policy's shape, with an exclusion and a warn rule so every branch can be reached.
+static const char POLICY[] = "apiVersion: tableguard.io/v1\n"
+                             "kind: ProtectionPolicy\n"
+                             "metadata:\n"
+                             "  name: fuzz\n"
+                             "spec:\n"
+                             "  components:\n"
+                             "    types: [aws-dynamodb-kro]\n"
+                             "    tableNameFrom: properties.tableName\n"
+                             "  trait:\n"
+                             "    type: dynamodb-protection-kro\n"
+                             "    defaults:\n"
+                             "      deletionProtection: true\n"
+                             "      pointInTimeRecovery: true\n"
+                             "  exclude:\n"
+                             "    namespaces: [kube-system]\n"
+                             "    users: [\"system:serviceaccount:kube-system:*\"]\n"
+                             "    groups: [\"system:masters\"]\n"
+                             "  rules:\n"
+                             "    - name: prod-deletion-protection\n"
+                             "      tables: [\"*-prod\"]\n"
+                             "      require:\n"
+                             "        deletionProtection: true\n"
+                             "      action: deny\n"
+                             "      message: \"{application}/{component}: {table} breaks {rule}\"\n"
+                             "    - name: prod-point-in-time-recovery\n"
+                             "      tables: [\"*-prod\"]\n"
+                             "      require:\n"
+                             "        pointInTimeRecovery: true\n"
+                             "      action: warn\n"
+                             "    - name: staging-audit\n"
+                             "      tables: [\"*-staging\"]\n"
+                             "      namespaces: [\"team-*\"]\n"
+                             "      require:\n"
+                             "        deletionProtection: true\n"
+                             "      action: audit\n";
+
+// What the API server demands of every 200 answer (DESIGN.md section 4).
+static void
+check_answer(enum admit_webhook w, const struct admit_result *res)
+{
+    check(res->body != NULL && strlen(res->body) == res->body_len);
+    cJSON *out = cJSON_Parse(res->body);
+    check(out != NULL);
+    if (res->status == 400) {
+        check(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(out, "error")));
+        check(res->record == NULL);
+        cJSON_Delete(out);
+        return;
+    }
+    check(res->status == 200 && res->record != NULL);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(out, "response");
+    check(cJSON_IsObject(r));
+    check(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "uid")));
+    const cJSON *allowed = cJSON_GetObjectItemCaseSensitive(r, "allowed");
+    check(cJSON_IsBool(allowed));
+    const cJSON *patch = cJSON_GetObjectItemCaseSensitive(r, "patch");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(r, "patchType");
+    check((patch == NULL) == (type == NULL));
+    check(w == ADMIT_MUTATE || patch == NULL);
+    if (cJSON_IsFalse(allowed)) {
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(r, "status"), "message");
+        check(cJSON_IsString(msg));
+        for (const char *s = msg->valuestring; *s; s++)
+            check((unsigned char)*s >= 0x20 && *s != 0x7f);
+    }
+    const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(r, "warnings"), *wi;
+    cJSON_ArrayForEach(wi, warnings)
+    {
+        check(cJSON_IsString(wi) && strlen(wi->valuestring) < 120);
+        for (const char *s = wi->valuestring; *s; s++)
+            check((unsigned char)*s >= 0x20 && *s != 0x7f);
+    }
+    cJSON_Delete(out);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const struct policy *policy = policy_once(POLICY, sizeof POLICY - 1);
+    for (int w = ADMIT_MUTATE; w <= ADMIT_VALIDATE; w++) {
+        struct admit_result res;
+        admit_handle(policy, (enum admit_webhook)w, (const char *)data, size, &res);
+        check_answer((enum admit_webhook)w, &res);
+        admit_result_free(&res);
+    }
+    return 0;
+}
