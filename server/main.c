@@ -5,6 +5,8 @@
 
 #include "certs/certs.h"
 #include "server/audit.h"
+#include "server/check.h"
+#include "server/lint.h"
 #include "server/serve.h"
 
 static int
@@ -27,6 +29,11 @@ static const struct command {
     {"certs", "generate", certs_main, "certs generate --service NAME --namespace NS --out DIR"},
     {"certs", "inspect", certs_main, "certs inspect FILE [--key FILE]"},
     {"certs", "--help", certs_main, "certs --help"},
+    {"policy", "lint", lint_main, "policy lint [--print] FILE..."},
+    {"check", NULL, check_main,
+     "check --policy FILE [--operation CREATE|UPDATE] [--namespace NS] [--user NAME] "
+     "[--output text|json] MANIFEST... | -"},
+    {"test", NULL, check_test_main, "test SUITE.yaml..."},
     {"audit", "verify", audit_verify_main,
      "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
     {"version", NULL, version_main, "version"},
