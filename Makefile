@@ -78,7 +78,8 @@ run: deps-build
 	@echo
 	exec $(BUILD)/tableguard serve --policy policy/default.yaml \
 		--tls-cert $(BUILD)/certs/tls.crt --tls-key $(BUILD)/certs/tls.key \
-		--listen 127.0.0.1:8443 --metrics-listen 127.0.0.1:9090 --audit-log $(BUILD)/audit.log
+		--listen 127.0.0.1:8443 --metrics-listen 127.0.0.1:9090 --audit-log $(BUILD)/audit.log \
+		--shutdown-delay 0
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -85,13 +85,15 @@ rule_names(const struct eval_result *ev)
     FILE *f = open_memstream(&buf, &len);
     if (f == NULL)
         return NULL;
+    const char *sep = "";
     for (size_t i = 0; i < ev->finding_count; i++) {
-        const char *name = ev->findings[i].rule->name;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
             seen = ev->findings[j].rule == ev->findings[i].rule;
-        if (!seen)
-            fprintf(f, "%s%s", len || ftell(f) ? "," : "", name);
+        if (!seen) {
+            fprintf(f, "%s%s", sep, ev->findings[i].rule->name);
+            sep = ",";
+        }
     }
     fclose(f);
     return buf;

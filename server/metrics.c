@@ -36,7 +36,6 @@ struct metrics {
     atomic_uint_fast64_t reload_ok, reload_failed;
     atomic_int last_reload_ok;
     atomic_llong last_success;
-    atomic_uint_fast64_t audit_errors;
     double start_time;
 };
 
@@ -99,12 +98,6 @@ metrics_policy_reload(struct metrics *m, int ok, time_t when)
     atomic_store(&m->last_reload_ok, ok ? 1 : 0);
     if (ok)
         atomic_store(&m->last_success, (long long)when);
-}
-
-void
-metrics_audit_error(struct metrics *m)
-{
-    atomic_fetch_add(&m->audit_errors, 1);
 }
 
 static void
@@ -221,11 +214,16 @@ metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
     head(f, "tableguard_audit_write_errors_total", "counter",
          "Audit records that failed to write.");
     fprintf(f, "tableguard_audit_write_errors_total %llu\n",
-            (unsigned long long)(g->audit_errors + atomic_load(&m->audit_errors)));
+            (unsigned long long)g->audit_errors);
     head(f, "tableguard_tls_certificate_expiry_timestamp_seconds", "gauge",
          "notAfter of the serving certificate.");
     fprintf(f, "tableguard_tls_certificate_expiry_timestamp_seconds %lld\n",
             (long long)g->cert_not_after);
+    head(f, "tableguard_tls_reload_total", "counter",
+         "Certificate reloads that changed the serving pair, by result (a refused pair is "
+         "counted once).");
+    fprintf(f, "tableguard_tls_reload_total{result=\"success\"} %lu\n", g->tls_reload_ok);
+    fprintf(f, "tableguard_tls_reload_total{result=\"failure\"} %lu\n", g->tls_reload_failed);
     head(f, "tableguard_build_info", "gauge", "Build version and revision; always 1.");
     fprintf(f, "tableguard_build_info{version=\"%s\",revision=\"%s\"} 1\n", TG_VERSION,
             TG_REVISION);

@@ -24,6 +24,7 @@ struct metrics;
 struct metrics_gauges {
     uint64_t audit_records, audit_errors;
     time_t cert_not_after; // 0: unknown
+    unsigned long tls_reload_ok, tls_reload_failed; // certificate rotations taken and refused
     size_t policy_rules;
 };
 
@@ -38,7 +39,6 @@ void metrics_in_flight(struct metrics *m, int delta);
 void metrics_rejected(struct metrics *m, enum metrics_reject reason);
 // A policy (re)load: ok or failed; a success also records its time.
 void metrics_policy_reload(struct metrics *m, int ok, time_t when);
-void metrics_audit_error(struct metrics *m);
 
 // Renders the exposition text; the caller frees it. *len gets its length.
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len);
