@@ -49,6 +49,25 @@ utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
+// True when a string in the (already parsed, so valid) JSON text holds the escape \u0000. cJSON
+// decodes it into a C string that ends there, so tableguard would judge "orders\u0000-prod" as
+// "orders" while the API server and KubeVela see the whole name. Outside strings a backslash
+// cannot occur in valid JSON, so an odd run of backslashes before "u0000" is that escape.
+static bool
+has_escaped_nul(const char *s, size_t n)
+{
+    const char *p = s;
+    while ((p = memmem(p, n - (size_t)(p - s), "\\u0000", 6)) != NULL) {
+        size_t at = (size_t)(p - s), run = 1;
+        while (run <= at && s[at - run] == '\\')
+            run++;
+        if (run % 2 == 1)
+            return true;
+        p++;
+    }
+    return false;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -157,6 +176,8 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
         return fail(err, errlen, "body is not a JSON object");
     if (has_duplicate_keys(root))
         return fail(err, errlen, "body has duplicate object keys");
+    if (has_escaped_nul(body, len))
+        return fail(err, errlen, "body holds an escaped NUL character (\\u0000)");
     const char *api = NULL, *kind = NULL;
     if (opt_string(root, "apiVersion", NULL, &api) != 0 || api == NULL ||
         strcmp(api, "admission.k8s.io/v1") != 0)
