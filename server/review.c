@@ -288,6 +288,8 @@ review_encode(const struct review_response *r, size_t *len)
     }
     cJSON *ann = cJSON_AddObjectToObject(resp, "auditAnnotations");
     cJSON_AddStringToObject(ann, "decision", r->audit_decision);
+    // The cluster's audit event does not carry the review's uid: this joins it to our record.
+    cJSON_AddStringToObject(ann, "request-uid", r->uid);
     if (r->audit_rules != NULL && r->audit_rules[0] != '\0')
         cJSON_AddStringToObject(ann, "rules", r->audit_rules);
     char *out = cJSON_PrintUnformatted(root);
