@@ -163,13 +163,10 @@ is_null(const yaml_node_t *n)
     return *s == '\0' || strcmp(s, "~") == 0 || strcasecmp(s, "null") == 0;
 }
 
-// Parses a YAML 1.2 core-schema boolean; only plain scalars count (a quoted "true" is a string).
+// The YAML 1.2 core-schema spellings of a boolean.
 static int
-as_bool(const yaml_node_t *n, bool *out)
+bool_word(const char *s, bool *out)
 {
-    if (n->type != YAML_SCALAR_NODE || !plain(n))
-        return -1;
-    const char *s = scalar(n);
     if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
         *out = true;
         return 0;
@@ -179,6 +176,15 @@ as_bool(const yaml_node_t *n, bool *out)
         return 0;
     }
     return -1;
+}
+
+// Parses a YAML 1.2 core-schema boolean; only plain scalars count (a quoted "true" is a string).
+static int
+as_bool(const yaml_node_t *n, bool *out)
+{
+    if (n->type != YAML_SCALAR_NODE || !plain(n))
+        return -1;
+    return bool_word(scalar(n), out);
 }
 
 static size_t
@@ -208,23 +214,47 @@ edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
+// The closest of `names` to `key` within two edits (or differing only in case), or NULL.
 static const char *
-suggest(const char *key, const struct field *fields, size_t n)
+suggest_name(const char *key, const char *const *names, size_t n)
 {
     const char *best = NULL;
     size_t best_d = 3;
     for (size_t i = 0; i < n; i++) {
-        size_t d = strcasecmp(key, fields[i].key) == 0 ? 0 : edit_distance(key, fields[i].key);
+        size_t d = strcasecmp(key, names[i]) == 0 ? 0 : edit_distance(key, names[i]);
         if (d < best_d) {
             best_d = d;
-            best = fields[i].key;
+            best = names[i];
         }
     }
     return best;
 }
 
+static const char *
+suggest(const char *key, const struct field *fields, size_t n)
+{
+    const char *names[16];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 16; i++)
+        names[k++] = fields[i].key;
+    return suggest_name(key, names, k);
+}
+
+// "a, b or c": the keys a mapping takes, for a diagnostic.
+static void
+key_list(const struct field *fields, size_t n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + used, len - used, "%s%s", sep, fields[i].key);
+        used += w > 0 ? (size_t)w : 0;
+    }
+}
+
 static bool
-type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t)
+type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t, const char *what, const char *key)
 {
     bool b;
     switch (t) {
@@ -245,8 +275,10 @@ type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t)
             bool ok = t == F_STRLIST ? item->type == YAML_SCALAR_NODE && !is_null(item)
                                      : item->type == YAML_MAPPING_NODE;
             if (!ok) {
-                err_at(c, item, "%s: expected %s, got %s", "list item",
-                       t == F_STRLIST ? "a string" : "a mapping", node_kind(item));
+                err_at(c, item, "%s: \"%s\" item %zu must be %s, got %s", what, key,
+                       (size_t)(it - v->data.sequence.items.start) + 1,
+                       t == F_STRLIST ? "a string" : "a mapping",
+                       is_null(item) ? "null" : node_kind(item));
             }
         }
         return true;
@@ -256,10 +288,39 @@ type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t)
 
 // Checks one mapping against its table: unknown keys (with a suggestion), duplicate keys, wrong
 // types and missing required keys are reported; found[i] receives the value node of fields[i].
+// Explains a value of the wrong type: what it is, and for a few common slips how to write it.
+static void
+wrong_type(struct ctx *c, const yaml_node_t *v, const char *what, const struct field *f)
+{
+    const char *expected = FTYPE_NAMES[f->type];
+    if (v->type != YAML_SCALAR_NODE || is_null(v)) {
+        err_at(c, v, "%s: \"%s\" must be %s, got %s", what, f->key, expected,
+               is_null(v) ? "null" : node_kind(v));
+        return;
+    }
+    const char *s = scalar(v);
+    static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
+    const char *hint = "";
+    if (f->type == F_STRLIST)
+        hint = " (write a list: [\"...\"])";
+    for (size_t i = 0; f->type == F_BOOL && i < sizeof yaml11 / sizeof *yaml11; i++)
+        if (strcasecmp(s, yaml11[i]) == 0)
+            hint = " (yes/no/on/off are strings in YAML 1.2: write true or false)";
+    bool b;
+    if (f->type == F_BOOL && !plain(v) && bool_word(s, &b) == 0)
+        hint = " (remove the quotes)";
+    err_at(c, v, "%s: \"%s\" must be %s, got %s\"%.80s\"%s", what, f->key, expected,
+           plain(v) ? "" : "the quoted string ", s, hint);
+}
+
+// Checks one mapping against its table: unknown keys (with a suggestion), duplicate keys, wrong
+// types and missing required keys are reported; found[i] receives the value node of fields[i].
 static void
 check_map(struct ctx *c, const yaml_node_t *map, const char *what, const struct field *fields,
           size_t n, const yaml_node_t **found)
 {
+    // A key written (even with a bad value) or suggested for a typo is not also "missing".
+    bool present[16] = {false}, suggested[16] = {false};
     for (size_t i = 0; i < n; i++)
         found[i] = NULL;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
@@ -274,42 +335,32 @@ check_map(struct ctx *c, const yaml_node_t *map, const char *what, const struct 
             i++;
         if (i == n) {
             const char *s = suggest(scalar(k), fields, n);
-            if (s != NULL)
+            if (s != NULL) {
                 err_at(c, k, "%s: unknown key \"%s\" (did you mean \"%s\"?)", what, scalar(k), s);
-            else
-                err_at(c, k, "%s: unknown key \"%s\"", what, scalar(k));
+                for (size_t j = 0; j < n && j < 16; j++)
+                    suggested[j] |= fields[j].key == s;
+            } else {
+                char keys[256];
+                key_list(fields, n, keys, sizeof keys);
+                err_at(c, k, "%s: unknown key \"%s\" (expected %s)", what, scalar(k), keys);
+            }
             continue;
         }
-        if (found[i] != NULL) {
+        if (i < 16 && present[i]) {
             err_at(c, k, "%s: duplicate key \"%s\"", what, scalar(k));
             continue;
         }
-        if (!type_ok(c, v, fields[i].type)) {
-            const char *got = v->type == YAML_SCALAR_NODE && !plain(v) ? "a quoted string"
-                              : is_null(v)                             ? "null"
-                                                                       : node_kind(v);
-            if (v->type == YAML_SCALAR_NODE && plain(v) && !is_null(v))
-                err_at(c, v, "%s: \"%s\" must be %s, got \"%s\"", what, fields[i].key,
-                       FTYPE_NAMES[fields[i].type], scalar(v));
-            else
-                err_at(c, v, "%s: \"%s\" must be %s, got %s", what, fields[i].key,
-                       FTYPE_NAMES[fields[i].type], got);
+        if (i < 16)
+            present[i] = true;
+        if (!type_ok(c, v, fields[i].type, what, fields[i].key)) {
+            wrong_type(c, v, what, &fields[i]);
             continue;
         }
         found[i] = v;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (fields[i].required && found[i] == NULL) {
-            bool present = false;
-            for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
-                 p < map->data.mapping.pairs.top; p++) {
-                const yaml_node_t *k = node(c, p->key);
-                if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), fields[i].key) == 0)
-                    present = true;
-            }
-            if (!present)
-                err_at(c, map, "%s: missing required key \"%s\"", what, fields[i].key);
-        }
+    for (size_t i = 0; i < n && i < 16; i++) {
+        if (fields[i].required && !present[i] && !suggested[i])
+            err_at(c, map, "%s: missing required key \"%s\"", what, fields[i].key);
     }
 }
 
@@ -421,10 +472,17 @@ load_rule(struct ctx *c, const yaml_node_t *map, size_t index, struct policy_rul
     char what[160];
     const yaml_node_t *f[U_N];
     snprintf(what, sizeof what, "rules[%zu]", index);
+    // Name the rule in every diagnostic about it, even those found before its name is read.
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "name") == 0 &&
+            v->type == YAML_SCALAR_NODE && !is_null(v))
+            snprintf(what, sizeof what, "rule \"%.120s\"", scalar(v));
+    }
     check_map(c, map, what, RULE_FIELDS, U_N, f);
     if (f[U_NAME] != NULL) {
         r->name = xstrdup(scalar(f[U_NAME]));
-        snprintf(what, sizeof what, "rule \"%.120s\"", r->name);
     } else {
         r->name = xasprintf("rules[%zu]", index);
     }
@@ -458,9 +516,10 @@ load_rule(struct ctx *c, const yaml_node_t *map, size_t index, struct policy_rul
         size_t i = 0;
         while (i < 3 && strcmp(a, ACTION_NAMES[i]) != 0)
             i++;
+        const char *s = i == 3 ? suggest_name(a, ACTION_NAMES, 3) : NULL;
         if (i == 3)
-            err_at(c, f[U_ACTION], "%s: unknown action \"%s\" (expected deny, warn or audit)", what,
-                   a);
+            err_at(c, f[U_ACTION], "%s: unknown action \"%s\" (expected deny, warn or audit%s%s%s)",
+                   what, a, s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
         else
             r->action = (enum policy_action)i;
     }
@@ -616,9 +675,50 @@ policy_digest(const char *buf, size_t len, char out[65])
     out[mdlen ? 64 : 0] = '\0';
 }
 
+struct keyed_line {
+    unsigned long line, col;
+    size_t seq;
+    char *text;
+};
+
+static int
+cmp_keyed(const void *a, const void *b)
+{
+    const struct keyed_line *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+// Puts the diagnostics added since `first` in file order (checks run per section, not per line).
+static void
+sort_diags(struct diag *d, size_t first, const char *file)
+{
+    size_t n = d->count - first, skip = strlen(file) + 1;
+    if (n < 2)
+        return;
+    struct keyed_line *k = xcalloc(n, sizeof *k);
+    for (size_t i = 0; i < n; i++) {
+        const char *t = d->lines[first + i];
+        char *end;
+        k[i] = (struct keyed_line){0, 0, i, d->lines[first + i]};
+        if (strlen(t) > skip && t[skip - 1] == ':') {
+            k[i].line = strtoul(t + skip, &end, 10);
+            k[i].col = *end == ':' ? strtoul(end + 1, NULL, 10) : 0;
+        }
+    }
+    qsort(k, n, sizeof *k, cmp_keyed);
+    for (size_t i = 0; i < n; i++)
+        d->lines[first + i] = k[i].text;
+    free(k);
+}
+
 struct policy *
 policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *diags)
 {
+    size_t first = diags->count;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) {
@@ -627,10 +727,14 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        const char *ctx = parser.context ? parser.context : "";
-        diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                 "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown problem",
-                 *ctx ? " " : "", ctx);
+        const char *problem = parser.problem ? parser.problem : "unknown problem";
+        if (parser.context != NULL)
+            diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     "YAML syntax error: %s (%s that starts at line %zu, column %zu)", problem,
+                     parser.context, parser.context_mark.line + 1, parser.context_mark.column + 1);
+        else
+            diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     "YAML syntax error: %s", problem);
         yaml_parser_delete(&parser);
         return NULL;
     }
@@ -640,7 +744,9 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
     atomic_init(&p->refs, 1);
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root == NULL || is_null(root)) {
-        diag_add(diags, file, 0, 0, "empty policy file (expected a ProtectionPolicy document)");
+        diag_add(diags, file, 1, 1,
+                 "empty policy file (expected a ProtectionPolicy document with apiVersion, kind, "
+                 "metadata and spec)");
         c.errors++;
         load_table_name_from(&c, NULL, &p->spec);
     } else {
@@ -663,6 +769,7 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    sort_diags(diags, first, file);
     if (c.errors > 0) {
         policy_unref(p);
         return NULL;
