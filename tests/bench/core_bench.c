@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: Apache-2.0
+// The core without the network: times admit_handle (decode, evaluate, encode, audit record) per
+// review against components and against rules, the policy load, and the patch building.
+//
+// usage: core_bench PAYLOAD_DIR POLICY_FILE
+//        core_bench --profile POLICY_FILE PAYLOAD mutate|validate N   (N reviews, for a profiler)
+// Prints tab-separated rows: "review", "rules", "load" and "patch", each described by its header
+// line (starting with '#'). Times are medians of five batches of at least 50 ms each.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy/eval.h"
+#include "policy/policy.h"
+#include "policy/xalloc.h"
+#include "server/admit.h"
+#include "server/review.h"
+
+static double
+now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// One timed operation: fn(arg) repeated; returns the median seconds per call.
+typedef void (*bench_fn)(void *arg);
+
+static double
+median_per_call(bench_fn fn, void *arg)
+{
+    // Calibrate the batch so it lasts at least 50 ms.
+    size_t reps = 1;
+    for (;;) {
+        double t0 = now();
+        for (size_t i = 0; i < reps; i++)
+            fn(arg);
+        if (now() - t0 >= 0.05 || reps >= (1u << 24))
+            break;
+        reps *= 2;
+    }
+    double batch[5];
+    for (int b = 0; b < 5; b++) {
+        double t0 = now();
+        for (size_t i = 0; i < reps; i++)
+            fn(arg);
+        batch[b] = (now() - t0) / (double)reps;
+    }
+    qsort(batch, 5, sizeof *batch, cmp_double);
+    return batch[2];
+}
+
+static char *
+read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "core_bench: cannot open %s\n", path);
+        exit(2);
+    }
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            buf = xrealloc(buf, cap + 1);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        if (got == 0)
+            break;
+        n += got;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static struct policy *
+load_policy(const char *text, size_t len, const char *name)
+{
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(text, len, name, &d);
+    if (p == NULL) {
+        fprintf(stderr, "core_bench: policy %s does not load:\n", name);
+        for (size_t i = 0; i < d.count; i++)
+            fprintf(stderr, "  %s\n", d.lines[i]);
+        exit(2);
+    }
+    diag_free(&d);
+    return p;
+}
+
+// A policy with `rules` deny rules, each matching every production table, so validation checks
+// every rule against every component.
+static char *
+policy_with_rules(size_t rules, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (f == NULL)
+        abort();
+    fputs("apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata:\n  name: bench\n"
+          "spec:\n  components:\n    types: [aws-dynamodb-kro]\n"
+          "    tableNameFrom: properties.tableName\n"
+          "  trait:\n    type: dynamodb-protection-kro\n    defaults:\n"
+          "      deletionProtection: true\n      pointInTimeRecovery: true\n"
+          "  exclude:\n    namespaces: [kube-system]\n  rules:\n",
+          f);
+    for (size_t i = 0; i < rules; i++)
+        fprintf(f,
+                "    - name: rule-%zu\n      tables: [\"orders-%zu-*\", \"*-prod\"]\n"
+                "      namespaces: [\"*\"]\n      require:\n        deletionProtection: true\n"
+                "        pointInTimeRecovery: true\n      action: %s\n",
+                i, i, i % 2 ? "warn" : "deny");
+    fclose(f);
+    return buf;
+}
+
+struct review_case {
+    const struct policy *policy;
+    enum admit_webhook webhook;
+    const char *body;
+    size_t len;
+};
+
+static void
+run_admit(void *arg)
+{
+    const struct review_case *c = arg;
+    struct admit_result res;
+    admit_handle(c->policy, c->webhook, c->body, c->len, &res);
+    if (res.status != 200) {
+        fprintf(stderr, "core_bench: a review was answered %d: %.*s\n", res.status,
+                (int)res.body_len, res.body);
+        exit(1);
+    }
+    admit_result_free(&res);
+}
+
+static void
+run_decode(void *arg)
+{
+    const struct review_case *c = arg;
+    struct review_request req;
+    char err[160];
+    if (review_decode(c->body, c->len, &req, err, sizeof err) != 0) {
+        fprintf(stderr, "core_bench: decode failed: %s\n", err);
+        exit(1);
+    }
+    review_request_free(&req);
+}
+
+// Patch building alone: eval_mutate on a decoded review and the base64 encoding of its answer.
+struct patch_case {
+    const struct policy *policy;
+    struct review_request req;
+};
+
+static void
+run_patch(void *arg)
+{
+    struct patch_case *c = arg;
+    struct eval_input in = {c->req.object, c->req.namespace, c->req.username, c->req.groups,
+                            c->req.group_count};
+    struct eval_result ev;
+    eval_mutate(c->policy, &in, &ev);
+    struct review_response out = {
+        .uid = c->req.uid, .allowed = true, .patch = ev.patch, .audit_decision = "patch"};
+    size_t len;
+    free(review_encode(&out, &len));
+    eval_result_free(&ev);
+}
+
+struct load_case {
+    const char *text;
+    size_t len;
+};
+
+static void
+run_load(void *arg)
+{
+    const struct load_case *c = arg;
+    policy_unref(load_policy(c->text, c->len, "bench-rules.yaml"));
+}
+
+static const size_t COUNTS[] = {1, 10, 100, 1000};
+#define NCOUNTS (sizeof COUNTS / sizeof *COUNTS)
+
+static char *
+payload(const char *dir, size_t n, const char *trait, const char *decision, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/c%zu-%s-%s.json", dir, n, trait, decision);
+    return read_all(path, len);
+}
+
+static int
+profile_main(char **argv)
+{
+    size_t len;
+    char *text = read_all(argv[2], &len);
+    struct policy *p = load_policy(text, len, argv[2]);
+    free(text);
+    struct review_case c = {p, strcmp(argv[4], "mutate") == 0 ? ADMIT_MUTATE : ADMIT_VALIDATE, NULL,
+                            0};
+    char *body = read_all(argv[3], &c.len);
+    c.body = body;
+    for (long i = atol(argv[5]); i > 0; i--)
+        run_admit(&c);
+    free(body);
+    policy_unref(p);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc == 6 && strcmp(argv[1], "--profile") == 0)
+        return profile_main(argv);
+    if (argc != 3) {
+        fprintf(stderr, "usage: core_bench PAYLOAD_DIR POLICY_FILE\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    size_t plen;
+    char *ptext = read_all(argv[2], &plen);
+    struct policy *policy = load_policy(ptext, plen, argv[2]);
+    free(ptext);
+
+    static const char *const traits[] = {"notrait", "trait"};
+    static const char *const decisions[] = {"allow", "deny"};
+    printf("#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review\tus_per_component"
+           "\tdecode_us\n");
+    for (size_t k = 0; k < NCOUNTS; k++)
+        for (int t = 0; t < 2; t++)
+            for (int d = 0; d < 2; d++) {
+                struct review_case c = {policy, ADMIT_MUTATE, NULL, 0};
+                char *body = payload(dir, COUNTS[k], traits[t], decisions[d], &c.len);
+                c.body = body;
+                double dec = median_per_call(run_decode, &c) * 1e6;
+                for (int w = 0; w < 2; w++) {
+                    c.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
+                    double us = median_per_call(run_admit, &c) * 1e6;
+                    printf("review\t%zu\t%s\t%s\t%s\t%zu\t%.2f\t%.3f\t%.2f\n", COUNTS[k], traits[t],
+                           decisions[d], w ? "validate" : "mutate", c.len, us,
+                           us / (double)COUNTS[k], dec);
+                    fflush(stdout);
+                }
+                free(body);
+            }
+
+    // Rules: a 10-component review whose production tables satisfy every rule.
+    printf("#rules\trules\tcomponents\twebhook\tus_per_review\tus_per_rule_component\n");
+    size_t blen;
+    char *body = payload(dir, 10, "trait", "allow", &blen);
+    static const size_t RULES[] = {1, 10, 100, 1000};
+    for (size_t r = 0; r < sizeof RULES / sizeof *RULES; r++) {
+        size_t len;
+        char *text = policy_with_rules(RULES[r], &len);
+        struct policy *p = load_policy(text, len, "bench-rules.yaml");
+        struct review_case c = {p, ADMIT_VALIDATE, body, blen};
+        double us = median_per_call(run_admit, &c) * 1e6;
+        printf("rules\t%zu\t10\tvalidate\t%.2f\t%.4f\n", RULES[r], us,
+               us / (double)(RULES[r] * 10));
+        policy_unref(p);
+        free(text);
+    }
+    free(body);
+
+    printf("#load\trules\tbytes\tms_per_load\n");
+    for (size_t r = 0; r < sizeof RULES / sizeof *RULES; r++) {
+        struct load_case lc;
+        char *text = policy_with_rules(RULES[r], &lc.len);
+        lc.text = text;
+        printf("load\t%zu\t%zu\t%.3f\n", RULES[r], lc.len, median_per_call(run_load, &lc) * 1e3);
+        free(text);
+    }
+
+    // Patch building: every component lacks the trait, so each one gets an "add" operation.
+    printf("#patch\tcomponents\tus_per_patch\tus_per_component\n");
+    for (size_t k = 0; k < NCOUNTS; k++) {
+        struct patch_case pc = {.policy = policy};
+        size_t len;
+        char *text = payload(dir, COUNTS[k], "notrait", "allow", &len);
+        char err[160];
+        if (review_decode(text, len, &pc.req, err, sizeof err) != 0) {
+            fprintf(stderr, "core_bench: decode failed: %s\n", err);
+            return 1;
+        }
+        double us = median_per_call(run_patch, &pc) * 1e6;
+        printf("patch\t%zu\t%.2f\t%.3f\n", COUNTS[k], us, us / (double)COUNTS[k]);
+        review_request_free(&pc.req);
+        free(text);
+    }
+    policy_unref(policy);
+    return 0;
+}

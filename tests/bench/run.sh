@@ -1,0 +1,315 @@
+#!/bin/sh
+# Word splitting of pid lists and pkg-config output is intended; wrk's result line is eval'd.
+# shellcheck disable=SC2086,SC2046,SC2154
+# SPDX-License-Identifier: Apache-2.0
+# `make bench`: tableguard under HTTPS load beside nginx serving the same answers on the same TLS
+# (the machine's ceiling), the core without the network, the audit log's cost and a reload under
+# load. Writes docs/performance.md and docs/perf-components.png.
+#
+# usage: sh tests/bench/run.sh BUILD_DIR        (BUILD_DIR holds an optimised tableguard and
+#                                                libtableguard.a, e.g. build/bench)
+# Knobs (environment): BENCH_DURATION seconds per load run (5), BENCH_ROUNDS alternations of
+# tableguard and nginx (2), BENCH_CONNECTIONS (32), BENCH_THREADS server threads and nginx
+# workers (1: the server owns one core), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+# BENCH_SOAK=1 adds a 5-minute RSS flatness run, BENCH_QUICK=1 runs only the 1-component rows.
+set -eu
+
+B=${1:?usage: run.sh BUILD_DIR}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+HERE=tests/bench
+TG=$ROOT/$B/tableguard
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-2}
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-1}
+SCPU=${BENCH_SERVER_CPU:-0}
+LCPU=${BENCH_LOAD_CPU:-1}
+W=$ROOT/$B/run
+RES=$W/results.jsonl
+T0=$(date +%s)
+
+for tool in wrk nginx gnuplot taskset curl python3; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (make deps-bench)" >&2; exit 2; }
+done
+[ -x "$TG" ] || { echo "run.sh: no $TG (make BUILD=$B all)" >&2; exit 2; }
+
+rm -rf "$W"
+mkdir -p "$W/nginx/html" "$W/nginx/logs" "$W/tmp"
+: >"$RES"
+
+TGPID=""
+NGPID=""
+cleanup() {
+    [ -n "$TGPID" ] && kill "$TGPID" 2>/dev/null && wait "$TGPID" 2>/dev/null
+    [ -n "$NGPID" ] && kill "$NGPID" 2>/dev/null && wait "$NGPID" 2>/dev/null
+    true
+}
+trap cleanup EXIT INT TERM
+
+ports=$(python3 -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $ports
+TGPORT=$1 MPORT=$2 NGPORT=$3
+
+say() { printf '[%4ss] %s\n' $(($(date +%s) - T0)) "$*"; }
+
+# ---- inputs ------------------------------------------------------------------------------------
+say "certificates (ECDSA P-256), payloads, core benchmark"
+"$TG" certs generate --service tableguard --namespace tableguard --dns localhost \
+    --ip 127.0.0.1 --out "$W/certs" >/dev/null 2>"$W/certs.log"
+python3 $HERE/payloads.py "$W/payloads"
+cp policy/default.yaml "$W/policy.yaml"
+
+# The core benchmark links the same optimised library the server is built from.
+${CC:-cc} -std=c11 -D_GNU_SOURCE -I. -O2 -flto -Wall -Wextra -Werror -o "$B/core_bench" \
+    $HERE/core_bench.c "$B/libtableguard.a" \
+    $(pkg-config --cflags --libs libmicrohttpd gnutls libcjson yaml-0.1 libcrypto) -lpthread
+taskset -c "$SCPU" "$B/core_bench" "$W/payloads" policy/default.yaml >"$W/core.tsv"
+
+# ---- servers -----------------------------------------------------------------------------------
+start_tg() { # $1: audit sync mode
+    "$TG" serve --policy "$W/policy.yaml" --tls-cert "$W/certs/tls.crt" \
+        --tls-key "$W/certs/tls.key" --listen "127.0.0.1:$TGPORT" \
+        --metrics-listen "127.0.0.1:$MPORT" --audit-log "$W/audit.log" --audit-sync "$1" \
+        --audit-max-size 67108864 --audit-max-files 2 --threads "$THREADS" \
+        --reload-interval 1 --shutdown-delay 0 --log-level info 2>>"$W/tableguard.log" &
+    TGPID=$!
+    taskset -a -p -c "$SCPU" "$TGPID" >/dev/null
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$MPORT/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "run.sh: tableguard did not become ready:" >&2
+    tail -5 "$W/tableguard.log" >&2
+    exit 1
+}
+stop_tg() {
+    kill "$TGPID"
+    wait "$TGPID" || true
+    TGPID=""
+    rm -f "$W/audit.log"*
+}
+
+cat >"$W/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes $THREADS;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 30s;
+    client_max_body_size 8m;
+    client_body_buffer_size 2m;
+    client_body_temp_path $W/tmp;
+    proxy_temp_path $W/tmp;
+    fastcgi_temp_path $W/tmp;
+    uwsgi_temp_path $W/tmp;
+    scgi_temp_path $W/tmp;
+    server {
+        listen 127.0.0.1:$NGPORT ssl;
+        ssl_certificate $W/certs/tls.crt;
+        ssl_certificate_key $W/certs/tls.key;
+        ssl_protocols TLSv1.3;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        root $W/nginx/html;
+        default_type application/json;
+        open_file_cache max=64;
+        # A POST to a static file is a 405; answering it with the file makes nginx reply to the
+        # POST with the fixed AdmissionReview response after reading the body.
+        error_page 405 =200 \$uri;
+    }
+}
+EOF
+
+# The payloads that go over the network: "name webhook" pairs.
+NET="c1-notrait-allow mutate
+c1-trait-allow validate
+c1-notrait-deny validate
+c10-notrait-allow mutate
+c10-trait-allow validate
+c10-notrait-deny validate
+c100-notrait-allow mutate
+c100-trait-allow validate
+c1000-notrait-allow mutate
+c1000-trait-allow validate"
+[ "${BENCH_QUICK:-0}" = 1 ] && NET=$(echo "$NET" | grep '^c1-')
+
+say "tableguard (audit-sync batch) and nginx, both pinned to CPU $SCPU; wrk on CPU $LCPU"
+start_tg batch
+echo "$NET" | while read -r name hook; do
+    curl -sS --cacert "$W/certs/ca.crt" -H 'Content-Type: application/json' \
+        --data-binary "@$W/payloads/$name.json" -o "$W/nginx/html/$name.$hook.json" \
+        -w '%{http_code}\n' "https://localhost:$TGPORT/$hook?timeout=10s" | grep -qx 200 ||
+        { echo "run.sh: $name on /$hook was not answered 200" >&2; exit 1; }
+done
+taskset -c "$SCPU" nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" 2>>"$W/nginx/logs/error.log" &
+NGPID=$!
+for _ in $(seq 50); do
+    [ -s "/proc/$NGPID/task/$NGPID/children" ] && break
+    sleep 0.1
+done
+NGWORKERS=$(cat "/proc/$NGPID/task/$NGPID/children")
+TLSVER=$(echo | openssl s_client -connect "127.0.0.1:$TGPORT" 2>/dev/null | sed -n 's/^ *Protocol *: *//p; s/^New, \(TLSv[0-9.]*\),.*/\1/p' | head -1)
+NGTLSVER=$(echo | openssl s_client -connect "127.0.0.1:$NGPORT" 2>/dev/null | sed -n 's/^ *Protocol *: *//p; s/^New, \(TLSv[0-9.]*\),.*/\1/p' | head -1)
+
+cpu_ticks() { # utime+stime of the given processes, in clock ticks
+    t=0
+    for p in "$@"; do
+        set -- $(sed 's/.*) //' "/proc/$p/stat")
+        t=$((t + ${12} + ${13}))
+    done
+    echo $t
+}
+hwm_kib() { # VmHWM of the given processes, summed
+    k=0
+    for p in "$@"; do
+        k=$((k + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status")))
+    done
+    echo $k
+}
+
+# run_load TARGET NAME HOOK MODE ROUND [extra JSON] : one wrk run, one line in results.jsonl.
+run_load() {
+    target=$1 name=$2 hook=$3 mode=$4 round=$5 extra=${6:-}
+    if [ "$target" = tableguard ]; then
+        pids=$TGPID url="https://127.0.0.1:$TGPORT/$hook?timeout=10s"
+    else
+        pids=$NGWORKERS url="https://127.0.0.1:$NGPORT/$name.$hook.json"
+    fi
+    close=0
+    [ "$mode" = close ] && close=1
+    c0=$(cpu_ticks $pids)
+    out=$(BENCH_BODY="$W/payloads/$name.json" BENCH_CLOSE=$close \
+        taskset -c "$LCPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 5s -s $HERE/post.lua "$url")
+    c1=$(cpu_ticks $pids)
+    line=$(echo "$out" | grep '^BENCH ' | sed 's/^BENCH //')
+    [ -n "$line" ] || { echo "run.sh: wrk said: $out" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    eval "$line"
+    printf '{"target":"%s","payload":"%s","webhook":"%s","mode":"%s","round":%s,"connections":%s,"requests":%s,"duration_us":%s,"errors":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"max_us":%s,"above":"%s","cpu_ticks":%s,"hwm_kib":%s%s}\n' \
+        "$target" "$name" "$hook" "$mode" "$round" "$CONNS" "$requests" "$duration_us" \
+        "$errors" "$p50_us" "$p99_us" "$p999_us" "$max_us" "$above" $((c1 - c0)) \
+        "$(hwm_kib $pids)" "$extra" >>"$RES"
+    say "$(printf '%-10s %-20s %-8s %-10s round %s: %6d req/s  p99 %7.2f ms  errors %s' \
+        "$target" "$name" "$hook" "$mode" "$round" $((requests * 1000000 / duration_us)) \
+        "$(echo "$p99_us" | awk '{print $1 / 1000}')" "$errors")"
+}
+
+# ---- keep-alive, then a new connection per request; A B A B --------------------------------------
+echo "$NET" | while read -r name hook; do
+    for r in $(seq "$ROUNDS"); do
+        run_load tableguard "$name" "$hook" keepalive "$r"
+        run_load nginx "$name" "$hook" keepalive "$r"
+    done
+done
+for pair in "c1-notrait-allow mutate" "c1-trait-allow validate"; do
+    set -- $pair
+    for r in $(seq "$ROUNDS"); do
+        run_load tableguard "$1" "$2" close "$r"
+        run_load nginx "$1" "$2" close "$r"
+    done
+done
+
+# ---- a reload under load: the same run without and with reloads ---------------------------------
+BASE_P999=$(grep '"target":"tableguard","payload":"c1-trait-allow","webhook":"validate","mode":"keepalive"' "$RES" |
+    sed 's/.*"p999_us":\([0-9.]*\).*/\1/' | sort -n | tail -1)
+reloads_before=$(grep -c '"policy reloaded"' "$W/tableguard.log" || true)
+(
+    i=0
+    sleep 1
+    while [ $i -lt $((DUR * 2 - 2)) ]; do
+        if [ $((i % 2)) = 0 ]; then
+            kill -HUP "$TGPID"
+        else
+            # A changed file: the watcher notices and reloads it.
+            { cat policy/default.yaml; echo "# revision $i"; } >"$W/policy.yaml.new"
+            mv "$W/policy.yaml.new" "$W/policy.yaml"
+        fi
+        i=$((i + 1))
+        sleep 0.5
+    done
+) &
+RLPID=$!
+BENCH_ABOVE_US=$BASE_P999 run_load tableguard c1-trait-allow validate reload 1 \
+    ",\"baseline_p999_us\":$BASE_P999"
+wait $RLPID
+sleep 1
+reloads=$(( $(grep -c '"policy reloaded"' "$W/tableguard.log" || true) - reloads_before ))
+TG_HWM=$(hwm_kib "$TGPID")
+NG_HWM=$(hwm_kib $NGWORKERS)
+echo "{\"target\":\"tableguard\",\"kind\":\"reloads\",\"count\":$reloads}" >>"$RES"
+
+# ---- optional: 5 minutes of mixed load, RSS sampled every 10 s ---------------------------------
+if [ "${BENCH_SOAK:-0}" = 1 ]; then
+    say "soak: 300 s of /mutate and /validate (10 components), RSS every 10 s"
+    for hook in mutate validate; do
+        name=c10-notrait-allow
+        [ $hook = validate ] && name=c10-trait-allow
+        BENCH_BODY="$W/payloads/$name.json" taskset -c "$LCPU" wrk -t1 -c$((CONNS / 2)) -d300s \
+            -s $HERE/post.lua "https://127.0.0.1:$TGPORT/$hook?timeout=10s" >"$W/soak-$hook.txt" &
+    done
+    for s in $(seq 0 10 290); do
+        printf '{"kind":"soak","t":%s,"rss_kib":%s}\n' "$s" \
+            "$(awk '/^VmRSS/ {print $2}' /proc/$TGPID/status)" >>"$RES"
+        sleep 10
+    done
+    wait
+    for hook in mutate validate; do
+        sed -n 's/^BENCH \(requests=[0-9]*\).* errors=\([0-9]*\).*/{"kind":"soak-load","webhook":"'$hook'","\1,"errors":\2}/p' \
+            "$W/soak-$hook.txt" | sed 's/requests=/requests":/' >>"$RES"
+    done
+fi
+
+kill "$NGPID"
+wait "$NGPID" 2>/dev/null || true
+NGPID=""
+stop_tg
+
+# ---- the audit log's cost: the same load under each sync mode, alternated ---------------------
+for r in $(seq "$ROUNDS"); do
+    for sync in none batch always; do
+        start_tg "$sync"
+        run_load tableguard c1-notrait-allow mutate "audit-$sync" "$r"
+        stop_tg
+    done
+done
+
+# ---- the report --------------------------------------------------------------------------------
+say "report: docs/performance.md, docs/perf-components.png"
+awk -F'\t' '$1 == "review" && $3 == "notrait" && $4 == "allow" && $5 == "mutate" {print $2, $7}' \
+    "$W/core.tsv" >"$W/plot-mutate.dat"
+awk -F'\t' '$1 == "review" && $3 == "trait" && $4 == "allow" && $5 == "validate" {print $2, $7}' \
+    "$W/core.tsv" >"$W/plot-validate.dat"
+awk -F'\t' '$1 == "review" && $3 == "trait" && $4 == "deny" && $5 == "validate" {print $2, $7}' \
+    "$W/core.tsv" >"$W/plot-deny.dat"
+gnuplot <<EOF
+set terminal pngcairo size 900,560 font "DejaVu Sans,11"
+set output "$ROOT/docs/perf-components.png"
+set title "tableguard core: time per review against components (admit_handle, one core)"
+set xlabel "components in the Application"
+set ylabel "microseconds per review"
+set logscale xy
+set grid
+set key top left
+plot "$W/plot-mutate.dat" using 1:2 with linespoints lw 2 title "/mutate, no trait (patch every component)", \
+     "$W/plot-validate.dat" using 1:2 with linespoints lw 2 title "/validate, trait set, allowed", \
+     "$W/plot-deny.dat" using 1:2 with linespoints lw 2 title "/validate, trait off, denied", \
+     2*x with lines dt 2 lc rgb "red" title "target: 2 us per component"
+EOF
+
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/performance.md \
+    --command "make bench  (BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS${BENCH_SOAK:+ BENCH_SOAK=$BENCH_SOAK})" \
+    --machine "$(nproc) CPUs, $CPU_MODEL, $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)" \
+    --pinning "servers on CPU $SCPU (taskset), wrk -t1 -c$CONNS on CPU $LCPU; tableguard --threads $THREADS, nginx worker_processes $THREADS" \
+    --tls "tableguard $TLSVER, nginx $NGTLSVER, ECDSA P-256 certificate from 'tableguard certs generate' for both; no session resumption" \
+    --versions "$(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tableguard $(cat VERSION) ($(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))" \
+    --peak "$TG_HWM $NG_HWM" \
+    --notes $HERE/profile.md
+say "done in $(($(date +%s) - T0)) s"
