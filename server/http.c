@@ -56,8 +56,13 @@ send_body(struct http *h, struct MHD_Connection *c, unsigned status, const char 
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        // The metrics listener serves GET and HEAD; the admission listener's 405s are for
+        // /mutate and /validate, which take POST.
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+        bool plain = ci != NULL && ci->daemon == h->plain;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, plain ? "GET, HEAD" : "POST");
+    }
     // While draining, keep-alive connections are closed after their answer so clients move to
     // replicas that stay.
     if (atomic_load(&h->draining))
