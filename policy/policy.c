@@ -111,11 +111,22 @@ static void err_at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 static void
 err_at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
-    char msg[768];
+    char raw[768], msg[768 * 4];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    // Quoted values may hold line breaks; a diagnostic stays on one line.
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+        if (*p == '\n')
+            o += (size_t)snprintf(msg + o, sizeof msg - o, "\\n");
+        else if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(msg + o, sizeof msg - o, "\\x%02x", *p);
+        else
+            msg[o++] = (char)*p;
+    }
+    msg[o] = '\0';
     diag_add(c->diags, c->file, n->start_mark.line + 1, n->start_mark.column + 1, "%s", msg);
     c->errors++;
 }

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unit tests for policy/policy: loading, defaults, diagnostics, globs, templates, printing and
+// reference counting, on buffers.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy/policy.h"
+#include "policy/xalloc.h"
+
+#define HEAD "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata: {name: t}\n"
+
+static struct policy *
+load_ok(const char *yaml)
+{
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(yaml, strlen(yaml), "p.yaml", &d);
+    for (size_t i = 0; i < d.count; i++)
+        print_message("unexpected: %s\n", d.lines[i]);
+    assert_non_null(p);
+    assert_int_equal(d.count, 0);
+    diag_free(&d);
+    return p;
+}
+
+// Loads a policy that must fail and returns its diagnostics joined by newlines (caller frees).
+static char *
+load_fail(const char *yaml, size_t *count)
+{
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(yaml, strlen(yaml), "p.yaml", &d);
+    assert_null(p);
+    assert_true(d.count > 0);
+    char *all = xstrdup("");
+    for (size_t i = 0; i < d.count; i++) {
+        char *next = xasprintf("%s%s\n", all, d.lines[i]);
+        free(all);
+        all = next;
+    }
+    if (count != NULL)
+        *count = d.count;
+    diag_free(&d);
+    return all;
+}
+
+static void
+assert_diag(const char *yaml, const char *expected)
+{
+    char *got = load_fail(yaml, NULL);
+    if (strstr(got, expected) == NULL)
+        fail_msg("expected \"%s\" in:\n%s", expected, got);
+    free(got);
+}
+
+static void
+test_defaults_fill_a_minimal_policy(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok(HEAD "spec: {}\n");
+    const struct policy_spec *s = policy_spec(p);
+    assert_string_equal(s->name, "t");
+    assert_int_equal(s->component_types.count, 1);
+    assert_string_equal(s->component_types.items[0], "aws-dynamodb-kro");
+    assert_string_equal(s->table_name_from, "properties.tableName");
+    assert_int_equal(s->table_name_depth, 2);
+    assert_string_equal(s->table_name_path[1], "tableName");
+    assert_string_equal(s->trait_type, "dynamodb-protection-kro");
+    assert_true(s->defaults[POLICY_DELETION_PROTECTION]);
+    assert_true(s->defaults[POLICY_PITR]);
+    assert_int_equal(s->exclude_namespaces.count, 0);
+    assert_int_equal(s->rule_count, 0);
+    assert_int_equal(strlen(policy_sha256(p)), 64);
+    policy_unref(p);
+}
+
+static void
+test_rule_defaults_and_explicit_values(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok(HEAD "spec:\n"
+                                    "  components: {types: [a, 'b-*'], tableNameFrom: spec.x.y}\n"
+                                    "  trait: {type: t, defaults: {pointInTimeRecovery: false}}\n"
+                                    "  rules:\n"
+                                    "    - name: r1\n"
+                                    "      tables: ['*-prod']\n"
+                                    "      require: {deletionProtection: true}\n"
+                                    "    - name: r2\n"
+                                    "      tables: [x]\n"
+                                    "      namespaces: [team-*]\n"
+                                    "      require: {pointInTimeRecovery: false}\n"
+                                    "      action: audit\n"
+                                    "      message: '{rule} {table}'\n");
+    const struct policy_spec *s = policy_spec(p);
+    assert_int_equal(s->component_types.count, 2);
+    assert_int_equal(s->table_name_depth, 3);
+    assert_string_equal(s->trait_type, "t");
+    assert_true(s->defaults[POLICY_DELETION_PROTECTION]);
+    assert_false(s->defaults[POLICY_PITR]);
+    assert_int_equal(s->rule_count, 2);
+    const struct policy_rule *r1 = &s->rules[0], *r2 = &s->rules[1];
+    assert_int_equal(r1->action, POLICY_DENY);
+    assert_int_equal(r1->namespaces.count, 1);
+    assert_string_equal(r1->namespaces.items[0], "*");
+    assert_int_equal(r1->require[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(r1->require[POLICY_PITR], -1);
+    assert_null(r1->message);
+    assert_int_equal(r2->action, POLICY_AUDIT);
+    assert_int_equal(r2->require[POLICY_PITR], 0);
+    assert_string_equal(r2->message, "{rule} {table}");
+    assert_string_equal(policy_action_name(r2->action), "audit");
+    policy_unref(p);
+}
+
+static void
+test_globs_are_case_insensitive_fnmatch(void **state)
+{
+    (void)state;
+    char *items[] = {"*-prod", "db-[0-9]", "exact"};
+    struct policy_globs g = {items, 3};
+    assert_true(policy_globs_match(&g, "orders-prod"));
+    assert_true(policy_globs_match(&g, "ORDERS-PROD"));
+    assert_true(policy_globs_match(&g, "db-7"));
+    assert_true(policy_globs_match(&g, "Exact"));
+    assert_false(policy_globs_match(&g, "orders-prod-2"));
+    assert_false(policy_globs_match(&g, "db-x"));
+    struct policy_globs none = {NULL, 0};
+    assert_false(policy_globs_match(&none, "anything"));
+}
+
+static void
+test_unknown_key_suggests_and_is_not_also_missing(void **state)
+{
+    (void)state;
+    size_t n;
+    char *got = load_fail(HEAD "spec:\n  rules:\n    - name: r\n      tabels: [x]\n"
+                               "      require: {deletionProtection: true}\n",
+                          &n);
+    assert_string_equal(
+        got, "p.yaml:7:7: rule \"r\": unknown key \"tabels\" (did you mean \"tables\"?)\n");
+    assert_int_equal(n, 1);
+    free(got);
+    assert_diag(HEAD "spec: {colour: red}\n",
+                "p.yaml:4:8: spec: unknown key \"colour\" (expected components, trait, exclude or "
+                "rules)");
+    assert_diag(HEAD "spec: {Rules: []}\n", "unknown key \"Rules\" (did you mean \"rules\"?)");
+}
+
+static void
+test_wrong_types_say_what_was_expected(void **state)
+{
+    (void)state;
+    assert_diag(HEAD "spec: {trait: {defaults: {deletionProtection: 'true'}}}\n",
+                "trait defaults: \"deletionProtection\" must be a boolean (true or false), got the "
+                "quoted string \"true\" (remove the quotes)");
+    assert_diag(HEAD "spec: {trait: {defaults: {pointInTimeRecovery: off}}}\n",
+                "got \"off\" (yes/no/on/off are strings in YAML 1.2: write true or false)");
+    assert_diag(HEAD "spec: {exclude: {namespaces: kube-system}}\n",
+                "exclude: \"namespaces\" must be a list of strings, got \"kube-system\" (write a "
+                "list: [\"...\"])");
+    assert_diag(HEAD "spec: {rules: {name: x}}\n",
+                "spec: \"rules\" must be a list of mappings, got a mapping");
+    assert_diag(HEAD "spec: {exclude: {users: [a, [b]]}}\n",
+                "exclude: \"users\" item 2 must be a string, got a list");
+    assert_diag(HEAD "spec: {trait: {type: ~}}\n", "trait: \"type\" must be a string, got null");
+    assert_diag(HEAD "spec: []\n", "policy: \"spec\" must be a mapping, got a list");
+}
+
+static void
+test_semantic_checks(void **state)
+{
+    (void)state;
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], require: {deletionProtection: "
+                     "true}, action: block}\n",
+                "rule \"r\": unknown action \"block\" (expected deny, warn or audit)");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], require: {deletionProtection: "
+                     "true}, action: WARN}\n",
+                "(expected deny, warn or audit; did you mean \"warn\"?)");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], require: {}}\n",
+                "rule \"r\": \"require\" names nothing to require");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [], require: {deletionProtection: "
+                     "true}}\n",
+                "\"tables\" must name at least one pattern");
+    assert_diag(HEAD "spec:\n  rules:\n"
+                     "    - {name: r, tables: [x], require: {deletionProtection: true}}\n"
+                     "    - {name: r, tables: [y], require: {deletionProtection: true}}\n",
+                "p.yaml:7:7: rule \"r\": duplicate rule name (rule names must be unique)");
+    assert_diag(HEAD "spec: {exclude: {namespaces: ['a[bc']}}\n",
+                "exclude: pattern \"a[bc\" has an unclosed \"[\"");
+    assert_diag(HEAD "spec: {components: {tableNameFrom: 'properties..x'}}\n",
+                "has an empty path segment");
+    assert_diag(HEAD "spec: {}\n---\n" HEAD "spec: {}\n", "a second YAML document");
+    assert_diag("apiVersion: tableguard.io/v1\nkind: Policy\nmetadata: {name: x}\nspec: {}\n",
+                "p.yaml:2:7: policy: unsupported kind \"Policy\" (expected \"ProtectionPolicy\")");
+    assert_diag("apiVersion: v1\nkind: ProtectionPolicy\nmetadata: {name: x}\nspec: {}\n",
+                "p.yaml:1:13: policy: unsupported apiVersion \"v1\"");
+    assert_diag("kind: ProtectionPolicy\nmetadata: {}\n",
+                "policy: missing required key \"apiVersion\"");
+    assert_diag("kind: ProtectionPolicy\nmetadata: {}\n",
+                "metadata: missing required key \"name\"");
+}
+
+static void
+test_templates(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok(
+        HEAD "spec:\n  rules:\n    - name: r\n      tables: [x]\n"
+             "      require: {deletionProtection: true}\n"
+             "      message: '{application} {namespace} {component} {table} {rule} {pattern}'\n");
+    policy_unref(p);
+    assert_diag(HEAD "spec:\n  rules:\n    - name: r\n      tables: [x]\n"
+                     "      require: {deletionProtection: true}\n      message: 'see {tabel}'\n",
+                "p.yaml:9:16: rule \"r\": unknown placeholder \"{tabel}\" in message");
+    assert_diag(HEAD "spec:\n  rules:\n    - name: r\n      tables: [x]\n"
+                     "      require: {deletionProtection: true}\n      message: 'see {table'\n",
+                "unclosed \"{\" in message");
+}
+
+static void
+test_empty_and_syntax_errors(void **state)
+{
+    (void)state;
+    char *got = load_fail("", NULL);
+    assert_true(strncmp(got, "p.yaml:1:1: empty policy file", 29) == 0);
+    free(got);
+    got = load_fail("# only a comment\n", NULL);
+    assert_non_null(strstr(got, "empty policy file"));
+    free(got);
+    assert_diag("a: [b\n", "p.yaml:2:1: YAML syntax error: did not find expected ',' or ']' "
+                           "(while parsing a flow sequence that starts at line 1, column 4)");
+    assert_diag("a: b: c\n", "YAML syntax error: mapping values are not allowed in this context");
+}
+
+static void
+test_every_error_in_one_pass_in_file_order(void **state)
+{
+    (void)state;
+    size_t n;
+    char *got = load_fail("apiVersion: x\n"
+                          "kind: ProtectionPolicy\n"
+                          "metadata: {name: t, owner: me}\n"
+                          "spec:\n"
+                          "  rules:\n"
+                          "    - {name: r, tables: x, require: {deletionProtection: 1}}\n"
+                          "    - 7\n"
+                          "  trait: {typo: x}\n",
+                          &n);
+    assert_int_equal(n, 6);
+    const char *order[] = {"p.yaml:1:13:", "p.yaml:3:21:", "p.yaml:6:25:",
+                           "p.yaml:6:58:", "p.yaml:7:7:",  "p.yaml:8:11:"};
+    const char *at = got;
+    for (size_t i = 0; i < 6; i++) {
+        const char *found = strstr(at, order[i]);
+        if (found == NULL)
+            fail_msg("expected %s after position %zu in:\n%s", order[i], (size_t)(at - got), got);
+        at = found;
+    }
+    free(got);
+}
+
+static void
+test_alias_bomb_is_bounded(void **state)
+{
+    (void)state;
+    // Nine levels of ten aliases each: a billion nodes if expanded.
+    char yaml[2048] = "a: &a [x,x,x,x,x,x,x,x,x,x]\n";
+    for (char name = 'b'; name <= 'j'; name++) {
+        char line[64], prev = (char)(name - 1);
+        snprintf(line, sizeof line, "%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", name,
+                 name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev);
+        strcat(yaml, line);
+    }
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(yaml, strlen(yaml), "p.yaml", &d);
+    assert_null(p);
+    assert_true(d.count > 0);
+    diag_free(&d);
+}
+
+static void
+test_print_normalises_and_round_trips(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok(HEAD "spec:\n  exclude: {users: ['ci\"bot']}\n"
+                                    "  rules:\n    - name: r\n      tables: ['*-prod']\n"
+                                    "      require: {pointInTimeRecovery: true}\n"
+                                    "      action: warn\n      message: 'a\\b {rule}'\n");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    policy_print(p, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "    namespaces: []\n"));
+    assert_non_null(strstr(buf, "      namespaces: [\"*\"]\n"));
+    assert_non_null(strstr(buf, "    users: [\"ci\\\"bot\"]\n"));
+    assert_non_null(strstr(buf, "      action: warn\n"));
+    assert_non_null(strstr(buf, "pointInTimeRecovery: true\n"));
+    struct policy *again = load_ok(buf);
+    const struct policy_spec *s = policy_spec(again);
+    assert_string_equal(s->exclude_users.items[0], "ci\"bot");
+    assert_string_equal(s->rules[0].message, "a\\b {rule}");
+    assert_int_equal(s->rules[0].action, POLICY_WARN);
+    free(buf);
+    policy_unref(again);
+    policy_unref(p);
+}
+
+static void
+test_reference_counting_and_digest(void **state)
+{
+    (void)state;
+    const char *yaml = HEAD "spec: {}\n";
+    struct policy *p = load_ok(yaml);
+    char digest[65];
+    policy_digest(yaml, strlen(yaml), digest);
+    assert_string_equal(digest, policy_sha256(p));
+    assert_ptr_equal(policy_ref(p), p);
+    policy_unref(p);
+    assert_string_equal(policy_spec(p)->name, "t"); // still held by the first reference
+    policy_unref(p);
+    policy_unref(NULL);
+    policy_digest("", 0, digest);
+    assert_string_equal(digest, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void
+test_thousand_rules_load(void **state)
+{
+    (void)state;
+    size_t cap = 1u << 20, len = 0;
+    char *yaml = xmalloc(cap);
+    len += (size_t)snprintf(yaml, cap, HEAD "spec:\n  rules:\n");
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(yaml + len, cap - len,
+                                "    - name: rule-%d\n      tables: ['team%d-*-prod']\n"
+                                "      require: {deletionProtection: true}\n",
+                                i, i);
+    struct policy *p = load_ok(yaml);
+    assert_int_equal(policy_spec(p)->rule_count, 1000);
+    assert_string_equal(policy_spec(p)->rules[999].name, "rule-999");
+    policy_unref(p);
+    free(yaml);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_fill_a_minimal_policy),
+        cmocka_unit_test(test_rule_defaults_and_explicit_values),
+        cmocka_unit_test(test_globs_are_case_insensitive_fnmatch),
+        cmocka_unit_test(test_unknown_key_suggests_and_is_not_also_missing),
+        cmocka_unit_test(test_wrong_types_say_what_was_expected),
+        cmocka_unit_test(test_semantic_checks),
+        cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_empty_and_syntax_errors),
+        cmocka_unit_test(test_every_error_in_one_pass_in_file_order),
+        cmocka_unit_test(test_alias_bomb_is_bounded),
+        cmocka_unit_test(test_print_normalises_and_round_trips),
+        cmocka_unit_test(test_reference_counting_and_digest),
+        cmocka_unit_test(test_thousand_rules_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
