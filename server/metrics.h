@@ -23,7 +23,7 @@ struct metrics;
 // What the render reads from the other modules at scrape time.
 struct metrics_gauges {
     uint64_t audit_records, audit_errors;
-    time_t cert_not_after; // 0: unknown
+    time_t cert_not_after;                          // 0: unknown
     unsigned long tls_reload_ok, tls_reload_failed; // certificate rotations taken and refused
     size_t policy_rules;
 };

@@ -35,13 +35,15 @@ struct cert {
 };
 
 struct tls {
-    struct tls_options opts;
     char *cert_path, *key_path, *ca_path, *priorities, *service, *ns;
     char *ca_pem;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;        // guards current, retired and the counts; handshakes take it
+    pthread_mutex_t reload_lock; // one reload at a time (the watcher and SIGHUP may race)
     struct cert *current;
     struct cert *retired;
     unsigned long reload_ok, reload_failed;
+    unsigned char refused[32]; // digest of the last refused content, to report it once
+    bool refused_set;
 };
 
 // GnuTLS's retrieve callback carries no user pointer; one server serves one certificate slot.
@@ -104,35 +106,114 @@ cert_free(struct cert *c)
     free(c);
 }
 
-static struct cert *
-cert_load(struct tls *t, void (*warn)(const char *), char *err, size_t errlen)
+// Both files' bytes and their digest, read once so that what was checked is what gets installed.
+struct pair {
+    char *cert, *key;
+    size_t cert_len, key_len;
+    unsigned char digest[32];
+};
+
+static void
+pair_free(struct pair *p)
 {
-    struct certs_report rep;
-    if (certs_check_pair(t->cert_path, t->key_path, t->service, t->ns, time(NULL), &rep) != 0) {
-        snprintf(err, errlen, "%s", rep.nerrors ? rep.errors[0] : "certificate check failed");
-        return NULL;
-    }
-    for (size_t i = 0; warn != NULL && i < rep.nwarnings && i < CERTS_MAX_MESSAGES; i++)
-        warn(rep.warnings[i]);
-    size_t clen = 0, klen = 0;
-    char *cpem = read_file(t->cert_path, &clen, err, errlen);
-    char *kpem = cpem ? read_file(t->key_path, &klen, err, errlen) : NULL;
-    if (kpem == NULL) {
-        free(cpem);
-        return NULL;
-    }
-    struct cert *c = xcalloc(1, sizeof *c);
-    c->not_after = rep.not_after;
+    free(p->cert);
+    if (p->key != NULL)
+        explicit_bzero(p->key, p->key_len);
+    free(p->key);
+    p->cert = p->key = NULL;
+    p->cert_len = p->key_len = 0;
+}
+
+static void
+digest_of(const void *a, size_t alen, const void *b, size_t blen, unsigned char out[32])
+{
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int dlen = 0;
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(md, cpem, clen) != 1 || EVP_DigestUpdate(md, kpem, klen) != 1 ||
-        EVP_DigestFinal_ex(md, c->digest, &dlen) != 1)
-        memset(c->digest, 0, sizeof c->digest);
+        EVP_DigestUpdate(md, a, alen) != 1 || EVP_DigestUpdate(md, b, blen) != 1 ||
+        EVP_DigestFinal_ex(md, out, &dlen) != 1)
+        memset(out, 0, 32);
     EVP_MD_CTX_free(md);
+}
 
-    gnutls_datum_t cd = {(unsigned char *)cpem, (unsigned int)clen};
-    gnutls_datum_t kd = {(unsigned char *)kpem, (unsigned int)klen};
+// Reads both files. On failure the digest is taken over the error text, so that it still
+// identifies the failure and a poll does not report the same missing file again and again.
+static int
+pair_read(const struct tls *t, struct pair *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->cert = read_file(t->cert_path, &p->cert_len, err, errlen);
+    p->key = p->cert ? read_file(t->key_path, &p->key_len, err, errlen) : NULL;
+    if (p->key == NULL) {
+        pair_free(p);
+        digest_of(err, strlen(err), "", 0, p->digest);
+        return -1;
+    }
+    digest_of(p->cert, p->cert_len, p->key, p->key_len, p->digest);
+    return 0;
+}
+
+// Every error of the report on one line, "first; second; ...".
+static void
+report_errors(const struct tls *t, const struct certs_report *rep, char *err, size_t errlen)
+{
+    size_t n = rep->nerrors < CERTS_MAX_MESSAGES ? rep->nerrors : CERTS_MAX_MESSAGES;
+    size_t used = 0;
+    if (n == 0) {
+        snprintf(err, errlen, "%s: certificate check failed", t->cert_path);
+        return;
+    }
+    err[0] = '\0';
+    for (size_t i = 0; i < n && used < errlen; i++) {
+        int w = snprintf(err + used, errlen - used, "%s%s", i ? "; " : "", rep->errors[i]);
+        if (w < 0)
+            return;
+        used += (size_t)w;
+    }
+    if (rep->nerrors > n && used < errlen)
+        snprintf(err + used, errlen - used, "; and %zu more", rep->nerrors - n);
+}
+
+// Checks the pair on disk and returns its bytes in *p. certs_check_pair reads the files by path,
+// so they are read before and after the check: a rotation that lands in between (the kubelet
+// swapping "..data") makes the digests differ and the check runs again on the new files.
+static int
+pair_check(const struct tls *t, struct pair *p, struct certs_report *rep, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (pair_read(t, p, err, errlen) != 0)
+            return -1;
+        if (certs_check_pair(t->cert_path, t->key_path, t->service, t->ns, time(NULL), rep) != 0) {
+            report_errors(t, rep, err, errlen);
+            pair_free(p);
+            // The digest of the bytes read stays in *p: it names the refused content.
+            return -1;
+        }
+        struct pair again;
+        if (pair_read(t, &again, err, errlen) != 0) {
+            pair_free(p);
+            *p = again;
+            return -1;
+        }
+        bool same = memcmp(p->digest, again.digest, sizeof p->digest) == 0;
+        pair_free(&again);
+        if (same)
+            return 0;
+        pair_free(p);
+    }
+    snprintf(err, errlen, "%s: kept changing while being read", t->cert_path);
+    return -1;
+}
+
+// Imports checked bytes into GnuTLS structures.
+static struct cert *
+cert_import(const struct tls *t, const struct pair *p, time_t not_after, char *err, size_t errlen)
+{
+    struct cert *c = xcalloc(1, sizeof *c);
+    c->not_after = not_after;
+    memcpy(c->digest, p->digest, sizeof c->digest);
+    gnutls_datum_t cd = {(unsigned char *)p->cert, (unsigned int)p->cert_len};
+    gnutls_datum_t kd = {(unsigned char *)p->key, (unsigned int)p->key_len};
     unsigned int max = 16;
     c->pcerts = xcalloc(max, sizeof *c->pcerts);
     c->npcerts = max;
@@ -140,23 +221,35 @@ cert_load(struct tls *t, void (*warn)(const char *), char *err, size_t errlen)
     if (rc < 0) {
         c->npcerts = 0;
         snprintf(err, errlen, "%s: %s", t->cert_path, gnutls_strerror(rc));
-        goto fail;
+        cert_free(c);
+        return NULL;
     }
     if ((rc = gnutls_privkey_init(&c->key)) < 0 ||
         (rc = gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
         snprintf(err, errlen, "%s: %s", t->key_path, gnutls_strerror(rc));
-        goto fail;
+        cert_free(c);
+        return NULL;
     }
-    free(cpem);
-    explicit_bzero(kpem, klen);
-    free(kpem);
     return c;
-fail:
-    free(cpem);
-    explicit_bzero(kpem, klen);
-    free(kpem);
-    cert_free(c);
-    return NULL;
+}
+
+// Checks and imports the pair; *digest gets the digest of what was read, loaded or refused.
+static struct cert *
+cert_load(const struct tls *t, void (*warn)(const char *), unsigned char digest[32], char *err,
+          size_t errlen)
+{
+    struct certs_report rep;
+    struct pair p;
+    int rc = pair_check(t, &p, &rep, err, errlen);
+    memcpy(digest, p.digest, 32);
+    if (rc != 0)
+        return NULL;
+    struct cert *c = cert_import(t, &p, rep.not_after, err, errlen);
+    pair_free(&p);
+    for (size_t i = 0; c != NULL && warn != NULL && i < rep.nwarnings && i < CERTS_MAX_MESSAGES;
+         i++)
+        warn(rep.warnings[i]);
+    return c;
 }
 
 struct tls *
@@ -169,6 +262,7 @@ tls_new(const struct tls_options *o, void (*warn)(const char *), char *err, size
     }
     struct tls *t = xcalloc(1, sizeof *t);
     pthread_mutex_init(&t->lock, NULL);
+    pthread_mutex_init(&t->reload_lock, NULL);
     t->cert_path = xstrdup(o->cert_path);
     t->key_path = xstrdup(o->key_path);
     t->priorities = xstrdup(prio);
@@ -193,7 +287,8 @@ tls_new(const struct tls_options *o, void (*warn)(const char *), char *err, size
             goto fail;
         }
     }
-    t->current = cert_load(t, warn, err, errlen);
+    unsigned char digest[32];
+    t->current = cert_load(t, warn, digest, err, errlen);
     if (t->current == NULL)
         goto fail;
     callback_tls = t;
@@ -224,25 +319,46 @@ tls_free(struct tls *t)
     free(t->service);
     free(t->ns);
     pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->reload_lock);
     free(t);
 }
 
-int
-tls_reload(struct tls *t, bool *changed, void (*warn)(const char *), char *err, size_t errlen)
+// Runs under reload_lock, which also guards `refused`.
+static int
+reload_locked(struct tls *t, bool *changed, void (*warn)(const char *), char *err, size_t errlen)
 {
     *changed = false;
-    struct cert *c = cert_load(t, warn, err, errlen);
-    pthread_mutex_lock(&t->lock);
+    // The common case, a poll finding nothing new, reads the files and stops: no check, no
+    // repeated warnings.
+    struct pair p;
+    if (pair_read(t, &p, err, errlen) == 0) {
+        pthread_mutex_lock(&t->lock);
+        bool same = memcmp(p.digest, t->current->digest, sizeof p.digest) == 0;
+        pthread_mutex_unlock(&t->lock);
+        pair_free(&p);
+        if (same) {
+            t->refused_set = false; // back to the serving pair: the refusal no longer stands
+            return 0;
+        }
+    }
+    unsigned char digest[32];
+    struct cert *c = cert_load(t, warn, digest, err, errlen);
     if (c == NULL) {
+        // A pair already refused is checked again (a certificate not yet valid becomes valid)
+        // but reported and counted once.
+        bool again = t->refused_set && memcmp(digest, t->refused, sizeof digest) == 0;
+        memcpy(t->refused, digest, sizeof digest);
+        t->refused_set = true;
+        if (again)
+            return 0;
+        pthread_mutex_lock(&t->lock);
         t->reload_failed++;
         pthread_mutex_unlock(&t->lock);
         return -1;
     }
-    if (memcmp(c->digest, t->current->digest, sizeof c->digest) == 0) {
-        pthread_mutex_unlock(&t->lock);
-        cert_free(c);
-        return 0;
-    }
+    t->refused_set = false;
+    pthread_mutex_lock(&t->lock);
+    c->retired_next = NULL;
     t->current->retired_next = t->retired;
     t->retired = t->current;
     t->current = c;
@@ -250,6 +366,15 @@ tls_reload(struct tls *t, bool *changed, void (*warn)(const char *), char *err, 
     pthread_mutex_unlock(&t->lock);
     *changed = true;
     return 0;
+}
+
+int
+tls_reload(struct tls *t, bool *changed, void (*warn)(const char *), char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->reload_lock);
+    int rc = reload_locked(t, changed, warn, err, errlen);
+    pthread_mutex_unlock(&t->reload_lock);
+    return rc;
 }
 
 static int
@@ -300,7 +425,12 @@ tls_verify_client(struct tls *t, struct MHD_Connection *c)
     unsigned int n = 0;
     if (gnutls_certificate_get_peers(s, &n) == NULL || n == 0)
         return -1;
-    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
+    // The chain must lead to the client CA, be within its validity and, when the certificate
+    // names its purposes, allow TLS client authentication (a serving certificate signed by the
+    // same CA is not a client certificate).
+    gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID, (void *)GNUTLS_KP_TLS_WWW_CLIENT,
+                                     0};
+    if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0 || status != 0)
         return -1;
     return 0;
 }
