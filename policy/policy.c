@@ -20,7 +20,9 @@ const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtect
 
 #define POLICY_MAX_FILE (4u << 20)
 // Aliases make a YAML tree a graph; walking it is bounded so "billion laughs" cannot stall a load.
+// The bound grows with the document's own nodes, so only alias expansion can reach it.
 #define POLICY_MAX_VISITS 200000
+#define POLICY_VISITS_PER_NODE 16
 
 struct policy {
     atomic_uint refs;
@@ -102,7 +104,7 @@ struct ctx {
     const char *file;
     struct diag *diags;
     size_t errors;
-    size_t visits;
+    size_t visits, max_visits;
 };
 
 static void err_at(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
@@ -136,6 +138,13 @@ node(struct ctx *c, int id)
 {
     c->visits++;
     return yaml_document_get_node(c->doc, id);
+}
+
+// Past the walking budget every loop stops early; the load then fails with one diagnostic.
+static bool
+over_budget(const struct ctx *c)
+{
+    return c->visits > c->max_visits;
 }
 
 static const char *
@@ -280,8 +289,8 @@ type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t, const char *what, con
     case F_MAPLIST:
         if (v->type != YAML_SEQUENCE_NODE)
             return false;
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-             it++) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start;
+             it < v->data.sequence.items.top && !over_budget(c); it++) {
             const yaml_node_t *item = node(c, *it);
             bool ok = t == F_STRLIST ? item->type == YAML_SCALAR_NODE && !is_null(item)
                                      : item->type == YAML_MAPPING_NODE;
@@ -334,8 +343,8 @@ check_map(struct ctx *c, const yaml_node_t *map, const char *what, const struct 
     bool present[16] = {false}, suggested[16] = {false};
     for (size_t i = 0; i < n; i++)
         found[i] = NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top && !over_budget(c); p++) {
         const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
         if (k->type != YAML_SCALAR_NODE) {
             err_at(c, k, "%s: keys must be strings, got %s", what, node_kind(k));
@@ -412,8 +421,8 @@ globs_from(struct ctx *c, const yaml_node_t *seq, const char *what)
         return g;
     size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
     g.items = xcalloc(n, sizeof *g.items);
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
-         it++) {
+    for (yaml_node_item_t *it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top && !over_budget(c); it++) {
         const yaml_node_t *item = node(c, *it);
         if (item->type != YAML_SCALAR_NODE || is_null(item))
             continue; // reported by the shape check
@@ -562,6 +571,35 @@ load_table_name_from(struct ctx *c, const yaml_node_t *n, struct policy_spec *s)
     s->table_name_depth = depth;
 }
 
+struct named_rule {
+    const char *name;
+    size_t index;
+};
+
+static int
+cmp_named_rule(const void *a, const void *b)
+{
+    const struct named_rule *x = a, *y = b;
+    int d = strcmp(x->name, y->name);
+    return d ? d : x->index < y->index ? -1 : x->index > y->index;
+}
+
+// Every rule whose name an earlier rule already has; sorted, so a large policy stays linear-ish.
+static void
+report_duplicate_names(struct ctx *c, const struct policy_rule *rules,
+                       const yaml_node_t *const *nodes, size_t n)
+{
+    struct named_rule *v = xcalloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct named_rule){rules[i].name, i};
+    qsort(v, n, sizeof *v, cmp_named_rule);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(v[i - 1].name, v[i].name) == 0)
+            err_at(c, nodes[v[i].index],
+                   "rule \"%s\": duplicate rule name (rule names must be unique)", v[i].name);
+    free(v);
+}
+
 static void
 load_spec(struct ctx *c, const yaml_node_t *spec, struct policy_spec *s)
 {
@@ -603,20 +641,16 @@ load_spec(struct ctx *c, const yaml_node_t *spec, struct policy_spec *s)
     const yaml_node_t *rules = f[S_RULES];
     size_t n = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
     s->rules = xcalloc(n, sizeof *s->rules);
-    for (size_t i = 0; i < n; i++) {
+    const yaml_node_t **nodes = xcalloc(n, sizeof *nodes);
+    for (size_t i = 0; i < n && !over_budget(c); i++) {
         const yaml_node_t *item = node(c, rules->data.sequence.items.start[i]);
         if (item->type != YAML_MAPPING_NODE)
             continue; // reported by the shape check
-        struct policy_rule *r = &s->rules[s->rule_count++];
-        load_rule(c, item, i, r);
-        for (size_t j = 0; j + 1 < s->rule_count; j++) {
-            if (strcmp(s->rules[j].name, r->name) == 0) {
-                err_at(c, item, "rule \"%s\": duplicate rule name (rule names must be unique)",
-                       r->name);
-                break;
-            }
-        }
+        nodes[s->rule_count] = item;
+        load_rule(c, item, i, &s->rules[s->rule_count++]);
     }
+    report_duplicate_names(c, s->rules, nodes, s->rule_count);
+    free(nodes);
 }
 
 static void
@@ -750,7 +784,11 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
         return NULL;
     }
 
-    struct ctx c = {.doc = &doc, .file = file, .diags = diags};
+    size_t doc_nodes = (size_t)(doc.nodes.top - doc.nodes.start);
+    struct ctx c = {.doc = &doc,
+                    .file = file,
+                    .diags = diags,
+                    .max_visits = POLICY_MAX_VISITS + POLICY_VISITS_PER_NODE * doc_nodes};
     struct policy *p = xcalloc(1, sizeof *p);
     atomic_init(&p->refs, 1);
     yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -773,9 +811,9 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
             yaml_document_delete(&next);
         }
     }
-    if (c.visits > POLICY_MAX_VISITS) {
-        diag_add(diags, file, 0, 0, "policy: too many nodes after expanding aliases (limit %d)",
-                 POLICY_MAX_VISITS);
+    if (over_budget(&c)) {
+        diag_add(diags, file, 1, 1, "policy: too many nodes after expanding aliases (limit %zu)",
+                 c.max_visits);
         c.errors++;
     }
     yaml_document_delete(&doc);
