@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "policy/patch.h"
@@ -339,8 +340,12 @@ emit_json(yaml_emitter_t *e, const cJSON *v)
         return yaml_emitter_emit(e, &ev) ? 0 : -1;
     }
     if (cJSON_IsString(v)) {
-        // A string that would read back as another type is quoted, so it stays a string.
+        // A string that would read back as another type is quoted, so it stays a string, also
+        // for YAML 1.1 readers (kubectl's), which take yes/no/on/off/y/n for booleans.
+        static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
         bool quote = resolve_plain(v->valuestring) != SK_STRING;
+        for (size_t i = 0; i < sizeof yaml11 / sizeof *yaml11; i++)
+            quote |= strcasecmp(v->valuestring, yaml11[i]) == 0;
         return emit_scalar(e, v->valuestring,
                            quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
     }
