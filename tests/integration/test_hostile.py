@@ -314,8 +314,15 @@ def test_huge_headers_are_refused(start_server, shape):
         extra = b"".join(b"X-H%d: v\r\n" % i for i in range(20000))
     head = b"POST /mutate?timeout=10s HTTP/1.1\r\nHost: x\r\n" + extra + \
         b"Content-Length: 2\r\n\r\n{}"
-    s.sendall(head)
-    status, _, _ = read_response(s)
-    assert status == 431, status
+    try:
+        s.sendall(head)
+        cut = False
+    except (ssl.SSLError, OSError):
+        cut = True  # the server answered and closed before the client finished sending
+    try:
+        status, _, _ = read_response(s)
+    except (ssl.SSLError, OSError):
+        status = 0
+    assert status == 431 or (cut and status == 0), status
     s.close()
     still_serves(server)
