@@ -173,6 +173,7 @@ struct reloader {
     struct metrics *metrics;
     pthread_mutex_t lock;   // SIGHUP and the watcher may reload at once
     char failed_digest[65]; // the last content that failed, so a poll does not repeat it
+    bool force;             // SIGHUP: report a failing policy again
 };
 
 static void
@@ -189,13 +190,17 @@ reload_policy(void *arg)
     struct diag d = {0};
     size_t len = 0;
     char *buf = policy_read_file(r->policy_path, &len, &d);
+    // An unreadable file is known by its diagnostic, so a poll does not report it again.
     char digest[65] = "";
     if (buf != NULL)
         policy_digest(buf, len, digest);
+    else if (d.count > 0)
+        policy_digest(d.lines[0], strlen(d.lines[0]), digest);
     struct policy *cur = holder_get(r->policies);
     bool same = buf != NULL && cur != NULL && strcmp(digest, policy_sha256(cur)) == 0;
     policy_unref(cur);
-    bool seen_failing = buf != NULL && strcmp(digest, r->failed_digest) == 0;
+    bool seen_failing = !r->force && digest[0] && strcmp(digest, r->failed_digest) == 0;
+    r->force = false;
     if (same || seen_failing) {
         if (same && r->failed_digest[0]) {
             // Reverted to the serving policy: the failure no longer stands.
@@ -398,6 +403,9 @@ serve_main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             log_msg(LOGL_INFO, "SIGHUP: reloading the policy and certificate", NULL);
+            pthread_mutex_lock(&rl.lock);
+            rl.force = true;
+            pthread_mutex_unlock(&rl.lock);
             reload_policy(&rl);
             reload_tls(&rl);
             continue;

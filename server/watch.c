@@ -18,6 +18,7 @@
 
 #define WATCH_MAX 8
 #define DEBOUNCE_MS 100
+#define DEBOUNCE_MAX_MS 1000
 
 struct entry {
     int wd;
@@ -103,10 +104,14 @@ run(void *arg)
             return NULL;
         bool timeout = n == 0;
         if (n > 0 && (fds[1].revents & POLLIN)) {
-            // A swap is several events (new dir, symlink, rename, removal): let them settle.
+            // A swap is several events (new dir, symlink, rename, removal): let them settle,
+            // but never longer than DEBOUNCE_MAX_MS, or a file written without pause beside
+            // the policy would put the reload off for ever.
+            int waited = 0;
             do {
                 drain_events(w);
-            } while (poll(&fds[1], 1, DEBOUNCE_MS) > 0);
+                waited += DEBOUNCE_MS;
+            } while (waited < DEBOUNCE_MAX_MS && poll(&fds[1], 1, DEBOUNCE_MS) > 0);
         }
         for (size_t i = 0; i < w->count; i++) {
             struct entry *e = &w->entries[i];

@@ -245,3 +245,47 @@ def test_broken_policy_at_startup_is_fatal(certs, tmp_path):
            f'(expected deny, warn or audit)' in lines
     assert any(l.startswith(f"{bad}:") and 'unknown key "tabels"' in l for l in lines)
     assert any("the policy does not load" in l for l in lines)
+
+
+def failed_reloads(server):
+    return sum(1 for l in server.log_lines() if l.get("msg", "").startswith("policy reload failed"))
+
+
+def test_a_missing_policy_is_reported_once_per_change_and_again_on_sighup(start_server, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(named("v1"))
+    server = start_server(policy=path, reload_interval=1)
+    path.unlink()
+    wait_for(lambda: failed_reloads(server) == 1)
+    time.sleep(2.5)  # two more polls see the same missing file
+    assert failed_reloads(server) == 1
+    assert policy_name(server) == "v1"
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: failed_reloads(server) == 2)
+    path.write_text(named("v2"))
+    wait_for(lambda: policy_name(server) == "v2")
+
+
+def test_a_busy_directory_does_not_hold_back_a_reload(start_server, tmp_path):
+    """A file beside the policy written without pause must not defer the reload for ever."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(named("v1"))
+    server = start_server(policy=path, reload_interval=60)
+    stop = threading.Event()
+
+    def chatter():
+        with open(tmp_path / "busy.log", "w") as f:
+            while not stop.is_set():
+                f.write("x\n")
+                f.flush()
+                time.sleep(0.02)
+
+    t = threading.Thread(target=chatter)
+    t.start()
+    try:
+        time.sleep(0.3)
+        path.write_text(named("v2"))
+        wait_for(lambda: policy_name(server) == "v2", timeout=5)
+    finally:
+        stop.set()
+        t.join()
