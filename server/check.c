@@ -61,12 +61,27 @@ is_float(const char *s)
     return *p == '\0';
 }
 
-// What a plain scalar means in the YAML 1.2 core schema (what Kubernetes' YAML reader gives).
+// What a plain scalar means to kubectl, whose YAML reader (go-yaml v2 behind sigs.k8s.io/yaml)
+// follows YAML 1.1 for booleans: yes/no/on/off/y/n are booleans there, and what kubectl sends
+// is what the webhook sees.
+static bool
+yaml11_true(const char *s)
+{
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
+                                      "on",   "On",   "ON",   "y",   "Y"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (strcmp(s, yes[i]) == 0)
+            return true;
+    return false;
+}
+
 static enum scalar_kind
 resolve_plain(const char *s)
 {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
-    static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE"};
+    static const char *const bools[] = {
+        "true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No",
+        "NO",   "on",   "On",   "ON",    "off",   "Off",   "OFF", "y",   "Y",   "n",  "N"};
     static const char *const specials[] = {".inf",  ".Inf",  ".INF",  "+.inf", "+.Inf", "+.INF",
                                            "-.inf", "-.Inf", "-.INF", ".nan",  ".NaN",  ".NAN"};
     for (size_t i = 0; i < sizeof nulls / sizeof *nulls; i++)
@@ -121,7 +136,7 @@ scalar_json(struct yconv *y, const yaml_node_t *n)
     case SK_NULL:
         return cJSON_CreateNull();
     case SK_BOOL:
-        return cJSON_CreateBool(s[0] == 't' || s[0] == 'T');
+        return cJSON_CreateBool(yaml11_true(s));
     case SK_INT:
         if (strncmp(s, "0o", 2) == 0 || strncmp(s, "0x", 2) == 0)
             return cJSON_CreateNumber((double)strtoull(s + 2, NULL, s[1] == 'o' ? 8 : 16));

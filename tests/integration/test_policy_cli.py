@@ -179,8 +179,9 @@ def test_check_json_for_pipelines_from_stdin():
     assert jsonpatch.apply_patch(allowed_app("b"), b["patch"]) == b["mutated"]
 
 
-def test_check_yaml_types_follow_yaml_1_2(tmp_path):
-    """Quoted scalars stay strings; yes/on are strings too; numbers and null convert."""
+def test_check_yaml_types_follow_kubectl(tmp_path):
+    """As kubectl reads YAML: quoted scalars stay strings; yes/on/off are booleans (YAML 1.1);
+    numbers and null convert."""
     f = tmp_path / "app.yaml"
     f.write_text("""
 apiVersion: core.oam.dev/v1beta1
@@ -191,7 +192,7 @@ spec:
     - name: orders
       type: aws-dynamodb-kro
       properties: {tableName: orders-prod, capacity: 5, ratio: 0.5, hex: 0x1F, note: "true",
-                   legacy: yes, nothing: null, quoted: "5"}
+                   legacy: yes, switch: off, nothing: null, quoted: "5"}
       traits:
         - type: dynamodb-protection-kro
           properties: {deletionProtection: "false"}
@@ -201,7 +202,8 @@ spec:
     res = json.loads(r.stdout)["results"][0]
     props = res["mutated"]["spec"]["components"][0]["properties"]
     assert props == {"tableName": "orders-prod", "capacity": 5, "ratio": 0.5, "hex": 31,
-                     "note": "true", "legacy": "yes", "nothing": None, "quoted": "5"}
+                     "note": "true", "legacy": True, "switch": False, "nothing": None,
+                     "quoted": "5"}
     assert 'deletionProtection is the string "false", not a boolean' in res["message"]
     # And the YAML output keeps the types when read back.
     r = tg("check", "--policy", DEFAULT_POLICY, f)
