@@ -210,7 +210,8 @@ spec:
     back = [d for d in yaml.safe_load_all(r.stdout) if d][0]
     assert back["spec"]["components"][0]["properties"]["note"] == "true"
     assert back["spec"]["components"][0]["properties"]["quoted"] == "5"
-    assert back["spec"]["components"][0]["properties"]["legacy"] == "yes"  # PyYAML is YAML 1.1
+    assert back["spec"]["components"][0]["properties"]["legacy"] is True
+    assert back["spec"]["components"][0]["properties"]["switch"] is False
     assert back["spec"]["components"][0]["properties"]["hex"] == 31
     assert back["spec"]["components"][0]["traits"][0]["properties"]["deletionProtection"] == "false"
 
