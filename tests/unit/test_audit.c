@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/unit/tmpdir.h"
 #include <openssl/evp.h>
 
 #include "server/audit.h"
@@ -29,15 +31,6 @@
 static char dir[64];
 static struct rlimit fsize_limit; /* restored after each test, even a failed one */
 static char logpath[128];
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -56,7 +49,7 @@ teardown(void **state)
     (void)state;
     setrlimit(RLIMIT_FSIZE, &fsize_limit);
     signal(SIGXFSZ, SIG_DFL);
-    return nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(dir);
 }
 
 static char *
