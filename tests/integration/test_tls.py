@@ -608,6 +608,26 @@ def test_client_ca_accepts_a_valid_client_certificate(mtls_server, client_pki, m
     assert body["response"]["allowed"] is True
 
 
+def test_client_ca_verdicts_do_not_leak_between_connections(mtls_server, client_pki):
+    """Verified chains are remembered (verifying costs more than the rest of a request); a
+    remembered one must not let another certificate, or none, through."""
+    crt, key = client_pki["client"]
+    ctx = mtls_server.context(cert=crt, key=key)
+    conn = http.client.HTTPSConnection("127.0.0.1", mtls_server.port, context=ctx, timeout=30)
+    for _ in range(3):
+        status, _ = mtls_server.admit("validate", review(application([table("t", "a-dev")])),
+                                      conn=conn)
+        assert status == 200
+    for which in ("foreign", "server_only", None):
+        args = client_pki[which] if which else (None, None)
+        assert validate_with(mtls_server, *args)[0] == 403, which
+        # The remembered connection still works.
+        status, _ = mtls_server.admit("validate", review(application([table("t", "a-dev")])),
+                                      conn=conn)
+        assert status == 200
+    conn.close()
+
+
 def test_client_ca_handshake_asks_for_a_certificate(mtls_server, client_pki):
     ok, _, out = s_client(mtls_server.port, "-tls1_2", "-CAfile", str(mtls_server.ca))
     assert ok, out
