@@ -2,7 +2,8 @@
 // The AdmissionReview v1 codec: decodes what the API server sends and encodes what it accepts.
 //
 // Ownership: review_decode parses into req->root, and every pointer in req points into it;
-// review_request_free releases it. review_encode returns a malloc'd string the caller frees.
+// review_request_free releases it. The tree is read-only: copy an item (cJSON_Duplicate) to
+// change or keep it. review_encode returns a malloc'd string the caller frees.
 #ifndef TABLEGUARD_REVIEW_H
 #define TABLEGUARD_REVIEW_H
 
@@ -11,7 +12,8 @@
 #include <stddef.h>
 
 struct review_request {
-    cJSON *root;
+    cJSON *root;                // allocated in `arena` when that is set: never detach its items
+    struct review_chunk *arena; // private to review.c
     const char *uid;
     const char *operation; // CREATE, UPDATE, DELETE or CONNECT
     const char *namespace; // "" when absent
