@@ -26,9 +26,11 @@ static_operation(const char *op)
     return "unknown";
 }
 
+// Builds the audit record. The patch moves from ev into the record (it is encoded already), so
+// a 1000-operation patch is not copied.
 static cJSON *
 build_record(const struct policy *p, enum admit_webhook w, const struct review_request *req,
-             const struct eval_result *ev, const char *decision)
+             struct eval_result *ev, const char *decision)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "uid", req->uid);
@@ -68,34 +70,46 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
         cJSON_AddStringToObject(hit, "message", f->message);
         cJSON_AddItemToArray(rules, hit);
     }
-    cJSON_AddItemToObject(r, "patch",
-                          ev->patch ? cJSON_Duplicate(ev->patch, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(r, "patch", ev->patch ? ev->patch : cJSON_CreateArray());
+    ev->patch = NULL;
     cJSON *pol = cJSON_AddObjectToObject(r, "policy");
     cJSON_AddStringToObject(pol, "name", policy_spec(p)->name);
     cJSON_AddStringToObject(pol, "sha256", policy_sha256(p));
     return r;
 }
 
-// The distinct names of the rules that fired, comma separated, for auditAnnotations.
+// The distinct names of the rules that fired, comma separated, for auditAnnotations; NULL when
+// none fired. Findings point into the policy's rule array, so a flag per rule finds repeats in
+// one pass however many tables fail.
 static char *
-rule_names(const struct eval_result *ev)
+rule_names(const struct policy *p, const struct eval_result *ev)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
+    if (ev->finding_count == 0)
         return NULL;
-    const char *sep = "";
+    const struct policy_spec *s = policy_spec(p);
+    bool *seen = xcalloc(s->rule_count, sizeof *seen);
+    const struct policy_rule **fired = xmalloc(ev->finding_count * sizeof *fired);
+    size_t n = 0, len = 0;
     for (size_t i = 0; i < ev->finding_count; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = ev->findings[j].rule == ev->findings[i].rule;
-        if (!seen) {
-            fprintf(f, "%s%s", sep, ev->findings[i].rule->name);
-            sep = ",";
+        const struct policy_rule *r = ev->findings[i].rule;
+        size_t k = (size_t)(r - s->rules);
+        if (k < s->rule_count) {
+            if (seen[k])
+                continue;
+            seen[k] = true;
         }
+        fired[n++] = r;
+        len += strlen(r->name) + 1;
     }
-    fclose(f);
+    char *buf = xmalloc(len), *q = buf;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(fired[i]->name);
+        memcpy(q, fired[i]->name, k);
+        q[k] = i + 1 < n ? ',' : '\0';
+        q += k + 1;
+    }
+    free(fired);
+    free(seen);
     return buf;
 }
 
@@ -129,7 +143,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     }
 
     const char *decision = ev.denied ? "deny" : ev.patch ? "patch" : "allow";
-    char *rules = rule_names(&ev);
+    char *rules = rule_names(p, &ev);
     struct review_response out = {
         .uid = req.uid,
         .allowed = !ev.denied,
