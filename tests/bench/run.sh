@@ -35,7 +35,7 @@ done
 [ -x "$TG" ] || { echo "run.sh: no $TG (make BUILD=$B all)" >&2; exit 2; }
 
 rm -rf "$W"
-mkdir -p "$W/nginx/html" "$W/nginx/logs" "$W/tmp"
+mkdir -p "$W/nginx/html" "$W/nginx/logs" "$W/tmp" "$W/policy"
 : >"$RES"
 
 TGPID=""
@@ -61,7 +61,9 @@ say "certificates (ECDSA P-256), payloads, core benchmark"
 "$TG" certs generate --service tableguard --namespace tableguard --dns localhost \
     --ip 127.0.0.1 --out "$W/certs" >/dev/null 2>"$W/certs.log"
 python3 $HERE/payloads.py "$W/payloads"
-cp policy/default.yaml "$W/policy.yaml"
+# The policy sits in a directory of its own, as a mounted ConfigMap does: the reload watcher
+# watches that directory, and must not wake on every audit write.
+cp policy/default.yaml "$W/policy/policy.yaml"
 
 # The core benchmark links the same optimised library the server is built from.
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -I. -O2 -flto -Wall -Wextra -Werror -o "$B/core_bench" \
@@ -71,11 +73,11 @@ taskset -c "$SCPU" "$B/core_bench" "$W/payloads" policy/default.yaml >"$W/core.t
 
 # ---- servers -----------------------------------------------------------------------------------
 start_tg() { # $1: audit sync mode
-    "$TG" serve --policy "$W/policy.yaml" --tls-cert "$W/certs/tls.crt" \
+    "$TG" serve --policy "$W/policy/policy.yaml" --tls-cert "$W/certs/tls.crt" \
         --tls-key "$W/certs/tls.key" --listen "127.0.0.1:$TGPORT" \
         --metrics-listen "127.0.0.1:$MPORT" --audit-log "$W/audit.log" --audit-sync "$1" \
         --audit-max-size 67108864 --audit-max-files 2 --threads "$THREADS" \
-        --reload-interval 1 --shutdown-delay 0 --log-level info 2>>"$W/tableguard.log" &
+        --shutdown-delay 0 --log-level info 2>>"$W/tableguard.log" &
     TGPID=$!
     taskset -a -p -c "$SCPU" "$TGPID" >/dev/null
     for _ in $(seq 100); do
@@ -228,8 +230,8 @@ reloads_before=$(grep -c '"policy reloaded"' "$W/tableguard.log" || true)
             kill -HUP "$TGPID"
         else
             # A changed file: the watcher notices and reloads it.
-            { cat policy/default.yaml; echo "# revision $i"; } >"$W/policy.yaml.new"
-            mv "$W/policy.yaml.new" "$W/policy.yaml"
+            { cat policy/default.yaml; echo "# revision $i"; } >"$W/policy/policy.yaml.new"
+            mv "$W/policy/policy.yaml.new" "$W/policy/policy.yaml"
         fi
         i=$((i + 1))
         sleep 0.5
