@@ -26,9 +26,12 @@ struct tls *tls_new(const struct tls_options *o, void (*warn)(const char *msg), 
                     size_t errlen);
 void tls_free(struct tls *t);
 
-// Re-reads the pair from its paths. When the files are unchanged returns 0 and sets *changed to
-// false; when a new valid pair is there, installs it for new handshakes and sets *changed. A bad
-// new pair is refused (-1, err filled) and the current one keeps serving.
+// Re-reads the pair from its paths; safe to call from several threads (reloads are serialised).
+// When the bytes are those being served returns 0 and sets *changed to false, without checking
+// or warning again; when a new valid pair is there, installs it for new handshakes, warns as
+// tls_new does and sets *changed. A bad new pair is refused (-1, err filled with every reason,
+// the reload_failed count rises) and the current one keeps serving; the same bad bytes met again
+// are re-checked but return 0 unchanged, so a poll does not report them twice.
 int tls_reload(struct tls *t, bool *changed, void (*warn)(const char *msg), char *err,
                size_t errlen);
 
@@ -36,8 +39,9 @@ int tls_reload(struct tls *t, bool *changed, void (*warn)(const char *msg), char
 // a client CA, the trust store. Fills at most 4 items of `opts` and returns how many.
 size_t tls_mhd_options(struct tls *t, struct MHD_OptionItem *opts);
 
-// With a client CA configured: 0 when the connection presented a certificate that verifies,
-// -1 otherwise. Without one: always 0.
+// With a client CA configured: 0 when the connection presented a chain that leads to the CA, is
+// within its validity and allows clientAuth (when it names purposes), -1 otherwise. Chains that
+// verified are remembered (a few, until their earliest notAfter). Without a CA: always 0.
 int tls_verify_client(struct tls *t, struct MHD_Connection *c);
 
 // The serving certificate's notAfter, for the expiry metric.
