@@ -14,7 +14,7 @@ import time
 import jsonpatch
 import pytest
 
-from conftest import ROOT, application, check_envelope, decode_patch, review, table
+from conftest import ROOT, WRAPPER, application, check_envelope, decode_patch, review, table
 
 CORPUS = ROOT / "tests" / "cases" / "hostile"
 # The corpus holds a review 1000 levels deep, past Python's default recursion limit.
@@ -52,7 +52,7 @@ def check_answer(server, name, hook, status, allowed, patch, body):
     got_status, data = server.request("POST", f"/{hook}?timeout=10s", body)
     took = time.monotonic() - t0
     assert got_status == status, f"{name} /{hook}: {got_status} {data[:300]!r}"
-    assert took < 10, f"{name} /{hook}: took {took:.1f}s"
+    assert took < (60 if WRAPPER else 10), f"{name} /{hook}: took {took:.1f}s"
     answer = json.loads(data)
     if status != 200:
         assert isinstance(answer.get("error"), str) and answer["error"], (name, answer)
