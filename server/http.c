@@ -32,7 +32,8 @@ struct http {
 
 // Per-request state, from the first call of the handler to the completion notice.
 struct request {
-    enum route { R_MUTATE, R_VALIDATE, R_OTHER } route;
+    enum route { R_MUTATE, R_VALIDATE, R_HEALTH, R_OTHER } route;
+    bool post;
     char *body;
     size_t len, cap;
     bool too_large;
@@ -156,45 +157,42 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         rq = xcalloc(1, sizeof *rq);
         *con_cls = rq;
         clock_gettime(CLOCK_MONOTONIC, &rq->start);
+        bool get = strcmp(method, "GET") == 0;
         rq->route = strcmp(url, "/mutate") == 0     ? R_MUTATE
                     : strcmp(url, "/validate") == 0 ? R_VALIDATE
-                                                    : R_OTHER;
-        if (tls_verify_client(h->deps.tls, c) != 0) {
+                    : get && (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+                        ? R_HEALTH
+                        : R_OTHER;
+        rq->post = strcmp(method, "POST") == 0;
+        // kubelet's HTTPS probes present no client certificate: the probes answer without one,
+        // everything else needs one when a client CA is configured.
+        if (rq->route != R_HEALTH && tls_verify_client(h->deps.tls, c) != 0) {
             metrics_rejected(h->deps.metrics, METRICS_REJECT_CLIENT_CERT);
             return send_error(h, c, 403, "a valid client certificate is required");
-        }
-        if (rq->route == R_OTHER) {
-            if (strcmp(method, "GET") == 0 &&
-                (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0))
-                return health(h, c, url);
-            metrics_rejected(h->deps.metrics, METRICS_REJECT_NOT_FOUND);
-            return send_error(h, c, 404,
-                              "not found: the endpoints are POST /mutate and "
-                              "POST /validate");
-        }
-        if (strcmp(method, "POST") != 0) {
-            metrics_rejected(h->deps.metrics, METRICS_REJECT_METHOD);
-            return send_error(h, c, 405, "method not allowed: use POST");
         }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL && strtoull(cl, NULL, 10) > h->opts.max_body) {
             metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_TOO_LARGE);
             return send_error(h, c, 413, "request body larger than the limit");
         }
-        rq->counted = true;
-        atomic_fetch_add(&h->in_flight, 1);
-        metrics_in_flight(h->deps.metrics, 1);
+        if (rq->post && (rq->route == R_MUTATE || rq->route == R_VALIDATE)) {
+            rq->counted = true;
+            atomic_fetch_add(&h->in_flight, 1);
+            metrics_in_flight(h->deps.metrics, 1);
+        }
+        // Everything else is answered once the request is read, so the connection stays open.
         return MHD_YES;
     }
     if (*data_size > 0) {
-        // A chunked body over the cap is read to its end and dropped, then answered 413.
+        // A body over the cap (chunked, so unannounced) is read to its end and dropped, then
+        // answered 413; only admission requests keep theirs.
         if (!rq->too_large && rq->len + *data_size > h->opts.max_body) {
             rq->too_large = true;
             free(rq->body);
             rq->body = NULL;
             rq->len = rq->cap = 0;
         }
-        if (!rq->too_large) {
+        if (!rq->too_large && rq->counted) {
             if (rq->len + *data_size > rq->cap) {
                 rq->cap = rq->cap ? rq->cap * 2 : 16384;
                 while (rq->cap < rq->len + *data_size)
@@ -204,8 +202,9 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
                 rq->body = xrealloc(rq->body, rq->cap);
             }
             memcpy(rq->body + rq->len, data, *data_size);
-            rq->len += *data_size;
         }
+        if (!rq->too_large)
+            rq->len += *data_size;
         *data_size = 0;
         return MHD_YES;
     }
@@ -213,7 +212,20 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_TOO_LARGE);
         return send_error(h, c, 413, "request body larger than the limit");
     }
-    return admission(h, c, rq);
+    switch (rq->route) {
+    case R_HEALTH:
+        return health(h, c, url);
+    case R_OTHER:
+        metrics_rejected(h->deps.metrics, METRICS_REJECT_NOT_FOUND);
+        return send_error(h, c, 404,
+                          "not found: the endpoints are POST /mutate and POST /validate");
+    default:
+        if (!rq->post) {
+            metrics_rejected(h->deps.metrics, METRICS_REJECT_METHOD);
+            return send_error(h, c, 405, "method not allowed: use POST");
+        }
+        return admission(h, c, rq);
+    }
 }
 
 static void
@@ -254,6 +266,7 @@ on_plain(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     if (h->deps.audit != NULL)
         audit_stats(h->deps.audit, &g.audit_records, &g.audit_errors);
     g.cert_not_after = tls_not_after(h->deps.tls);
+    tls_reload_counts(h->deps.tls, &g.tls_reload_ok, &g.tls_reload_failed);
     struct policy *p = holder_get(h->deps.policies);
     g.policy_rules = p ? policy_spec(p)->rule_count : 0;
     policy_unref(p);

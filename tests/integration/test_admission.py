@@ -347,3 +347,23 @@ def test_real_api_server_reviews_of_other_kinds_are_allowed_untouched(start_serv
             check_envelope(body, rv)
             assert body["response"]["allowed"] is True
             assert "patch" not in body["response"]
+
+
+def test_probes_and_errors_keep_the_connection_alive(start_server):
+    """kubelet probes every few seconds; an answer that closes the connection costs a handshake."""
+    server = start_server()
+    conn = server.connect()
+    for method, path, body, want in (("GET", "/healthz", None, 200), ("GET", "/readyz", None, 200),
+                                     ("POST", "/nope", b"{}", 404),
+                                     ("GET", "/mutate", None, 405),
+                                     ("POST", "/validate", b"junk", 400)):
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == want, path
+        assert (resp.getheader("Connection") or "").lower() != "close", path
+    sock = conn.sock
+    conn.request("GET", "/healthz")
+    conn.getresponse().read()
+    assert conn.sock is sock, "the same TLS connection served every request"
+    conn.close()
