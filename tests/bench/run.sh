@@ -250,18 +250,20 @@ echo "{\"target\":\"tableguard\",\"kind\":\"reloads\",\"count\":$reloads}" >>"$R
 # ---- optional: 5 minutes of mixed load, RSS sampled every 10 s ---------------------------------
 if [ "${BENCH_SOAK:-0}" = 1 ]; then
     say "soak: 300 s of /mutate and /validate (10 components), RSS every 10 s"
+    soakers=""
     for hook in mutate validate; do
         name=c10-notrait-allow
         [ $hook = validate ] && name=c10-trait-allow
         BENCH_BODY="$W/payloads/$name.json" taskset -c "$LCPU" wrk -t1 -c$((CONNS / 2)) -d300s \
             -s $HERE/post.lua "https://127.0.0.1:$TGPORT/$hook?timeout=10s" >"$W/soak-$hook.txt" &
+        soakers="$soakers $!"
     done
     for s in $(seq 0 10 290); do
         printf '{"kind":"soak","t":%s,"rss_kib":%s}\n' "$s" \
             "$(awk '/^VmRSS/ {print $2}' /proc/$TGPID/status)" >>"$RES"
         sleep 10
     done
-    wait
+    wait $soakers
     for hook in mutate validate; do
         sed -n 's/^BENCH \(requests=[0-9]*\).* errors=\([0-9]*\).*/{"kind":"soak-load","webhook":"'$hook'","\1,"errors":\2}/p' \
             "$W/soak-$hook.txt" | sed 's/requests=/requests":/' >>"$RES"
