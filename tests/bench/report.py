@@ -169,7 +169,15 @@ def main():
     lin = max(per["1000"]) / max(per["100"])
     targets.append(["core cost linear in components (µs/component at 1000 vs 100)",
                     f"{lin:.2f}×", verdict(lin <= 1.3)])
-    targets.append(["peak RSS ≤ 32 MiB under load (VmHWM, whole run incl. 1000 components)",
+    # VmHWM only grows, so its value after the last run below 1000 components is the peak of
+    # the 1- to 100-component load; the whole run adds 32 megabyte bodies in flight at once.
+    small = [r["hwm_kib"] for r in runs if r["target"] == "tableguard" and
+             r["mode"] == "keepalive" and not r["payload"].startswith("c1000-")]
+    if small:
+        targets.append(["peak RSS ≤ 32 MiB under load: 1 to 100 components, 32 connections",
+                        f"{max(small) / 1024:.1f} MiB", verdict(max(small) <= 32 * 1024)])
+    targets.append(["peak RSS ≤ 32 MiB under load: whole run, incl. 1000 components "
+                    "(32 bodies of 0.85-1.2 MB in flight)",
                     f"{tg_hwm / 1024:.1f} MiB (nginx worker {ng_hwm / 1024:.1f} MiB)",
                     verdict(tg_hwm <= 32 * 1024)])
     soak = [o for o in other if o.get("kind") == "soak"]
