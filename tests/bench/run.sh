@@ -293,7 +293,7 @@ awk -F'\t' '$1 == "review" && $3 == "trait" && $4 == "allow" && $5 == "validate"
 awk -F'\t' '$1 == "review" && $3 == "trait" && $4 == "deny" && $5 == "validate" {print $2, $7}' \
     "$W/core.tsv" >"$W/plot-deny.dat"
 gnuplot <<EOF
-set terminal pngcairo size 900,560 font "DejaVu Sans,11"
+set terminal pngcairo size 900,560 font "DejaVu Sans,11" noenhanced
 set output "$ROOT/docs/perf-components.png"
 set title "tableguard core: time per review against components (admit_handle, one core)"
 set xlabel "components in the Application"
