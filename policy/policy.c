@@ -909,6 +909,9 @@ policy_globs_match(const struct policy_globs *g, const char *s)
 
 // ---- Printing --------------------------------------------------------------------------------
 
+// Writes a double-quoted YAML scalar that loads back to exactly `s`: escapes what libyaml's
+// reader refuses raw (C0 and C1 controls, DEL, U+FFFE, U+FFFF) and the characters it folds as
+// line breaks inside quotes (NEL U+0085, LS U+2028, PS U+2029).
 static void
 print_str(FILE *out, const char *s)
 {
@@ -916,9 +919,15 @@ print_str(FILE *out, const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
             fprintf(out, "\\%c", *p);
-        else if (*p < 0x20)
+        else if (*p < 0x20 || *p == 0x7f)
             fprintf(out, "\\x%02x", *p);
-        else
+        else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            fprintf(out, "\\x%02x", *++p);
+        else if ((p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) ||
+                 (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))) {
+            fprintf(out, "\\u%04x", (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu));
+            p += 2;
+        } else
             fputc(*p, out);
     }
     fputc('"', out);
