@@ -18,8 +18,10 @@
 // the arena the calling thread is parsing into, and review_request_free drops the chunks whole.
 // Outside a parse the hooks are plain malloc and free, so every other cJSON use is unchanged.
 // Nothing may detach or delete an item of a decoded tree (it is const to its readers).
-// Sanitizer builds keep one malloc per node so they still see every access.
-#if defined(__SANITIZE_ADDRESS__)
+// Sanitizer builds keep one malloc per node so they still see every access, unless
+// -DREVIEW_ARENA=1 asks for the arena (the fuzzers run it both ways).
+#ifdef REVIEW_ARENA
+#elif defined(__SANITIZE_ADDRESS__)
 #define REVIEW_ARENA 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
