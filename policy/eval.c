@@ -334,6 +334,18 @@ builtin_message(const struct policy_spec *s, const struct subst *v, const struct
                      v->namespace, v->application, v->table, v->rule, v->pattern, name, want, fix);
 }
 
+// Cuts `s` to at most `max` bytes on a UTF-8 boundary, marking the cut with "...".
+static void
+shorten(char *s, size_t max)
+{
+    if (strlen(s) <= max)
+        return;
+    size_t cut = max - 3;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    memcpy(s + cut, "...", 4);
+}
+
 static char *
 warning_text(const struct eval_finding *f, int setting, const struct policy_rule *r)
 {
@@ -341,14 +353,7 @@ warning_text(const struct eval_finding *f, int setting, const struct policy_rule
                                : xasprintf("table \"%s\": %s should be %s (rule %s)", f->table,
                                            POLICY_SETTING_NAMES[setting],
                                            r->require[setting] ? "true" : "false", r->name);
-    size_t n = strlen(w);
-    if (n > EVAL_WARNING_MAX) {
-        // Cut on a UTF-8 boundary and mark the cut.
-        size_t cut = EVAL_WARNING_MAX - 3;
-        while (cut > 0 && ((unsigned char)w[cut] & 0xC0) == 0x80)
-            cut--;
-        memcpy(w + cut, "...", 4);
-    }
+    shorten(w, EVAL_WARNING_MAX);
     return w;
 }
 
@@ -436,7 +441,7 @@ deny_message(const struct policy *p, const struct eval_result *out)
     fprintf(f, "tableguard policy \"%s\": %zu violation%s: ", policy_spec(p)->name, n,
             n == 1 ? "" : "s");
     size_t k = 0;
-    for (size_t i = 0; i < out->finding_count; i++) {
+    for (size_t i = 0; i < out->finding_count && k < EVAL_DENY_LISTED; i++) {
         if (out->findings[i].rule->action != POLICY_DENY)
             continue;
         if (n > 1)
@@ -444,8 +449,12 @@ deny_message(const struct policy *p, const struct eval_result *out)
         fputs(out->findings[i].message, f);
         k++;
     }
+    if (n > k)
+        fprintf(f, " ... and %zu more (each is in the audit log and in `tableguard check`)", n - k);
     fclose(f);
     one_line(buf);
+    // kubectl prints the message whole; a megabyte table name must not make it a megabyte.
+    shorten(buf, EVAL_DENY_MAX);
     return buf;
 }
 

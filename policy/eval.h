@@ -58,6 +58,9 @@ void eval_result_free(struct eval_result *r);
 
 // The longest warning eval emits, in bytes, not counting the terminating NUL.
 #define EVAL_WARNING_MAX 119
+// A denial names at most this many violations, and is at most EVAL_DENY_MAX bytes long.
+#define EVAL_DENY_LISTED 10
+#define EVAL_DENY_MAX 4096
 
 const char *eval_skip_name(enum eval_skip s);
 

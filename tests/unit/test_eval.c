@@ -251,6 +251,49 @@ warnings_are_short_and_single_line(void **state)
     policy_unref(p);
 }
 
+static void
+denials_are_bounded(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    // Fifteen violating tables: ten are named, the rest counted.
+    char list[8192] = "[";
+    for (int i = 0; i < 15; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list),
+                 "%s{\"name\":\"t%d-prod\",\"type\":\"aws-dynamodb-kro\"}", i ? "," : "", i);
+    strcat(list, "]");
+    cJSON *a = app(list);
+    struct eval_input in = input(a);
+    struct eval_result r;
+    eval_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.deny_message, "15 violations"));
+    assert_non_null(strstr(r.deny_message, "[10] "));
+    assert_null(strstr(r.deny_message, "[11] "));
+    assert_non_null(strstr(r.deny_message, "and 5 more"));
+    eval_result_free(&r);
+    cJSON_Delete(a);
+    // A huge table name does not make a huge message.
+    size_t big = 100000;
+    char *comp = malloc(big + 200);
+    strcpy(comp, "{\"name\":\"");
+    memset(comp + strlen(comp), 'x', big);
+    strcpy(comp + 9 + big, "-prod\",\"type\":\"aws-dynamodb-kro\"}");
+    cJSON *c = cJSON_Parse(comp);
+    assert_non_null(c);
+    cJSON *b = app("[]");
+    cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "spec"), "components"), c);
+    in = input(b);
+    eval_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_true(strlen(r.deny_message) <= EVAL_DENY_MAX);
+    assert_non_null(strstr(r.deny_message, "..."));
+    eval_result_free(&r);
+    cJSON_Delete(b);
+    free(comp);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -259,6 +302,7 @@ main(void)
         cmocka_unit_test(skips_deleting_excluded_and_other_kinds),
         cmocka_unit_test(effective_settings_as_kubevela_renders_them),
         cmocka_unit_test(warnings_are_short_and_single_line),
+        cmocka_unit_test(denials_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
