@@ -20,6 +20,8 @@
 #include "server/log.h"
 #include "server/review.h"
 
+#define DRAIN_QUIET_MS 250
+
 struct http {
     struct http_options opts;
     struct http_deps deps;
@@ -425,9 +427,14 @@ http_drain(struct http *h, unsigned delay_s, unsigned drain_s)
     log_msg(LOGL_INFO, "no longer accepting connections; finishing requests in flight", NULL);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (atomic_load(&h->in_flight) > 0 && since(&t0) < drain_s) {
+    // A request counts as in flight from its headers on, so one whose connection was accepted
+    // just before the listener closed may not show yet: the count must stay at zero for a
+    // short while before the drain is done.
+    int quiet_ms = 0;
+    while (quiet_ms < DRAIN_QUIET_MS && since(&t0) < drain_s) {
         struct timespec nap = {0, 10 * 1000 * 1000};
         nanosleep(&nap, NULL);
+        quiet_ms = atomic_load(&h->in_flight) > 0 ? 0 : quiet_ms + 10;
     }
     int left = atomic_load(&h->in_flight);
     if (left > 0) {
