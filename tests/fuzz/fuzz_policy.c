@@ -19,8 +19,10 @@ print_without_digest(const struct policy *p, size_t *len)
     check(f != NULL);
     policy_print(p, f);
     fclose(f);
-    char *line = strstr(buf, "  # sha256: ");
+    // At a line's start: a policy's name may hold the same text.
+    char *line = strstr(buf, "\n  # sha256: ");
     check(line != NULL);
+    line++;
     char *end = strchr(line, '\n');
     memmove(line, end + 1, strlen(end + 1) + 1);
     *len = strlen(buf);
