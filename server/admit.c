@@ -115,7 +115,7 @@ rule_names(const struct policy *p, const struct eval_result *ev)
 
 void
 admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
-             struct admit_result *res)
+             bool record, struct admit_result *res)
 {
     memset(res, 0, sizeof *res);
     struct review_request req;
@@ -157,7 +157,8 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     res->status = 200;
     res->decision = decision;
     res->body = review_encode(&out, &res->body_len);
-    res->record = build_record(p, w, &req, &ev, decision);
+    if (record)
+        res->record = build_record(p, w, &req, &ev, decision);
     free(rules);
     eval_result_free(&ev);
     review_request_free(&req);

@@ -6,6 +6,7 @@
 #define TABLEGUARD_ADMIT_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "policy/policy.h"
@@ -24,8 +25,10 @@ struct admit_result {
 const char *admit_webhook_name(enum admit_webhook w);
 
 // Answers one request. Always fills `res` (free it with admit_result_free).
+// With `record` false no audit record is built (res->record stays NULL): a server without an
+// audit log does no work for one.
 void admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
-                  struct admit_result *res);
+                  bool record, struct admit_result *res);
 
 // Replaces res's answer with an HTTP error of the given status and message; the record, if any,
 // is kept and marked with the error so the audit log says what the client received.

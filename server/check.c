@@ -504,7 +504,7 @@ call_webhook(const struct policy *p, enum admit_webhook w, const cJSON *object, 
 {
     char *body = review_body(object, old, ro, seq);
     struct admit_result res;
-    admit_handle(p, w, body, strlen(body), &res);
+    admit_handle(p, w, body, strlen(body), true, &res);
     free(body);
     cJSON *answer = res.status == 200 ? cJSON_ParseWithLength(res.body, res.body_len) : NULL;
     if (answer == NULL) {

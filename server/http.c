@@ -122,7 +122,7 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
     enum admit_webhook w = rq->route == R_MUTATE ? ADMIT_MUTATE : ADMIT_VALIDATE;
     struct policy *p = holder_get(h->deps.policies);
     struct admit_result res;
-    admit_handle(p, w, rq->body ? rq->body : "", rq->len, &res);
+    admit_handle(p, w, rq->body ? rq->body : "", rq->len, h->deps.audit != NULL, &res);
     if (res.status == 400)
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
     if (res.record != NULL && h->deps.audit != NULL) {

@@ -138,7 +138,7 @@ run_admit(void *arg)
 {
     const struct review_case *c = arg;
     struct admit_result res;
-    admit_handle(c->policy, c->webhook, c->body, c->len, &res);
+    admit_handle(c->policy, c->webhook, c->body, c->len, true, &res);
     if (res.status != 200) {
         fprintf(stderr, "core_bench: a review was answered %d: %.*s\n", res.status,
                 (int)res.body_len, res.body);

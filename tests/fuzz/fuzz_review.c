@@ -93,7 +93,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct policy *policy = policy_once(POLICY, sizeof POLICY - 1);
     for (int w = ADMIT_MUTATE; w <= ADMIT_VALIDATE; w++) {
         struct admit_result res;
-        admit_handle(policy, (enum admit_webhook)w, (const char *)data, size, &res);
+        admit_handle(policy, (enum admit_webhook)w, (const char *)data, size, true, &res);
         check_answer((enum admit_webhook)w, &res);
         admit_result_free(&res);
     }
