@@ -153,9 +153,9 @@ def test_broken_edit_keeps_last_good_policy_until_fixed(start_server, cm):
     assert metric(server, 'tableguard_policy_reload_total{result="failure"}') == failures + 1
 
 
-def test_sighup_reloads_what_inotify_cannot_see(start_server, tmp_path):
-    """policy.yaml links into a directory the watcher does not watch: only SIGHUP (or the
-    polling backstop, here an hour) notices an in-place edit there."""
+def linked_elsewhere(tmp_path):
+    """policy.yaml in a mount directory, a symlink to a file in a directory nobody watches:
+    an in-place edit of that file is invisible to inotify. Returns (real file, policy path)."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     real = elsewhere / "real.yaml"
@@ -163,7 +163,14 @@ def test_sighup_reloads_what_inotify_cannot_see(start_server, tmp_path):
     mount = tmp_path / "mount"
     mount.mkdir()
     (mount / "policy.yaml").symlink_to(real)
-    server = start_server(policy=mount / "policy.yaml", reload_interval=3600)
+    return real, mount / "policy.yaml"
+
+
+def test_sighup_reloads_what_inotify_cannot_see(start_server, tmp_path):
+    """policy.yaml links into a directory the watcher does not watch: only SIGHUP (or the
+    polling backstop, here an hour) notices an in-place edit there."""
+    real, policy = linked_elsewhere(tmp_path)
+    server = start_server(policy=policy, reload_interval=3600)
     assert policy_name(server) == "v1"
     real.write_text(named("v2"))
     time.sleep(0.5)
@@ -179,14 +186,8 @@ def test_sighup_reloads_what_inotify_cannot_see(start_server, tmp_path):
 
 
 def test_polling_backstop_picks_up_changes(start_server, tmp_path):
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    real = elsewhere / "real.yaml"
-    real.write_text(named("v1"))
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    (mount / "policy.yaml").symlink_to(real)
-    server = start_server(policy=mount / "policy.yaml", reload_interval=1)
+    real, policy = linked_elsewhere(tmp_path)
+    server = start_server(policy=policy, reload_interval=1)
     real.write_text(named("v2"))
     wait_for(lambda: policy_name(server) == "v2", timeout=5)
 
