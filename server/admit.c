@@ -26,22 +26,38 @@ static_operation(const char *op)
     return "unknown";
 }
 
-// Builds the audit record. The patch moves from ev into the record (it is encoded already), so
-// a 1000-operation patch is not copied.
+// The record's members point into what the result keeps alive (the decoded request, the
+// evaluation, the policy the caller holds), so building it copies no strings: a record is built
+// on every request. Keys are literals.
+static void
+add_ref(cJSON *o, const char *key, const char *value)
+{
+    cJSON_AddItemToObjectCS(o, key, cJSON_CreateStringReference(value));
+}
+
+static cJSON *
+add_object(cJSON *o, const char *key, cJSON *item)
+{
+    cJSON_AddItemToObjectCS(o, key, item);
+    return item;
+}
+
+// Builds the audit record. The patch's text, printed once for the answer, moves into the record
+// as raw JSON (NULL: no operations), so it is neither copied nor printed twice.
 static cJSON *
 build_record(const struct policy *p, enum admit_webhook w, const struct review_request *req,
-             struct eval_result *ev, const char *decision)
+             const struct eval_result *ev, const char *decision, char *patch_json)
 {
     cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "uid", req->uid);
-    cJSON_AddStringToObject(r, "webhook", admit_webhook_name(w));
-    cJSON_AddStringToObject(r, "operation", req->operation);
-    cJSON_AddBoolToObject(r, "dryRun", req->dry_run);
-    cJSON *user = cJSON_AddObjectToObject(r, "user");
-    cJSON_AddStringToObject(user, "username", req->username);
-    cJSON *groups = cJSON_AddArrayToObject(user, "groups");
+    add_ref(r, "uid", req->uid);
+    add_ref(r, "webhook", admit_webhook_name(w));
+    add_ref(r, "operation", req->operation);
+    cJSON_AddItemToObjectCS(r, "dryRun", cJSON_CreateBool(req->dry_run));
+    cJSON *user = add_object(r, "user", cJSON_CreateObject());
+    add_ref(user, "username", req->username);
+    cJSON *groups = add_object(user, "groups", cJSON_CreateArray());
     for (size_t i = 0; i < req->group_count; i++)
-        cJSON_AddItemToArray(groups, cJSON_CreateString(req->groups[i]));
+        cJSON_AddItemToArray(groups, cJSON_CreateStringReference(req->groups[i]));
     const char *name = req->name;
     if (name[0] == '\0') {
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(req->object, "metadata");
@@ -49,32 +65,39 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
         if (cJSON_IsString(n))
             name = n->valuestring;
     }
-    cJSON *res = cJSON_AddObjectToObject(r, "resource");
-    cJSON_AddStringToObject(res, "group", req->group);
-    cJSON_AddStringToObject(res, "version", req->version);
-    cJSON_AddStringToObject(res, "resource", req->resource);
-    cJSON_AddStringToObject(res, "namespace", req->namespace);
-    cJSON_AddStringToObject(res, "name", name);
-    cJSON_AddStringToObject(r, "decision", decision);
-    cJSON_AddNumberToObject(r, "code", strcmp(decision, "deny") == 0 ? 403 : 200);
+    cJSON *res = add_object(r, "resource", cJSON_CreateObject());
+    add_ref(res, "group", req->group);
+    add_ref(res, "version", req->version);
+    add_ref(res, "resource", req->resource);
+    add_ref(res, "namespace", req->namespace);
+    add_ref(res, "name", name);
+    add_ref(r, "decision", decision);
+    cJSON_AddItemToObjectCS(r, "code",
+                            cJSON_CreateNumber(strcmp(decision, "deny") == 0 ? 403 : 200));
     if (ev->skip != EVAL_EVALUATED)
-        cJSON_AddStringToObject(r, "skipped", eval_skip_name(ev->skip));
-    cJSON *rules = cJSON_AddArrayToObject(r, "rules");
+        add_ref(r, "skipped", eval_skip_name(ev->skip));
+    cJSON *rules = add_object(r, "rules", cJSON_CreateArray());
     for (size_t i = 0; i < ev->finding_count; i++) {
         const struct eval_finding *f = &ev->findings[i];
         cJSON *hit = cJSON_CreateObject();
-        cJSON_AddStringToObject(hit, "name", f->rule->name);
-        cJSON_AddStringToObject(hit, "action", policy_action_name(f->rule->action));
-        cJSON_AddStringToObject(hit, "component", f->component);
-        cJSON_AddStringToObject(hit, "table", f->table);
-        cJSON_AddStringToObject(hit, "message", f->message);
+        add_ref(hit, "name", f->rule->name);
+        add_ref(hit, "action", policy_action_name(f->rule->action));
+        add_ref(hit, "component", f->component);
+        add_ref(hit, "table", f->table);
+        add_ref(hit, "message", f->message);
         cJSON_AddItemToArray(rules, hit);
     }
-    cJSON_AddItemToObject(r, "patch", ev->patch ? ev->patch : cJSON_CreateArray());
-    ev->patch = NULL;
-    cJSON *pol = cJSON_AddObjectToObject(r, "policy");
-    cJSON_AddStringToObject(pol, "name", policy_spec(p)->name);
-    cJSON_AddStringToObject(pol, "sha256", policy_sha256(p));
+    if (patch_json != NULL) {
+        cJSON *raw = cJSON_CreateRaw("");
+        cJSON_free(raw->valuestring);
+        raw->valuestring = patch_json;
+        add_object(r, "patch", raw);
+    } else {
+        add_object(r, "patch", cJSON_CreateArray());
+    }
+    cJSON *pol = add_object(r, "policy", cJSON_CreateObject());
+    add_ref(pol, "name", policy_spec(p)->name);
+    add_ref(pol, "sha256", policy_sha256(p));
     return r;
 }
 
@@ -118,16 +141,16 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
              bool record, struct admit_result *res)
 {
     memset(res, 0, sizeof *res);
-    struct review_request req;
+    struct review_request *rq = &res->req;
     char err[160];
-    if (review_decode(body, len, &req, err, sizeof err) != 0) {
+    if (review_decode(body, len, rq, err, sizeof err) != 0) {
         res->status = 400;
         res->decision = "invalid";
-        res->operation = static_operation(req.operation);
+        res->operation = static_operation(rq->operation);
         res->body = review_error_body(err, &res->body_len);
-        review_request_free(&req);
         return;
     }
+    const struct review_request req = *rq;
     res->operation = static_operation(req.operation);
     struct eval_input in = {req.object, req.namespace, req.username, req.groups, req.group_count};
     struct eval_result ev;
@@ -144,10 +167,14 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
 
     const char *decision = ev.denied ? "deny" : ev.patch ? "patch" : "allow";
     char *rules = rule_names(p, &ev);
+    char *ops = NULL;
+    if (w == ADMIT_MUTATE && ev.patch != NULL && cJSON_GetArraySize(ev.patch) > 0)
+        ops = cJSON_PrintUnformatted(ev.patch);
     struct review_response out = {
         .uid = req.uid,
         .allowed = !ev.denied,
         .patch = w == ADMIT_MUTATE ? ev.patch : NULL,
+        .patch_json = ops,
         .message = ev.deny_message,
         .warnings = ev.warnings,
         .warning_count = ev.warning_count,
@@ -158,10 +185,11 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     res->decision = decision;
     res->body = review_encode(&out, &res->body_len);
     if (record)
-        res->record = build_record(p, w, &req, &ev, decision);
+        res->record = build_record(p, w, &req, &ev, decision, ops);
+    else
+        cJSON_free(ops);
     free(rules);
-    eval_result_free(&ev);
-    review_request_free(&req);
+    res->ev = ev; // the record's strings point into it
 }
 
 void
@@ -183,5 +211,7 @@ admit_result_free(struct admit_result *res)
         return;
     free(res->body);
     cJSON_Delete(res->record);
+    eval_result_free(&res->ev);
+    review_request_free(&res->req);
     memset(res, 0, sizeof *res);
 }

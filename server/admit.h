@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/eval.h"
 #include "policy/policy.h"
+#include "server/review.h"
 
 enum admit_webhook { ADMIT_MUTATE, ADMIT_VALIDATE };
 
@@ -20,6 +22,11 @@ struct admit_result {
     cJSON *record;         // the audit record for a 200, NULL for a 400; owned
     const char *decision;  // "allow", "patch", "deny", or "invalid" (static)
     const char *operation; // the request's operation, or "unknown" (static)
+    // What the record's strings point into (it copies none): the decoded request and the
+    // evaluation, kept until admit_result_free. The record also points into the policy, which
+    // must outlive the result's use of the record.
+    struct review_request req;
+    struct eval_result ev;
 };
 
 const char *admit_webhook_name(enum admit_webhook w);

@@ -511,8 +511,8 @@ call_webhook(const struct policy *p, enum admit_webhook w, const cJSON *object, 
         o->error = xasprintf("/%s answered HTTP %d: %.*s", admit_webhook_name(w), res.status,
                              (int)res.body_len, res.body ? res.body : "");
     } else {
-        *record = res.record;
-        res.record = NULL;
+        // The record points into res, which is freed below: the caller gets a copy.
+        *record = cJSON_Duplicate(res.record, 1);
     }
     admit_result_free(&res);
     return answer;

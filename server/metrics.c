@@ -213,8 +213,7 @@ metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
     fprintf(f, "tableguard_audit_records_total %llu\n", (unsigned long long)g->audit_records);
     head(f, "tableguard_audit_write_errors_total", "counter",
          "Audit records that failed to write.");
-    fprintf(f, "tableguard_audit_write_errors_total %llu\n",
-            (unsigned long long)g->audit_errors);
+    fprintf(f, "tableguard_audit_write_errors_total %llu\n", (unsigned long long)g->audit_errors);
     head(f, "tableguard_tls_certificate_expiry_timestamp_seconds", "gauge",
          "notAfter of the serving certificate.");
     fprintf(f, "tableguard_tls_certificate_expiry_timestamp_seconds %lld\n",

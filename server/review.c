@@ -383,47 +383,75 @@ oom_if_null(const void *p)
     }
 }
 
+static void
+add_ref(cJSON *o, const char *key, const char *value)
+{
+    cJSON_AddItemToObjectCS(o, key, cJSON_CreateStringReference(value));
+}
+
+static cJSON *
+add_object(cJSON *o, const char *key, cJSON *item)
+{
+    oom_if_null(item);
+    cJSON_AddItemToObjectCS(o, key, item);
+    return item;
+}
+
+// The tree points at the caller's strings and literal keys (nothing is copied), and it is
+// printed into one allocation sized from those strings, so it does not grow by copies.
 char *
 review_encode(const struct review_response *r, size_t *len)
 {
     cJSON *root = cJSON_CreateObject();
     oom_if_null(root);
-    cJSON_AddStringToObject(root, "apiVersion", "admission.k8s.io/v1");
-    cJSON_AddStringToObject(root, "kind", "AdmissionReview");
-    cJSON *resp = cJSON_AddObjectToObject(root, "response");
-    oom_if_null(resp);
-    cJSON_AddStringToObject(resp, "uid", r->uid);
-    cJSON_AddBoolToObject(resp, "allowed", r->allowed);
-    if (r->patch != NULL && cJSON_GetArraySize(r->patch) > 0) {
+    size_t hint = 512 + strlen(r->uid);
+    add_ref(root, "apiVersion", "admission.k8s.io/v1");
+    add_ref(root, "kind", "AdmissionReview");
+    cJSON *resp = add_object(root, "response", cJSON_CreateObject());
+    add_ref(resp, "uid", r->uid);
+    cJSON_AddItemToObjectCS(resp, "allowed", cJSON_CreateBool(r->allowed));
+    char *b64 = NULL;
+    if (r->patch_json != NULL) {
+        b64 = base64(r->patch_json, strlen(r->patch_json));
+    } else if (r->patch != NULL && cJSON_GetArraySize(r->patch) > 0) {
         char *ops = cJSON_PrintUnformatted(r->patch);
         oom_if_null(ops);
-        char *b64 = base64(ops, strlen(ops));
-        cJSON_AddStringToObject(resp, "patchType", "JSONPatch");
-        cJSON_AddStringToObject(resp, "patch", b64);
-        free(b64);
+        b64 = base64(ops, strlen(ops));
         cJSON_free(ops);
     }
+    if (b64 != NULL) {
+        add_ref(resp, "patchType", "JSONPatch");
+        add_ref(resp, "patch", b64);
+        hint += strlen(b64);
+    }
     if (!r->allowed) {
-        cJSON *status = cJSON_AddObjectToObject(resp, "status");
-        oom_if_null(status);
-        cJSON_AddNumberToObject(status, "code", 403);
-        cJSON_AddStringToObject(status, "reason", "Forbidden");
-        cJSON_AddStringToObject(status, "message", r->message ? r->message : "denied");
+        cJSON *status = add_object(resp, "status", cJSON_CreateObject());
+        cJSON_AddItemToObjectCS(status, "code", cJSON_CreateNumber(403));
+        add_ref(status, "reason", "Forbidden");
+        const char *message = r->message ? r->message : "denied";
+        add_ref(status, "message", message);
+        hint += 2 * strlen(message); // room for escapes
     }
     if (r->warning_count > 0) {
-        cJSON *w = cJSON_AddArrayToObject(resp, "warnings");
-        for (size_t i = 0; i < r->warning_count; i++)
-            cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
+        cJSON *w = add_object(resp, "warnings", cJSON_CreateArray());
+        for (size_t i = 0; i < r->warning_count; i++) {
+            cJSON_AddItemToArray(w, cJSON_CreateStringReference(r->warnings[i]));
+            hint += 2 * strlen(r->warnings[i]) + 3;
+        }
     }
-    cJSON *ann = cJSON_AddObjectToObject(resp, "auditAnnotations");
-    cJSON_AddStringToObject(ann, "decision", r->audit_decision);
+    cJSON *ann = add_object(resp, "auditAnnotations", cJSON_CreateObject());
+    add_ref(ann, "decision", r->audit_decision);
     // The cluster's audit event does not carry the review's uid: this joins it to our record.
-    cJSON_AddStringToObject(ann, "request-uid", r->uid);
-    if (r->audit_rules != NULL && r->audit_rules[0] != '\0')
-        cJSON_AddStringToObject(ann, "rules", r->audit_rules);
-    char *out = cJSON_PrintUnformatted(root);
+    add_ref(ann, "request-uid", r->uid);
+    hint += strlen(r->uid);
+    if (r->audit_rules != NULL && r->audit_rules[0] != '\0') {
+        add_ref(ann, "rules", r->audit_rules);
+        hint += 2 * strlen(r->audit_rules);
+    }
+    char *out = cJSON_PrintBuffered(root, (int)hint, 0);
     oom_if_null(out);
     cJSON_Delete(root);
+    free(b64);
     *len = strlen(out);
     return out;
 }

@@ -37,8 +37,9 @@ void review_request_free(struct review_request *req);
 struct review_response {
     const char *uid;
     bool allowed;
-    const cJSON *patch;  // JSON Patch operations, or NULL; never given for /validate
-    const char *message; // with allowed == false: the denial, one line
+    const cJSON *patch;     // JSON Patch operations, or NULL; never given for /validate
+    const char *patch_json; // the same operations already printed: used instead of patch
+    const char *message;    // with allowed == false: the denial, one line
     char *const *warnings;
     size_t warning_count;
     const char *audit_decision; // auditAnnotations "decision"
