@@ -29,11 +29,18 @@
 #define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 #define KEY_MAX 4096
 #define KEY_MIN 16
-/* Room for the members the module adds around the caller's: time, seq, replica, event, prev. */
-#define LINE_OVERHEAD 160
+/* Room for the members the module adds around the caller's: time, seq, replica (counted
+ * apart), event, prev; at most 167 bytes with a 20-digit seq. */
+#define LINE_OVERHEAD 200
+/* Line and serialisation buffers up to this size are kept for the next record. */
+#define LINE_KEEP_MAX (256 * 1024)
 
 struct chain {
     EVP_MAC_CTX *mac; /* keyed template, duplicated per digest; NULL: plain SHA-256 */
+    /* Plain SHA-256: fetched once and reused, since an implicit fetch per record costs more
+     * than hashing a short line. Used by one thread at a time (the writer holds its lock). */
+    EVP_MD *md;
+    EVP_MD_CTX *ctx;
 };
 
 struct parsed {
@@ -68,6 +75,11 @@ struct audit {
     char *replica;      /* plain */
     char *replica_json; /* quoted and escaped */
     struct chain chain;
+    time_t time_sec;    /* the second time_text shows */
+    char time_text[24]; /* YYYY-MM-DDTHH:MM:SS of time_sec */
+    size_t time_len;
+    char *line;      /* the line being written, reused from record to record */
+    size_t line_cap; /* its allocated size */
 
     uint64_t seq;            /* seq of the last record written */
     char prev[HASH_HEX + 1]; /* hash of the last record written */
@@ -83,6 +95,13 @@ struct audit {
     int failed_errno;
     bool syncing; /* a leader is in fsync outside the lock */
     int batch_errno;
+    /* batch: a file rotated away, for the batch thread to fsync and close off the request path
+     * (-1: none), and whether the directory's renames still need an fsync. */
+    int retired_fd;
+    bool dir_sync_pending;
+    /* batch: the oldest rotated file, which the rotation's renames removed, held open so that
+     * freeing its blocks happens when the batch thread closes it (-1: none) */
+    int doomed_fd;
 
     _Atomic uint64_t records, write_errors;
 };
@@ -161,6 +180,10 @@ chain_free(struct chain *c)
 {
     EVP_MAC_CTX_free(c->mac);
     c->mac = NULL;
+    EVP_MD_CTX_free(c->ctx);
+    c->ctx = NULL;
+    EVP_MD_free(c->md);
+    c->md = NULL;
 }
 
 static void
@@ -176,7 +199,7 @@ hex(const unsigned char *in, size_t n, char *out)
 
 /* Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. */
 static int
-chain_digest(const struct chain *c, const char *data, size_t len, char out[HASH_HEX + 1])
+chain_digest(struct chain *c, const char *data, size_t len, char out[HASH_HEX + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
@@ -189,7 +212,12 @@ chain_digest(const struct chain *c, const char *data, size_t len, char out[HASH_
             return -1;
     } else {
         unsigned int l = 0;
-        if (!EVP_Digest(data, len, md, &l, EVP_sha256(), NULL))
+        if (c->ctx == NULL) {
+            c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+            c->ctx = c->md ? EVP_MD_CTX_new() : NULL;
+        }
+        if (c->ctx == NULL || !EVP_DigestInit_ex2(c->ctx, c->md, NULL) ||
+            !EVP_DigestUpdate(c->ctx, data, len) || !EVP_DigestFinal_ex(c->ctx, md, &l))
             return -1;
         mdlen = l;
     }
@@ -286,15 +314,35 @@ fsync_dir(const char *path)
     free(copy);
 }
 
+/* Now as RFC 3339 UTC with milliseconds. The date and time to the second are formatted once a
+ * second, not once a record; called under the lock. */
 static void
-format_time(char out[32])
+format_time(struct audit *a, char out[32])
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (ts.tv_sec != a->time_sec || a->time_len == 0) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        a->time_len = strftime(a->time_text, sizeof(a->time_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        a->time_sec = ts.tv_sec;
+    }
+    memcpy(out, a->time_text, a->time_len);
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    char *p = out + a->time_len;
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p = '\0';
+}
+
+static size_t
+put(char *dst, const char *src, size_t n)
+{
+    memcpy(dst, src, n);
+    return n;
 }
 
 /*
@@ -330,12 +378,17 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
         }
     }
     size_t cap = inner_len + strlen(a->replica_json) + LINE_OVERHEAD + HASH_TAIL_LEN;
-    char *line = malloc(cap);
-    if (!line) {
-        seterr(err, errlen, "audit log: out of memory");
-        return -1;
+    if (cap > a->line_cap) {
+        char *grown = realloc(a->line, cap);
+        if (!grown) {
+            seterr(err, errlen, "audit log: out of memory");
+            return -1;
+        }
+        a->line = grown;
+        a->line_cap = cap;
     }
-    format_time(w->time);
+    char *line = a->line;
+    format_time(a, w->time);
     w->seq = a->seq + 1;
     memcpy(w->prev, a->prev, sizeof(w->prev));
     int n = snprintf(line, cap,
@@ -344,17 +397,25 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     size_t len = (size_t)n;
     memcpy(line + len, inner, inner_len);
     len += inner_len;
-    len += (size_t)snprintf(line + len, cap - len, ",\"prev\":\"%s\"}", w->prev);
+    len += put(line + len, ",\"prev\":\"", 9);
+    len += put(line + len, w->prev, HASH_HEX);
+    len += put(line + len, "\"}", 2);
     if (chain_digest(&a->chain, line, len, w->hash) < 0) {
-        free(line);
         seterr(err, errlen, "audit log: digest failed");
         return -1;
     }
     len--; /* replace the closing brace by the hash member */
-    len += (size_t)snprintf(line + len, cap - len, HASH_PREFIX "%s\"}\n", w->hash);
+    len += put(line + len, HASH_PREFIX, sizeof(HASH_PREFIX) - 1);
+    len += put(line + len, w->hash, HASH_HEX);
+    len += put(line + len, "\"}\n", 3);
     int rc = write_all(a->fd, line, len);
     int e = errno;
-    free(line);
+    if (a->line_cap > LINE_KEEP_MAX) {
+        /* A rare huge record (a 1000-component review) does not pin its buffer for good. */
+        free(a->line);
+        a->line = NULL;
+        a->line_cap = 0;
+    }
     if (rc < 0) {
         cut_partial(a);
         seterr(err, errlen, "audit log %s: write: %s", a->path, strerror(e));
@@ -443,11 +504,24 @@ rotated_name(const struct audit *a, unsigned i, char *out, size_t n)
     snprintf(out, n, "%s.%u", a->path, i);
 }
 
+/* Fsyncs and closes a file rotated away; returns 0 or an errno. */
+static int
+retire(int fd)
+{
+    int e = fdatasync(fd) < 0 ? errno : 0;
+    close(fd);
+    return e;
+}
+
 /*
- * Seals the current file with a "rotate" record, fsyncs it, shifts FILE.i to FILE.i+1 (the
- * oldest falls off), renames FILE to FILE.1 and opens a fresh FILE. The chain simply continues:
- * the next record's prev is the rotate record's hash. Called with the lock held and no leader
- * in fsync.
+ * Seals the current file with a "rotate" record, shifts FILE.i to FILE.i+1 (the oldest falls
+ * off), renames FILE to FILE.1 and opens a fresh FILE. The chain simply continues: the next
+ * record's prev is the rotate record's hash. Called with the lock held and no leader in fsync.
+ *
+ * How the sealed file reaches the disk follows the sync mode. always: it is fsynced here, before
+ * any record goes to the new file. batch: the batch thread fsyncs it (then the directory) within
+ * its usual second, so a rotation does not stall the requests behind the lock for the flush of
+ * a whole file. none: nothing is fsynced.
  */
 static int
 rotate_locked(struct audit *a, char *err, size_t errlen)
@@ -455,15 +529,32 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     struct written w;
     if (write_record_locked(a, "rotate", "", 0, &w, err, errlen) < 0)
         return -1;
-    if (fdatasync(a->fd) < 0) {
-        mark_sync_failed(a, a->written_gen, errno);
-        seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(errno));
-        return -1;
+    if (a->sync == AUDIT_SYNC_ALWAYS) {
+        if (fdatasync(a->fd) < 0) {
+            mark_sync_failed(a, a->written_gen, errno);
+            seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(errno));
+            return -1;
+        }
+        a->synced_gen = a->written_gen;
+        close(a->fd);
+    } else if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
+        if (a->retired_fd >= 0) {
+            /* The batch thread has not reached the previous one yet (two rotations within a
+             * second): flush that one here. */
+            int e = retire(a->retired_fd);
+            if (e)
+                a->batch_errno = e;
+        }
+        a->retired_fd = a->fd;
+    } else {
+        close(a->fd);
     }
-    a->synced_gen = a->written_gen;
-    close(a->fd);
     a->fd = -1;
     char from[PATH_MAX], to[PATH_MAX];
+    if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher && a->doomed_fd < 0) {
+        rotated_name(a, a->max_files, from, sizeof(from));
+        a->doomed_fd = open(from, O_RDONLY | O_CLOEXEC);
+    }
     for (unsigned i = a->max_files; i > 1; i--) {
         rotated_name(a, i - 1, from, sizeof(from));
         rotated_name(a, i, to, sizeof(to));
@@ -475,7 +566,12 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     (void)rename(a->path, to);
     if (open_file(a, err, errlen) < 0)
         return -1;
-    fsync_dir(a->path);
+    if (a->sync == AUDIT_SYNC_ALWAYS)
+        fsync_dir(a->path);
+    else if (a->sync == AUDIT_SYNC_BATCH) {
+        a->dir_sync_pending = true;
+        pthread_cond_broadcast(&a->tick_cv);
+    }
     return 0;
 }
 
@@ -620,7 +716,24 @@ batcher_main(void *arg)
 {
     struct audit *a = arg;
     pthread_mutex_lock(&a->mu);
-    while (!a->stopping) {
+    for (;;) {
+        /* A rotated-away file first, so its records reach the disk before those that follow. */
+        if (a->retired_fd >= 0 || a->dir_sync_pending) {
+            int fd = a->retired_fd, doomed = a->doomed_fd;
+            a->retired_fd = a->doomed_fd = -1;
+            a->dir_sync_pending = false;
+            pthread_mutex_unlock(&a->mu);
+            int e = fd >= 0 ? retire(fd) : 0;
+            fsync_dir(a->path);
+            if (doomed >= 0)
+                close(doomed);
+            pthread_mutex_lock(&a->mu);
+            if (e)
+                a->batch_errno = e;
+            continue;
+        }
+        if (a->stopping)
+            break;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
@@ -662,6 +775,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     pthread_cond_init(&a->synced_cv, NULL);
     pthread_cond_init(&a->tick_cv, NULL);
     a->fd = -1;
+    a->retired_fd = a->doomed_fd = -1;
     a->sync = o->sync;
     a->max_size = o->max_size;
     a->max_files = o->max_files;
@@ -715,21 +829,93 @@ fail:
     return NULL;
 }
 
+/*
+ * The record's text goes into a buffer of the calling thread kept from record to record: a
+ * record is printed on every request, and printing into a fresh allocation that grows by copies
+ * cost more than the print. The buffer is freed when its thread exits.
+ */
+struct print_buf {
+    char *buf;
+    size_t cap;
+};
+
+static pthread_key_t print_key;
+static pthread_once_t print_once = PTHREAD_ONCE_INIT;
+
+static void
+print_buf_free(void *p)
+{
+    struct print_buf *pb = p;
+    free(pb->buf);
+    free(pb);
+}
+
+static void
+print_key_create(void)
+{
+    (void)pthread_key_create(&print_key, print_buf_free);
+}
+
+/*
+ * Prints record. Returns its text (NUL-terminated, length in *len) and sets *owned when the
+ * caller must free it (a record too large for the thread's buffer), or returns NULL.
+ */
+static char *
+print_record(const cJSON *record, size_t *len, bool *owned)
+{
+    pthread_once(&print_once, print_key_create);
+    struct print_buf *pb = pthread_getspecific(print_key);
+    if (!pb && (pb = calloc(1, sizeof(*pb))) != NULL && pthread_setspecific(print_key, pb) != 0) {
+        free(pb);
+        pb = NULL;
+    }
+    *owned = false;
+    if (pb && !pb->buf && (pb->buf = malloc(16 * 1024)) != NULL)
+        pb->cap = 16 * 1024;
+    if (pb && pb->buf && cJSON_PrintPreallocated((cJSON *)record, pb->buf, (int)pb->cap, 0)) {
+        *len = strlen(pb->buf);
+        return pb->buf;
+    }
+    /* Too large for the buffer: print into an allocation of the right size and keep it as the
+     * thread's buffer, unless it is huge. */
+    char *out = cJSON_PrintUnformatted(record);
+    if (!out)
+        return NULL;
+    *len = strlen(out);
+    if (!pb || *len + 1 > LINE_KEEP_MAX) {
+        *owned = true;
+        return out;
+    }
+    free(pb->buf);
+    pb->buf = out;
+    pb->cap = *len + 1;
+    return out;
+}
+
 int
-audit_append(struct audit *a, cJSON *record, char *err, size_t errlen)
+audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *err, size_t errlen)
 {
     static const char *const reserved[] = {"time", "seq", "replica", "event", "prev", "hash"};
     if (!a || !cJSON_IsObject(record)) {
         seterr(err, errlen, "audit log: no record");
         return -1;
     }
-    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-        cJSON_DeleteItemFromObjectCaseSensitive(record, reserved[i]);
+    /* One pass over the members, not one lookup per reserved name. */
+    for (cJSON *m = record->child, *next; m != NULL; m = next) {
+        next = m->next;
+        for (size_t i = 0; m->string && i < sizeof(reserved) / sizeof(reserved[0]); i++)
+            if (strcmp(m->string, reserved[i]) == 0) {
+                cJSON_Delete(cJSON_DetachItemViaPointer(record, m));
+                break;
+            }
+    }
     /* Serialise outside the lock: only the chain members need the order of the log. */
-    char *body = cJSON_PrintUnformatted(record);
-    size_t blen = body ? strlen(body) : 0;
-    if (blen < 2 || body[0] != '{' || body[blen - 1] != '}') {
-        free(body);
+    size_t blen = 0;
+    bool owned = false;
+    char *body = print_record(record, &blen, &owned);
+    if (!body || blen < 2 || body[0] != '{' || body[blen - 1] != '}') {
+        if (owned)
+            free(body);
         atomic_fetch_add(&a->write_errors, 1);
         seterr(err, errlen, "audit log: cannot serialise the record");
         return -1;
@@ -742,18 +928,17 @@ audit_append(struct audit *a, cJSON *record, char *err, size_t errlen)
     if (rc == 0 && a->sync == AUDIT_SYNC_ALWAYS)
         rc = sync_locked(a, w.gen, err, errlen);
     pthread_mutex_unlock(&a->mu);
-    free(body);
+    if (owned)
+        free(body);
     if (rc < 0) {
         atomic_fetch_add(&a->write_errors, 1);
         return -1;
     }
     atomic_fetch_add(&a->records, 1);
-    cJSON_AddStringToObject(record, "time", w.time);
-    cJSON_AddNumberToObject(record, "seq", (double)w.seq);
-    cJSON_AddStringToObject(record, "replica", a->replica);
-    cJSON_AddStringToObject(record, "event", "decision");
-    cJSON_AddStringToObject(record, "prev", w.prev);
-    cJSON_AddStringToObject(record, "hash", w.hash);
+    if (out) {
+        out->seq = w.seq;
+        memcpy(out->hash, w.hash, sizeof(out->hash));
+    }
     return 0;
 }
 
@@ -788,6 +973,10 @@ audit_close(struct audit *a)
             (void)fdatasync(a->fd);
     }
     pthread_mutex_unlock(&a->mu);
+    if (a->retired_fd >= 0)
+        (void)retire(a->retired_fd);
+    if (a->doomed_fd >= 0)
+        close(a->doomed_fd);
     if (a->fd >= 0)
         close(a->fd);
     chain_free(&a->chain);
@@ -797,6 +986,7 @@ audit_close(struct audit *a)
     free(a->path);
     free(a->replica);
     free(a->replica_json);
+    free(a->line);
     free(a);
 }
 

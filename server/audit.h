@@ -53,16 +53,23 @@ int audit_sync_parse(const char *s, enum audit_sync *out);
  */
 struct audit *audit_open(const struct audit_options *o, char *err, size_t errlen);
 
+/* Where an appended record sits in the chain. */
+struct audit_written {
+    uint64_t seq;
+    char hash[65]; /* 64 hex digits */
+};
+
 /*
  * Appends one decision record. Thread-safe. Adds "time" (RFC 3339 UTC, milliseconds), "seq",
- * "replica", "event" (when absent: "decision"), "prev" and "hash" to the line, in that order
+ * "replica", "event" ("decision"), "prev" and "hash" to the line, in that order
  * around the caller's members, replacing any member of the same name. Returns only once the
- * record is as durable as the sync mode promises. On success the same six members are also set
- * on record, so the caller can quote seq and hash (e.g. in auditAnnotations). The caller keeps
- * ownership of record. Returns -1 and fills err on any failure (ENOSPC, EIO, fsync error); the
- * chain is left intact (a partial line is cut off) and the next append may succeed.
+ * record is as durable as the sync mode promises. On success fills *out (when not NULL) with the
+ * record's seq and hash, so the caller can quote them. The caller keeps ownership of record.
+ * Returns -1 and fills err on any failure (ENOSPC, EIO, fsync error); the chain is left intact
+ * (a partial line is cut off) and the next append may succeed.
  */
-int audit_append(struct audit *a, cJSON *record, char *err, size_t errlen);
+int audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *err,
+                 size_t errlen);
 
 /* Counters since audit_open: records appended, failed appends. Either pointer may be NULL. */
 void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors);

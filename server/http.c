@@ -128,7 +128,7 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
     if (res.record != NULL && h->deps.audit != NULL) {
         char err[256];
         // The answer leaves only once its record is written.
-        if (audit_append(h->deps.audit, res.record, err, sizeof err) != 0) {
+        if (audit_append(h->deps.audit, res.record, NULL, err, sizeof err) != 0) {
             log_msg(LOGL_ERROR, "audit log write failed", "error", err, "uid",
                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res.record, "uid")),
                     NULL);
