@@ -72,11 +72,16 @@ ${CC:-cc} -std=c11 -D_GNU_SOURCE -I. -O2 -flto -Wall -Wextra -Werror -o "$B/core
 taskset -c "$SCPU" "$B/core_bench" "$W/payloads" policy/default.yaml >"$W/core.tsv"
 
 # ---- servers -----------------------------------------------------------------------------------
-start_tg() { # $1: audit sync mode
+start_tg() { # $1: audit sync mode, or "off" for no audit log
+    if [ "$1" = off ]; then
+        set --
+    else
+        set -- --audit-log "$W/audit.log" --audit-sync "$1" --audit-max-size 67108864 \
+            --audit-max-files 2
+    fi
     "$TG" serve --policy "$W/policy/policy.yaml" --tls-cert "$W/certs/tls.crt" \
         --tls-key "$W/certs/tls.key" --listen "127.0.0.1:$TGPORT" \
-        --metrics-listen "127.0.0.1:$MPORT" --audit-log "$W/audit.log" --audit-sync "$1" \
-        --audit-max-size 67108864 --audit-max-files 2 --threads "$THREADS" \
+        --metrics-listen "127.0.0.1:$MPORT" "$@" --threads "$THREADS" \
         --shutdown-delay 0 --log-level info 2>>"$W/tableguard.log" &
     TGPID=$!
     taskset -a -p -c "$SCPU" "$TGPID" >/dev/null
@@ -277,7 +282,7 @@ stop_tg
 
 # ---- the audit log's cost: the same load under each sync mode, alternated ---------------------
 for r in $(seq "$ROUNDS"); do
-    for sync in none batch always; do
+    for sync in off none batch always; do
         start_tg "$sync"
         run_load tableguard c1-notrait-allow mutate "audit-$sync" "$r"
         stop_tg
