@@ -138,6 +138,19 @@ def start_server(tmp_path, certs):
         else:
             policy_path = tmp_path / f"policy-{len(started)}.yaml"
             policy_path.write_text(policy)
+        # A port free_port() saw free can be taken before the server binds it (test clients'
+        # own ephemeral ports come from the same range): then start again on fresh ports.
+        for attempt in range(5):
+            server = launch(policy_path, audit, cert, key, env, flags)
+            try:
+                wait_ready(server, timeout=60 if WRAPPER else 20)
+                return server
+            except AssertionError:
+                if attempt == 4 or server.proc.poll() is None or \
+                        "address in use" not in server.log_path.read_text():
+                    raise
+
+    def launch(policy_path, audit, cert, key, env, flags):
         port, metrics_port = free_port(), free_port()
         log_path = tmp_path / f"server-{len(started)}.log"
         audit_path = tmp_path / f"audit-{len(started)}.log"
@@ -157,7 +170,6 @@ def start_server(tmp_path, certs):
         logf.close()
         server = Server(proc, port, metrics_port, certs / "ca.crt", log_path, audit_path)
         started.append(server)
-        wait_ready(server, timeout=60 if WRAPPER else 20)
         return server
 
     yield start
