@@ -22,6 +22,8 @@
 
 #define DRAIN_QUIET_MS 250
 
+struct request;
+
 struct http {
     struct http_options opts;
     struct http_deps deps;
@@ -30,6 +32,15 @@ struct http {
     atomic_int in_flight;
     pthread_mutex_t detail_lock;
     char *detail;
+
+    // The body budget: bytes of admission bodies held at once (reserved from Content-Length
+    // before the body is read) stay within opts.body_memory; a request that does not fit waits,
+    // suspended, in arrival order. Without it memory grows with connections x body cap.
+    pthread_mutex_t budget_lock;
+    size_t body_bytes;                      // reserved by requests being read or answered
+    struct request *waiting, *waiting_tail; // FIFO of suspended requests
+    size_t waiting_count;
+    bool budget_off; // stopping: nobody waits any more
 };
 
 // Per-request state, from the first call of the handler to the completion notice.
@@ -39,10 +50,104 @@ struct request {
     char *body;
     size_t len, cap;
     size_t announced; // Content-Length, 0 when absent (chunked)
+    bool has_length;  // a Content-Length was given
     bool too_large;
-    bool counted; // in the in-flight gauge
+    bool counted;                // in the in-flight gauge
+    size_t reserved;             // bytes of the body budget held
+    struct MHD_Connection *conn; // while waiting for the budget
+    struct request *next_waiting;
+    bool suspended;
+    bool no_room; // chunked, and no room to hold it: refused with 503
     struct timespec start;
 };
+
+// Reserves room for rq's body in the budget, or (with a Content-Length) queues it and suspends
+// its connection. Returns true when the body may be read now. A chunked body reserves the cap;
+// it is never queued, because after a resume libmicrohttpd calls the handler with no data, and
+// without a length that call cannot be told from the end of the body.
+static bool
+budget_reserve(struct http *h, struct MHD_Connection *c, struct request *rq)
+{
+    size_t want = rq->has_length ? rq->announced : h->opts.max_body;
+    pthread_mutex_lock(&h->budget_lock);
+    bool now = h->budget_off || (h->waiting == NULL && h->body_bytes + want <= h->opts.body_memory);
+    if (now) {
+        h->body_bytes += want;
+        rq->reserved = want;
+    } else if (!rq->has_length) {
+        rq->no_room = true;
+    } else {
+        rq->conn = c;
+        rq->suspended = true;
+        if (h->waiting_tail != NULL)
+            h->waiting_tail->next_waiting = rq;
+        else
+            h->waiting = rq;
+        h->waiting_tail = rq;
+        h->waiting_count++;
+        // Under the lock, so the release that resumes it cannot come before the suspend.
+        MHD_suspend_connection(c);
+        char held[24], n[24];
+        snprintf(held, sizeof held, "%zu", h->body_bytes);
+        snprintf(n, sizeof n, "%zu", want);
+        log_msg(LOGL_DEBUG, "request waits for room under --body-memory", "bytes", n, "held", held,
+                NULL);
+    }
+    pthread_mutex_unlock(&h->budget_lock);
+    return now;
+}
+
+// Takes waiting requests off the queue's head while they fit (all of them when stopping), and
+// resumes them. Called with the lock held.
+static void
+budget_admit_locked(struct http *h)
+{
+    while (h->waiting != NULL) {
+        struct request *w = h->waiting;
+        size_t want = w->announced; // only requests with a Content-Length wait
+        if (!h->budget_off && h->body_bytes + want > h->opts.body_memory)
+            break;
+        h->waiting = w->next_waiting;
+        if (h->waiting == NULL)
+            h->waiting_tail = NULL;
+        h->waiting_count--;
+        w->next_waiting = NULL;
+        w->suspended = false;
+        h->body_bytes += want;
+        w->reserved = want;
+        MHD_resume_connection(w->conn);
+        char n[24], held[24];
+        snprintf(n, sizeof n, "%zu", want);
+        snprintf(held, sizeof held, "%zu", h->body_bytes);
+        log_msg(LOGL_DEBUG, "waiting request admitted under --body-memory", "bytes", n, "held",
+                held, NULL);
+    }
+}
+
+static void
+budget_release(struct http *h, struct request *rq)
+{
+    pthread_mutex_lock(&h->budget_lock);
+    if (rq->suspended) {
+        // Completed while waiting (the daemon is stopping): out of the queue.
+        struct request **pp = &h->waiting, *prev = NULL;
+        while (*pp != NULL && *pp != rq) {
+            prev = *pp;
+            pp = &(*pp)->next_waiting;
+        }
+        if (*pp == rq) {
+            *pp = rq->next_waiting;
+            if (h->waiting_tail == rq)
+                h->waiting_tail = prev;
+            h->waiting_count--;
+        }
+        rq->suspended = false;
+    }
+    h->body_bytes -= rq->reserved;
+    rq->reserved = 0;
+    budget_admit_locked(h);
+    pthread_mutex_unlock(&h->budget_lock);
+}
 
 static double
 since(const struct timespec *t0)
@@ -179,10 +284,17 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
             return send_error(h, c, 413, "request body larger than the limit");
         }
         rq->announced = cl != NULL ? (size_t)strtoull(cl, NULL, 10) : 0;
+        rq->has_length = cl != NULL;
         if (rq->post && (rq->route == R_MUTATE || rq->route == R_VALIDATE)) {
             rq->counted = true;
             atomic_fetch_add(&h->in_flight, 1);
             metrics_in_flight(h->deps.metrics, 1);
+            budget_reserve(h, c, rq);
+            if (rq->no_room) {
+                metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_MEMORY);
+                return send_error(h, c, 503,
+                                  "no room for another chunked body under --body-memory; retry");
+            }
         }
         // Everything else is answered once the request is read, so the connection stays open.
         return MHD_YES;
@@ -215,6 +327,10 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         *data_size = 0;
         return MHD_YES;
     }
+    // After a resume the handler is called once with no data, before the body is read; the
+    // request is complete only when its Content-Length has arrived.
+    if (rq->has_length && !rq->too_large && rq->len < rq->announced)
+        return MHD_YES;
     if (rq->too_large) {
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_TOO_LARGE);
         return send_error(h, c, 413, "request body larger than the limit");
@@ -250,6 +366,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         metrics_in_flight(h->deps.metrics, -1);
     }
     free(rq->body);
+    rq->body = NULL;
+    if (rq->reserved > 0 || rq->suspended)
+        budget_release(h, rq);
     free(rq);
     *con_cls = NULL;
 }
@@ -273,6 +392,11 @@ on_plain(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     if (h->deps.audit != NULL)
         audit_stats(h->deps.audit, &g.audit_records, &g.audit_errors);
     g.cert_not_after = tls_not_after(h->deps.tls);
+    pthread_mutex_lock(&h->budget_lock);
+    g.body_bytes = h->body_bytes;
+    g.waiting = h->waiting_count;
+    pthread_mutex_unlock(&h->budget_lock);
+    g.body_memory = h->opts.body_memory;
     tls_reload_counts(h->deps.tls, &g.tls_reload_ok, &g.tls_reload_failed);
     struct policy *p = holder_get(h->deps.policies);
     g.policy_rules = p ? policy_spec(p)->rule_count : 0;
@@ -338,6 +462,14 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     h->opts = *o;
     h->deps = *d;
     pthread_mutex_init(&h->detail_lock, NULL);
+    pthread_mutex_init(&h->budget_lock, NULL);
+    if (o->body_memory < o->max_body) {
+        snprintf(err, errlen,
+                 "--body-memory (%zu) is below --max-body (%zu): a request at the "
+                 "cap could never be read",
+                 o->body_memory, o->max_body);
+        goto fail;
+    }
     struct sockaddr_storage ss;
     bool v6;
     if (parse_listen(o->listen, &ss, &v6, err, errlen) != 0)
@@ -357,7 +489,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                     (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
     h->https =
         MHD_start_daemon(flags, 0, NULL, NULL, on_https, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (h->https == NULL) {
@@ -449,11 +581,17 @@ http_stop(struct http *h)
 {
     if (h == NULL)
         return;
+    // libmicrohttpd must not be stopped with suspended connections: let every waiter go.
+    pthread_mutex_lock(&h->budget_lock);
+    h->budget_off = true;
+    budget_admit_locked(h);
+    pthread_mutex_unlock(&h->budget_lock);
     if (h->https != NULL)
         MHD_stop_daemon(h->https);
     if (h->plain != NULL)
         MHD_stop_daemon(h->plain);
     free(h->detail);
     pthread_mutex_destroy(&h->detail_lock);
+    pthread_mutex_destroy(&h->budget_lock);
     free(h);
 }

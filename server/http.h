@@ -17,6 +17,7 @@ struct http_options {
     const char *metrics_listen; // likewise, or NULL for none
     unsigned threads;
     size_t max_body;
+    size_t body_memory; // admission bodies held at once; >= max_body; more requests wait
     unsigned connection_limit;
     unsigned connection_timeout; // seconds a connection may stay idle
     bool audit_fail_open;        // serve when the audit log cannot be written

@@ -18,7 +18,8 @@ static const char *const WEBHOOKS[] = {"mutate", "validate"};
 static const char *const OPERATIONS[] = {"CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"};
 static const char *const DECISIONS[] = {"allow", "patch", "deny", "invalid", "error"};
 static const char *const REJECTS[] = {"body_too_large", "bad_request",        "method_not_allowed",
-                                      "not_found",      "client_certificate", "audit_failure"};
+                                      "not_found",      "client_certificate", "audit_failure",
+                                      "body_memory"};
 // From 100 µs to 10 s, so the webhook's own timeout is inside the range.
 static const double BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
@@ -190,6 +191,15 @@ metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
     head(f, "tableguard_admission_requests_in_flight", "gauge",
          "Admission requests being read or answered.");
     fprintf(f, "tableguard_admission_requests_in_flight %d\n", atomic_load(&m->in_flight));
+    head(f, "tableguard_http_request_body_bytes", "gauge",
+         "Bytes of admission request bodies held (reserved from Content-Length).");
+    fprintf(f, "tableguard_http_request_body_bytes %zu\n", g->body_bytes);
+    head(f, "tableguard_http_request_body_limit_bytes", "gauge",
+         "The most body bytes held at once (--body-memory).");
+    fprintf(f, "tableguard_http_request_body_limit_bytes %zu\n", g->body_memory);
+    head(f, "tableguard_http_requests_waiting", "gauge",
+         "Admission requests waiting, before their body is read, for room under --body-memory.");
+    fprintf(f, "tableguard_http_requests_waiting %zu\n", g->waiting);
     head(f, "tableguard_http_rejected_total", "counter",
          "Requests refused before or instead of an admission decision, by reason.");
     for (int r = 0; r < METRICS_REJECT_COUNT; r++)

@@ -15,6 +15,7 @@ enum metrics_reject {
     METRICS_REJECT_NOT_FOUND,
     METRICS_REJECT_CLIENT_CERT,
     METRICS_REJECT_AUDIT,
+    METRICS_REJECT_BODY_MEMORY,
     METRICS_REJECT_COUNT
 };
 
@@ -26,6 +27,8 @@ struct metrics_gauges {
     time_t cert_not_after;                          // 0: unknown
     unsigned long tls_reload_ok, tls_reload_failed; // certificate rotations taken and refused
     size_t policy_rules;
+    size_t body_bytes, body_memory; // the body budget: held and allowed
+    size_t waiting;                 // requests waiting for room in it
 };
 
 struct metrics *metrics_new(void);

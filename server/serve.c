@@ -44,6 +44,7 @@ enum {
     O_SHUTDOWN_DELAY,
     O_DRAIN_TIMEOUT,
     O_MAX_BODY,
+    O_BODY_MEMORY,
     O_THREADS,
     O_CONNECTION_LIMIT,
     O_CONNECTION_TIMEOUT,
@@ -76,6 +77,9 @@ static const struct flag {
                           "seconds between SIGTERM and closing the listener"},
     [O_DRAIN_TIMEOUT] = {"drain-timeout", "20", "seconds to finish requests in flight"},
     [O_MAX_BODY] = {"max-body", "8388608", "request body cap in bytes (413 above)"},
+    [O_BODY_MEMORY] = {"body-memory", "8388608",
+                       "bytes of request bodies held at once (at least max-body); more requests "
+                       "wait their turn"},
     [O_THREADS] = {"threads", "0", "worker threads; 0: one per core"},
     [O_CONNECTION_LIMIT] = {"connection-limit", "1024", "concurrent connections"},
     [O_CONNECTION_TIMEOUT] = {"connection-timeout", "30",
@@ -310,15 +314,27 @@ serve_main(int argc, char **argv)
         return 2;
     }
     log_set_level(level);
-    unsigned long long delay, drain, max_body, threads, conn_limit, conn_timeout, interval;
+    unsigned long long delay, drain, max_body, body_memory, threads, conn_limit, conn_timeout,
+        interval;
     if (to_uint("shutdown-delay", val[O_SHUTDOWN_DELAY], 3600, &delay) ||
         to_uint("drain-timeout", val[O_DRAIN_TIMEOUT], 3600, &drain) ||
         to_uint("max-body", val[O_MAX_BODY], 1ULL << 30, &max_body) ||
+        to_uint("body-memory", val[O_BODY_MEMORY], 1ULL << 40, &body_memory) ||
         to_uint("threads", val[O_THREADS], 256, &threads) ||
         to_uint("connection-limit", val[O_CONNECTION_LIMIT], 65536, &conn_limit) ||
         to_uint("connection-timeout", val[O_CONNECTION_TIMEOUT], 86400, &conn_timeout) ||
         to_uint("reload-interval", val[O_RELOAD_INTERVAL], 3600, &interval))
         return 2;
+    // Left at its default, the budget grows with a raised cap rather than refusing to start.
+    if (val[O_BODY_MEMORY] == FLAGS[O_BODY_MEMORY].def && body_memory < max_body)
+        body_memory = max_body;
+    if (body_memory < max_body) {
+        fprintf(stderr,
+                "tableguard serve: --body-memory (%llu) must be at least --max-body (%llu)"
+                ", or a request at the cap could never be read\n",
+                body_memory, max_body);
+        return 2;
+    }
     bool fail_open = strcmp(val[O_AUDIT_FAILURE], "open") == 0;
     if (!fail_open && strcmp(val[O_AUDIT_FAILURE], "closed") != 0) {
         fprintf(stderr, "tableguard serve: --audit-failure must be closed or open\n");
@@ -366,13 +382,14 @@ serve_main(int argc, char **argv)
     metrics_policy_reload(metrics, 1, time(NULL));
     struct holder *policies = holder_new(&POLICY_HOLDER, policy);
     bool metrics_off = strcmp(val[O_METRICS_LISTEN], "off") == 0 || val[O_METRICS_LISTEN][0] == 0;
-    struct http_options ho = {val[O_LISTEN],
-                              metrics_off ? NULL : val[O_METRICS_LISTEN],
-                              (unsigned)threads,
-                              (size_t)max_body,
-                              (unsigned)conn_limit,
-                              (unsigned)conn_timeout,
-                              fail_open};
+    struct http_options ho = {.listen = val[O_LISTEN],
+                              .metrics_listen = metrics_off ? NULL : val[O_METRICS_LISTEN],
+                              .threads = (unsigned)threads,
+                              .max_body = (size_t)max_body,
+                              .body_memory = (size_t)body_memory,
+                              .connection_limit = (unsigned)conn_limit,
+                              .connection_timeout = (unsigned)conn_timeout,
+                              .audit_fail_open = fail_open};
     struct http_deps hd = {policies, tls, audit, metrics};
     struct http *http = http_start(&ho, &hd, err, sizeof err);
     struct reloader rl = {.policy_path = val[O_POLICY],

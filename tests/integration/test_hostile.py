@@ -8,13 +8,15 @@ import http.client
 import json
 import socket
 import ssl
+import subprocess
 import sys
+import threading
 import time
 
 import jsonpatch
 import pytest
 
-from conftest import ROOT, WRAPPER, application, check_envelope, decode_patch, review, table
+from conftest import BINARY, ROOT, WRAPPER, application, check_envelope, decode_patch, review, table
 
 CORPUS = ROOT / "tests" / "cases" / "hostile"
 # The corpus holds a review 1000 levels deep, past Python's default recursion limit.
@@ -333,3 +335,131 @@ def test_huge_headers_are_refused(start_server, shape):
     assert status == 431 or (cut and status == 0), status
     s.close()
     still_serves(server)
+
+
+# ---- the body budget: bodies held at once stay under --body-memory --------------------------
+
+def metric(server, name):
+    _, text = server.plain("/metrics")
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def big_review(target):
+    """A valid review of about `target` bytes: many components, none with the trait."""
+    n = max(1, target // 110)
+    rv = review(application([table(f"t{i}", f"tbl-{i}-prod") for i in range(n)]))
+    return rv, json.dumps(rv).encode()
+
+
+def send_head(server, body, upto):
+    s = tls_socket(server)
+    s.sendall(b"POST /mutate?timeout=10s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+              b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:upto])
+    return s
+
+
+def wait_metric(server, name, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while metric(server, name) != want:
+        assert time.monotonic() < deadline, f"{name} never reached {want}: {metric(server, name)}"
+        time.sleep(0.05)
+
+
+def check_mutated(rv, status, body):
+    assert status == 200, body
+    answer = json.loads(body)
+    check_envelope(answer, rv)
+    ops = decode_patch(answer)
+    assert len(ops) == len(rv["request"]["object"]["spec"]["components"])
+
+
+def test_body_budget_makes_requests_wait_in_turn(start_server):
+    cap = 1 << 20
+    rv, body = big_review(750_000)
+    assert 600_000 < len(body) <= cap
+    budget = 2 * len(body) + 1000  # room for two bodies, not three
+    server = start_server(max_body=cap, body_memory=budget)
+    assert metric(server, "tableguard_http_request_body_limit_bytes") == budget
+    # Two bodies fit in the budget: both are read while half sent. The third waits before its
+    # body is read, and so does a fourth whose client then gives up.
+    a, b = send_head(server, body, len(body) // 2), send_head(server, body, len(body) // 2)
+    wait_metric(server, "tableguard_http_request_body_bytes", 2 * len(body))
+    c = send_head(server, body, 0)
+    wait_metric(server, "tableguard_http_requests_waiting", 1)
+    gone = send_head(server, body, 0)
+    wait_metric(server, "tableguard_http_requests_waiting", 2)
+    gone.close()  # a waiting client that gives up keeps its turn (its socket is not watched)
+    assert metric(server, "tableguard_http_request_body_bytes") == 2 * len(body)
+    # Requests without a body to hold are not held up by the budget.
+    assert server.request("GET", "/healthz")[0] == 200
+    # A chunked body does not wait (after a wait its end could not be told): with no room for
+    # the cap it is refused at once.
+    s = tls_socket(server)
+    s.sendall(b"POST /validate?timeout=10s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+              b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    status, _, answer = read_response(s)
+    assert status == 503 and "--body-memory" in json.loads(answer)["error"]
+    s.close()
+    assert 'tableguard_http_rejected_total{reason="body_memory"} 1' in server.plain("/metrics")[1]
+    # The first finishes: the third, first in line, takes its room; its body is read only now.
+    a.sendall(body[len(body) // 2:])
+    status, _, answer = read_response(a)
+    check_mutated(rv, status, answer)
+    wait_metric(server, "tableguard_http_requests_waiting", 1)
+    assert metric(server, "tableguard_http_request_body_bytes") == 2 * len(body)
+    time.sleep(0.5)  # no answer comes before its body
+    c.sendall(body)
+    status, _, answer = read_response(c)
+    check_mutated(rv, status, answer)
+    # The second finishes: the abandoned one is admitted, found closed, and gives its room back.
+    b.sendall(body[len(body) // 2:])
+    status, _, answer = read_response(b)
+    check_mutated(rv, status, answer)
+    for s in (a, b, c):
+        s.close()
+    wait_metric(server, "tableguard_http_requests_waiting", 0)
+    wait_metric(server, "tableguard_http_request_body_bytes", 0)
+    still_serves(server)
+
+
+def test_body_budget_under_concurrent_load(start_server):
+    cap = 1 << 20
+    server = start_server(max_body=cap, body_memory=2 * cap, audit=False)
+    rv, body = big_review(500_000)
+    results = []
+
+    def one():
+        s = tls_socket(server, timeout=60)
+        s.sendall(b"POST /mutate?timeout=10s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        results.append(read_response(s))
+        s.close()
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 12
+    for status, _, answer in results:
+        check_mutated(rv, status, answer)
+    assert metric(server, "tableguard_http_requests_waiting") == 0
+    assert metric(server, "tableguard_http_request_body_bytes") == 0
+
+
+def test_body_memory_below_the_cap_is_refused():
+    p = subprocess.run([BINARY, "serve", "--policy", "x", "--tls-cert", "x", "--tls-key", "x",
+                        "--max-body", "2000", "--body-memory", "1000"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2
+    assert "--body-memory (1000) must be at least --max-body (2000)" in p.stderr
+
+
+def test_body_memory_left_at_its_default_follows_a_larger_cap(start_server):
+    server = start_server(max_body=16 << 20)
+    assert metric(server, "tableguard_http_request_body_limit_bytes") == 16 << 20
+    assert start_server().plain("/metrics")[1].count(
+        "tableguard_http_request_body_limit_bytes 8388608\n") == 1
