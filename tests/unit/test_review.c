@@ -145,6 +145,52 @@ encodes_allow_with_patch_and_deny(void **state)
     cJSON_Delete(ops);
 }
 
+// The byte checks read the body eight bytes at a time where it is plain ASCII: each finding
+// must hold at every alignment, including backslash runs that cross an eight-byte boundary.
+static void
+byte_checks_hold_at_every_alignment(void **state)
+{
+    (void)state;
+    char body[512], err[160];
+    for (int pad = 0; pad < 17; pad++) {
+        for (int run = 1; run <= 4; run++) {
+            // "uid":"<pad a's><run backslashes>u0000x": an escaped NUL when the run is odd.
+            int n = snprintf(body, sizeof body,
+                             HEAD "\"request\":{\"uid\":\"%.*s%.*su0000x\","
+                                  "\"operation\":\"CREATE\"}}",
+                             pad, "aaaaaaaaaaaaaaaaa", run, "\\\\\\\\");
+            int rc = decode(body, (size_t)n, err);
+            if (run % 2 == 1) {
+                assert_int_equal(rc, -1);
+                assert_non_null(strstr(err, "escaped NUL"));
+            } else {
+                if (rc != 0)
+                    fail_msg("pad %d run %d: %s", pad, run, err);
+            }
+        }
+        // A raw NUL, an invalid UTF-8 byte, a truncated and a valid multi-byte sequence.
+        const char *cases[][2] = {
+            {"\x01\x00", "NUL"}, {"\xff", "UTF-8"}, {"\xe2\x82", "UTF-8"}, {"\xe2\x82\xac", NULL}};
+        for (size_t k = 0; k < 4; k++) {
+            size_t cl = strlen(cases[k][0]) + (k == 0);
+            int h = snprintf(body, sizeof body, HEAD "\"request\":{\"uid\":\"%.*s", pad,
+                             "aaaaaaaaaaaaaaaaa");
+            memcpy(body + h, cases[k][0], cl);
+            int t = snprintf(body + h + cl, sizeof body - (size_t)h - cl,
+                             "\",\"operation\":\"CREATE\"}}");
+            int rc = decode(body, (size_t)h + cl + (size_t)t, err);
+            if (cases[k][1] == NULL) {
+                if (rc != 0)
+                    fail_msg("pad %d case %zu: %s", pad, k, err);
+            } else {
+                assert_int_equal(rc, -1);
+                if (strstr(err, cases[k][1]) == NULL)
+                    fail_msg("pad %d case %zu: %s", pad, k, err);
+            }
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -153,6 +199,7 @@ main(void)
         cmocka_unit_test(rejects_what_the_api_server_never_sends),
         cmocka_unit_test(rejects_deep_nesting),
         cmocka_unit_test(encodes_allow_with_patch_and_deny),
+        cmocka_unit_test(byte_checks_hold_at_every_alignment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
