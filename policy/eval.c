@@ -70,12 +70,14 @@ component_matches(const struct policy_spec *s, const cJSON *comp)
 
 // ---- mutate ----------------------------------------------------------------------------------
 
+// The trait is built for every component that lacks it: its keys are literals and its type a
+// reference into the policy (which outlives the result), so it costs no string copies.
 static cJSON *
 trait_properties(const struct policy_spec *s)
 {
     cJSON *props = cJSON_CreateObject();
     for (int i = 0; i < POLICY_SETTING_COUNT; i++)
-        cJSON_AddItemToObject(props, POLICY_SETTING_NAMES[i], cJSON_CreateBool(s->defaults[i]));
+        cJSON_AddItemToObjectCS(props, POLICY_SETTING_NAMES[i], cJSON_CreateBool(s->defaults[i]));
     return props;
 }
 
@@ -83,8 +85,8 @@ static cJSON *
 new_trait(const struct policy_spec *s)
 {
     cJSON *t = cJSON_CreateObject();
-    cJSON_AddItemToObject(t, "type", cJSON_CreateString(s->trait_type));
-    cJSON_AddItemToObject(t, "properties", trait_properties(s));
+    cJSON_AddItemToObjectCS(t, "type", cJSON_CreateStringReference(s->trait_type));
+    cJSON_AddItemToObjectCS(t, "properties", trait_properties(s));
     return t;
 }
 

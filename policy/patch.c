@@ -62,13 +62,17 @@ patch_path_free(struct patch_path *p)
 void
 patch_add(cJSON *ops, const char *path, cJSON *value)
 {
+    // Literal keys and a reference for "add": one operation per component, so only the path
+    // is copied.
     cJSON *op = cJSON_CreateObject();
-    if (op == NULL || cJSON_AddStringToObject(op, "op", "add") == NULL ||
-        cJSON_AddStringToObject(op, "path", path) == NULL) {
+    cJSON *add = cJSON_CreateStringReference("add"), *p = cJSON_CreateString(path);
+    if (op == NULL || add == NULL || p == NULL) {
         fprintf(stderr, "tableguard: out of memory building a patch\n");
         abort();
     }
-    cJSON_AddItemToObject(op, "value", value);
+    cJSON_AddItemToObjectCS(op, "op", add);
+    cJSON_AddItemToObjectCS(op, "path", p);
+    cJSON_AddItemToObjectCS(op, "value", value);
     cJSON_AddItemToArray(ops, op);
 }
 

@@ -244,13 +244,13 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
             }
         }
     }
-    policy_unref(p);
     metrics_observe(h->deps.metrics, w == ADMIT_VALIDATE, res.operation, res.decision,
                     since(&rq->start));
     enum MHD_Result ret = send_body(h, c, (unsigned)res.status, "application/json", res.body,
                                     res.body_len, MHD_RESPMEM_MUST_FREE);
     res.body = NULL; // libmicrohttpd frees it
     admit_result_free(&res);
+    policy_unref(p); // last: the result's record and patch point into the policy
     return ret;
 }
 
