@@ -313,27 +313,26 @@ builtin_message(const struct policy_spec *s, const struct subst *v, const struct
 {
     const char *name = POLICY_SETTING_NAMES[setting];
     const char *want = r->require[setting] ? "true" : "false";
-    char fix[400];
+    const char *q = "\"";
+    // A denial of 1000 tables builds 1000 of these: pieces, not a format string.
+#define HEAD_PIECES                                                                                \
+    "Application \"", v->namespace, "/", v->application, "\" table \"", v->table, "\": rule \"",   \
+        v->rule, "\" (tables ", v->pattern, ") requires ", name, ": ", want, "; "
     switch (pr->state[setting]) {
     case ST_NO_TRAIT:
-        snprintf(fix, sizeof fix,
-                 "the component has no %s trait, so the table is unprotected: add the trait "
-                 "{type: %s, properties: {%s: %s}} to component \"%s\"",
-                 s->trait_type, s->trait_type, name, want, v->component);
-        break;
+        return xconcat(HEAD_PIECES, "the component has no ", s->trait_type,
+                       " trait, so the table is unprotected: add the trait {type: ", s->trait_type,
+                       ", properties: {", name, ": ", want, "}} to component \"", v->component, q,
+                       NULL);
     case ST_BAD:
-        snprintf(fix, sizeof fix, "%s: give component \"%s\" one %s trait with %s: %s",
-                 pr->why[setting], v->component, s->trait_type, name, want);
-        break;
+        return xconcat(HEAD_PIECES, pr->why[setting], ": give component \"", v->component,
+                       "\" one ", s->trait_type, " trait with ", name, ": ", want, NULL);
     default:
-        snprintf(fix, sizeof fix, "%s is %s: set %s: %s in the %s trait of component \"%s\"", name,
-                 pr->state[setting] == ST_ON ? "true" : "false", name, want, s->trait_type,
-                 v->component);
-        break;
+        return xconcat(HEAD_PIECES, name, " is ", pr->state[setting] == ST_ON ? "true" : "false",
+                       ": set ", name, ": ", want, " in the ", s->trait_type,
+                       " trait of component \"", v->component, q, NULL);
     }
-    return xasprintf("Application \"%s/%s\" table \"%s\": rule \"%s\" (tables %s) requires %s: "
-                     "%s; %s",
-                     v->namespace, v->application, v->table, v->rule, v->pattern, name, want, fix);
+#undef HEAD_PIECES
 }
 
 // Cuts `s` to at most `max` bytes on a UTF-8 boundary, marking the cut with "...".
@@ -351,10 +350,11 @@ shorten(char *s, size_t max)
 static char *
 warning_text(const struct eval_finding *f, int setting, const struct policy_rule *r)
 {
-    char *w = f->rule->message ? xstrdup(f->message)
-                               : xasprintf("table \"%s\": %s should be %s (rule %s)", f->table,
-                                           POLICY_SETTING_NAMES[setting],
-                                           r->require[setting] ? "true" : "false", r->name);
+    char *w =
+        f->rule->message
+            ? xstrdup(f->message)
+            : xconcat("table \"", f->table, "\": ", POLICY_SETTING_NAMES[setting], " should be ",
+                      r->require[setting] ? "true" : "false", " (rule ", r->name, ")", NULL);
     shorten(w, EVAL_WARNING_MAX);
     return w;
 }

@@ -68,3 +68,24 @@ xasprintf(const char *fmt, ...)
         oom(0);
     return s;
 }
+
+char *
+xconcat(const char *first, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    va_start(ap, first);
+    for (const char *p = first; p != NULL; p = va_arg(ap, const char *))
+        n += strlen(p);
+    va_end(ap);
+    char *out = xmalloc(n + 1), *q = out;
+    va_start(ap, first);
+    for (const char *p = first; p != NULL; p = va_arg(ap, const char *)) {
+        size_t k = strlen(p);
+        memcpy(q, p, k);
+        q += k;
+    }
+    va_end(ap);
+    *q = '\0';
+    return out;
+}

@@ -12,5 +12,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 // Returns a newly allocated formatted string; the caller frees it.
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Returns the concatenation of its string arguments up to a NULL, newly allocated. For text
+// built on every request (a denial's messages), where a format string costs more than the copy.
+char *xconcat(const char *first, ...) __attribute__((sentinel));
 
 #endif
