@@ -32,6 +32,14 @@
 /* Room for the members the module adds around the caller's: time, seq, replica (counted
  * apart), event, prev; at most 167 bytes with a 20-digit seq. */
 #define LINE_OVERHEAD 200
+/*
+ * batch: how often the background thread fsyncs. Every 100 ms rather than every second: the same
+ * writeback in smaller pieces, so the requests sharing the core wait less behind it (make bench,
+ * 1 component: p99.9 3-6 ms against 5-9 ms) and a host crash loses less.
+ */
+#ifndef BATCH_INTERVAL_MS
+#define BATCH_INTERVAL_MS 100
+#endif
 /* Line and serialisation buffers up to this size are kept for the next record. */
 #define LINE_KEEP_MAX (256 * 1024)
 
@@ -736,7 +744,9 @@ batcher_main(void *arg)
             break;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until.tv_nsec += (long)BATCH_INTERVAL_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&a->tick_cv, &a->mu, &until);
         if (a->fd >= 0 && a->regular && a->written_gen > a->synced_gen &&
             sync_locked(a, a->written_gen, NULL, 0) < 0)

@@ -23,7 +23,7 @@
 /* How durable a record is when audit_append returns. */
 enum audit_sync {
     AUDIT_SYNC_NONE,   /* write(2) only: survives a process crash, not a host crash */
-    AUDIT_SYNC_BATCH,  /* a background thread fsyncs at most ~1 s after a write */
+    AUDIT_SYNC_BATCH,  /* a background thread fsyncs at most ~0.1 s after a write */
     AUDIT_SYNC_ALWAYS, /* fsync'd before audit_append returns; concurrent callers share one */
 };
 

@@ -694,7 +694,7 @@ open_fds(void)
 }
 
 /* batch: a rotated-away file is fsynced and closed by the batch thread (a second rotation within
- * its second flushes the previous one itself), and the oldest file, removed by the renames, is
+ * its 0.1 s flushes the previous one itself), and the oldest file, removed by the renames, is
  * freed when that thread closes it; so rotations leave few files open, none after the close,
  * and the files kept still verify. */
 static void
