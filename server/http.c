@@ -367,7 +367,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     free(rq->body);
     rq->body = NULL;
-    if (rq->reserved > 0 || rq->suspended)
+    if (rq->counted) // its budget fields are read and written under the budget's lock
         budget_release(h, rq);
     free(rq);
     *con_cls = NULL;
