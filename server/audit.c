@@ -528,7 +528,7 @@ retire(int fd)
  *
  * How the sealed file reaches the disk follows the sync mode. always: it is fsynced here, before
  * any record goes to the new file. batch: the batch thread fsyncs it (then the directory) within
- * its usual second, so a rotation does not stall the requests behind the lock for the flush of
+ * its usual interval, so a rotation does not stall the requests behind the lock for the flush of
  * a whole file. none: nothing is fsynced.
  */
 static int
@@ -547,8 +547,8 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
         close(a->fd);
     } else if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
         if (a->retired_fd >= 0) {
-            /* The batch thread has not reached the previous one yet (two rotations within a
-             * second): flush that one here. */
+            /* The batch thread has not reached the previous one yet (two rotations within its
+             * interval): flush that one here. */
             int e = retire(a->retired_fd);
             if (e)
                 a->batch_errno = e;
