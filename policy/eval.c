@@ -68,6 +68,114 @@ component_matches(const struct policy_spec *s, const cJSON *comp)
     return cJSON_IsObject(comp) && type != NULL && policy_globs_match(&s->component_types, type);
 }
 
+enum state { ST_ON, ST_OFF, ST_NO_TRAIT, ST_BAD };
+
+// A table's protection as KubeVela would render it, with why it is what it is.
+struct protection {
+    enum state state[POLICY_SETTING_COUNT];
+    bool defaulted[POLICY_SETTING_COUNT]; // ST_ON or ST_OFF from the trait's CUE default
+    char why[POLICY_SETTING_COUNT][160];  // for ST_BAD: what is wrong
+};
+
+static void
+describe_value(const cJSON *v, char *buf, size_t len)
+{
+    if (cJSON_IsString(v))
+        snprintf(buf, len, "the string \"%.40s\"", v->valuestring);
+    else if (cJSON_IsNumber(v))
+        snprintf(buf, len, "the number %g", v->valuedouble);
+    else if (cJSON_IsNull(v))
+        snprintf(buf, len, "null");
+    else if (cJSON_IsArray(v))
+        snprintf(buf, len, "a list");
+    else
+        snprintf(buf, len, "a mapping");
+}
+
+static void
+protection_of(const struct policy_spec *s, const cJSON *comp, struct protection *pr)
+{
+    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(comp, "traits");
+    const cJSON *found = NULL, *t;
+    size_t count = 0;
+    const cJSON *list = cJSON_IsArray(traits) ? traits : NULL;
+    cJSON_ArrayForEach(t, list)
+    {
+        const char *type = str_at(t, "type");
+        if (type != NULL && strcmp(type, s->trait_type) == 0 && count++ == 0)
+            found = t;
+    }
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(found, "properties");
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
+        pr->why[i][0] = '\0';
+        pr->defaulted[i] = false;
+        if (traits != NULL && !cJSON_IsArray(traits) && !cJSON_IsNull(traits)) {
+            pr->state[i] = ST_BAD;
+            snprintf(pr->why[i], sizeof pr->why[i], "its traits are not a list");
+        } else if (count == 0) {
+            pr->state[i] = ST_NO_TRAIT;
+        } else if (count > 1) {
+            pr->state[i] = ST_BAD;
+            snprintf(pr->why[i], sizeof pr->why[i], "it has %zu %s traits where one is allowed",
+                     count, s->trait_type);
+        } else if (props != NULL && !cJSON_IsObject(props) && !cJSON_IsNull(props)) {
+            pr->state[i] = ST_BAD;
+            snprintf(pr->why[i], sizeof pr->why[i], "its %s trait's properties are not a mapping",
+                     s->trait_type);
+        } else {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, POLICY_SETTING_NAMES[i]);
+            if (v == NULL) {
+                pr->state[i] = TRAIT_CUE_DEFAULT ? ST_ON : ST_OFF;
+                pr->defaulted[i] = true;
+            } else if (cJSON_IsBool(v)) {
+                pr->state[i] = cJSON_IsTrue(v) ? ST_ON : ST_OFF;
+            } else {
+                char got[80];
+                describe_value(v, got, sizeof got);
+                pr->state[i] = ST_BAD;
+                snprintf(pr->why[i], sizeof pr->why[i], "%s is %s, not a boolean",
+                         POLICY_SETTING_NAMES[i], got);
+            }
+        }
+    }
+}
+
+// ---- the tables examined -------------------------------------------------------------------
+
+static const char *
+table_name(const struct policy_spec *s, const cJSON *comp)
+{
+    const cJSON *v = comp;
+    for (size_t i = 0; i < s->table_name_depth && v != NULL; i++)
+        v = cJSON_GetObjectItemCaseSensitive(v, s->table_name_path[i]);
+    if (cJSON_IsString(v) && v->valuestring[0] != '\0')
+        return v->valuestring;
+    return str_at(comp, "name");
+}
+
+// A setting as struct eval_table reports it.
+static int
+setting_value(enum state st)
+{
+    return st == ST_ON ? 1 : st == ST_BAD ? -2 : 0;
+}
+
+// Appends a row for `comp` (which holds `table`) and returns it; before[] and after[] say "none".
+// The array grows by doubling: an Application may hold thousands of components.
+static struct eval_table *
+add_table(struct eval_result *out, const cJSON *comp, const char *table)
+{
+    size_t n = out->table_count;
+    if ((n & (n - 1)) == 0)
+        out->tables = xrealloc(out->tables, (n ? 2 * n : 1) * sizeof *out->tables);
+    struct eval_table *t = &out->tables[out->table_count++];
+    const char *cname = str_at(comp, "name");
+    *t = (struct eval_table){.component = xstrdup(cname ? cname : ""), .table = xstrdup(table)};
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        t->before[i] = t->after[i] = -1;
+    return t;
+}
+
 // ---- mutate ----------------------------------------------------------------------------------
 
 // The trait is built for every component that lacks it: its keys are literals and its type a
@@ -159,6 +267,22 @@ done:
     patch_path_truncate(path, base);
 }
 
+// The row of a component mutate examined: what it renders once the patch is applied. A missing
+// trait or property is added with the defaults; an explicit or malformed value is left alone.
+static void
+mutated_row(const struct policy_spec *s, const cJSON *comp, struct eval_result *out)
+{
+    const char *table = table_name(s, comp);
+    if (table == NULL)
+        return;
+    struct protection pr;
+    protection_of(s, comp, &pr);
+    struct eval_table *t = add_table(out, comp, table);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        t->after[i] = pr.state[i] == ST_NO_TRAIT || pr.defaulted[i] ? s->defaults[i]
+                                                                    : setting_value(pr.state[i]);
+}
+
 int
 eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_result *out)
 {
@@ -179,6 +303,7 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
             patch_path_push_index(&path, i);
             mutate_component(s, comp, &path, out);
             patch_path_truncate(&path, base);
+            mutated_row(s, comp, out);
         }
         i++;
     }
@@ -187,75 +312,6 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
 }
 
 // ---- validate --------------------------------------------------------------------------------
-
-enum state { ST_ON, ST_OFF, ST_NO_TRAIT, ST_BAD };
-
-// A table's protection as KubeVela would render it, with why it is what it is.
-struct protection {
-    enum state state[POLICY_SETTING_COUNT];
-    char why[POLICY_SETTING_COUNT][160]; // for ST_BAD: what is wrong
-};
-
-static void
-describe_value(const cJSON *v, char *buf, size_t len)
-{
-    if (cJSON_IsString(v))
-        snprintf(buf, len, "the string \"%.40s\"", v->valuestring);
-    else if (cJSON_IsNumber(v))
-        snprintf(buf, len, "the number %g", v->valuedouble);
-    else if (cJSON_IsNull(v))
-        snprintf(buf, len, "null");
-    else if (cJSON_IsArray(v))
-        snprintf(buf, len, "a list");
-    else
-        snprintf(buf, len, "a mapping");
-}
-
-static void
-protection_of(const struct policy_spec *s, const cJSON *comp, struct protection *pr)
-{
-    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(comp, "traits");
-    const cJSON *found = NULL, *t;
-    size_t count = 0;
-    const cJSON *list = cJSON_IsArray(traits) ? traits : NULL;
-    cJSON_ArrayForEach(t, list)
-    {
-        const char *type = str_at(t, "type");
-        if (type != NULL && strcmp(type, s->trait_type) == 0 && count++ == 0)
-            found = t;
-    }
-    const cJSON *props = cJSON_GetObjectItemCaseSensitive(found, "properties");
-    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
-        pr->why[i][0] = '\0';
-        if (traits != NULL && !cJSON_IsArray(traits) && !cJSON_IsNull(traits)) {
-            pr->state[i] = ST_BAD;
-            snprintf(pr->why[i], sizeof pr->why[i], "its traits are not a list");
-        } else if (count == 0) {
-            pr->state[i] = ST_NO_TRAIT;
-        } else if (count > 1) {
-            pr->state[i] = ST_BAD;
-            snprintf(pr->why[i], sizeof pr->why[i], "it has %zu %s traits where one is allowed",
-                     count, s->trait_type);
-        } else if (props != NULL && !cJSON_IsObject(props) && !cJSON_IsNull(props)) {
-            pr->state[i] = ST_BAD;
-            snprintf(pr->why[i], sizeof pr->why[i], "its %s trait's properties are not a mapping",
-                     s->trait_type);
-        } else {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, POLICY_SETTING_NAMES[i]);
-            if (v == NULL) {
-                pr->state[i] = TRAIT_CUE_DEFAULT ? ST_ON : ST_OFF;
-            } else if (cJSON_IsBool(v)) {
-                pr->state[i] = cJSON_IsTrue(v) ? ST_ON : ST_OFF;
-            } else {
-                char got[80];
-                describe_value(v, got, sizeof got);
-                pr->state[i] = ST_BAD;
-                snprintf(pr->why[i], sizeof pr->why[i], "%s is %s, not a boolean",
-                         POLICY_SETTING_NAMES[i], got);
-            }
-        }
-    }
-}
 
 // Keeps a message on one line: control characters become spaces.
 static void
@@ -360,17 +416,6 @@ warning_text(const struct eval_finding *f, int setting, const struct policy_rule
 }
 
 static const char *
-table_name(const struct policy_spec *s, const cJSON *comp)
-{
-    const cJSON *v = comp;
-    for (size_t i = 0; i < s->table_name_depth && v != NULL; i++)
-        v = cJSON_GetObjectItemCaseSensitive(v, s->table_name_path[i]);
-    if (cJSON_IsString(v) && v->valuestring[0] != '\0')
-        return v->valuestring;
-    return str_at(comp, "name");
-}
-
-static const char *
 first_match(const struct policy_globs *g, const char *s)
 {
     for (size_t i = 0; i < g->count; i++) {
@@ -397,16 +442,15 @@ validate_component(const struct policy_spec *s, const struct eval_input *in, con
     if (table == NULL)
         return; // no name at all: KubeVela's schema rejects it
     struct protection pr;
-    bool computed = false;
+    protection_of(s, comp, &pr);
+    struct eval_table *row = add_table(out, comp, table);
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        row->after[k] = setting_value(pr.state[k]);
     for (size_t r = 0; r < s->rule_count; r++) {
         const struct policy_rule *rule = &s->rules[r];
         const char *pattern = first_match(&rule->tables, table);
         if (pattern == NULL || !policy_globs_match(&rule->namespaces, in->namespace))
             continue;
-        if (!computed) {
-            protection_of(s, comp, &pr);
-            computed = true;
-        }
         for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
             if (rule->require[k] < 0)
                 continue;
@@ -499,5 +543,11 @@ eval_result_free(struct eval_result *r)
     for (size_t i = 0; i < r->warning_count; i++)
         free(r->warnings[i]);
     free(r->warnings);
+    for (size_t i = 0; i < r->table_count; i++) {
+        free(r->tables[i].component);
+        free(r->tables[i].table);
+        free(r->tables[i].old_table);
+    }
+    free(r->tables);
     memset(r, 0, sizeof *r);
 }

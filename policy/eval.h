@@ -19,6 +19,9 @@ struct eval_input {
     const char *username;  // userInfo.username, "" when absent
     const char *const *groups;
     size_t group_count;
+    const cJSON *old_object; // request.oldObject: NULL on CREATE; the Application before an
+                             // UPDATE or the one a DELETE removes (may be JSON null or any type)
+    const char *operation;   // "CREATE", "UPDATE" or "DELETE"; NULL reads as "CREATE"
 };
 
 // Why an object was passed over without evaluation.
@@ -37,6 +40,22 @@ struct eval_finding {
     char *message; // one line, no control characters
 };
 
+// One table a decision examined: a component of a type that holds a table, as it stands in
+// oldObject and in object. Settings are 1 (on), 0 (off or unprotected: the trait is absent), -1
+// (no such table on that side) or -2 (an error: a non-boolean value, two traits, a bad shape).
+// eval_mutate reports in `after` what the object renders once its patch is applied; eval_validate
+// reports what the object renders as sent.
+struct eval_table {
+    char *component;     // component name; for a guarded object "Kind/name"
+    char *table;         // table name in the new object (NULL when the table is gone)
+    char *old_table;     // table name in oldObject (NULL when none / CREATE)
+    const char *profile; // profile name (borrowed from the policy), NULL when none matched
+    int before[POLICY_SETTING_COUNT]; // effective settings in oldObject
+    int after[POLICY_SETTING_COUNT];  // the same in object
+    const char *transition;           // "remove", "rename", "delete", or NULL
+    const char *exception;            // exception that waived a rule here (borrowed), or NULL
+};
+
 struct eval_result {
     enum eval_skip skip;
     cJSON *patch; // mutate: a JSON array of "add" operations, NULL when there is nothing to add
@@ -46,6 +65,8 @@ struct eval_result {
     char *deny_message; // validate: every deny finding in one line, NULL when allowed
     char **warnings;    // validate: one per warn finding, each under 120 bytes
     size_t warning_count;
+    struct eval_table *tables; // every table examined, in component order
+    size_t table_count;
 };
 
 // Computes the patch for /mutate into `out` (zeroed first). Returns 0.

@@ -152,7 +152,13 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     }
     const struct review_request req = *rq;
     res->operation = static_operation(req.operation);
-    struct eval_input in = {req.object, req.namespace, req.username, req.groups, req.group_count};
+    struct eval_input in = {.object = req.object,
+                            .namespace = req.namespace,
+                            .username = req.username,
+                            .groups = req.groups,
+                            .group_count = req.group_count,
+                            .old_object = req.old_object,
+                            .operation = req.operation};
     struct eval_result ev;
     // DELETE carries no object to protect; CONNECT is not an object write.
     bool writes = strcmp(req.operation, "CREATE") == 0 || strcmp(req.operation, "UPDATE") == 0;

@@ -170,8 +170,11 @@ static void
 run_patch(void *arg)
 {
     struct patch_case *c = arg;
-    struct eval_input in = {c->req.object, c->req.namespace, c->req.username, c->req.groups,
-                            c->req.group_count};
+    struct eval_input in = {.object = c->req.object,
+                            .namespace = c->req.namespace,
+                            .username = c->req.username,
+                            .groups = c->req.groups,
+                            .group_count = c->req.group_count};
     struct eval_result ev;
     eval_mutate(c->policy, &in, &ev);
     struct review_response out = {

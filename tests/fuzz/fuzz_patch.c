@@ -101,7 +101,7 @@ check_path(const cJSON *doc, const char *path)
 static cJSON *
 mutate(const struct policy *policy, const cJSON *obj)
 {
-    struct eval_input in = {obj, "shop", "alice", NULL, 0};
+    struct eval_input in = {.object = obj, .namespace = "shop", .username = "alice"};
     struct eval_result ev;
     eval_mutate(policy, &in, &ev);
     cJSON *p = ev.patch;

@@ -56,7 +56,7 @@ app(const char *components)
 static struct eval_input
 input(const cJSON *obj)
 {
-    return (struct eval_input){obj, "ns", "alice", NULL, 0};
+    return (struct eval_input){.object = obj, .namespace = "ns", .username = "alice"};
 }
 
 static char *
@@ -294,6 +294,107 @@ denials_are_bounded(void **state)
     policy_unref(p);
 }
 
+// The row of `table` in r->tables, failing the test when there is none.
+static const struct eval_table *
+row_of(const struct eval_result *r, const char *table)
+{
+    for (size_t i = 0; i < r->table_count; i++)
+        if (r->tables[i].table != NULL && strcmp(r->tables[i].table, table) == 0)
+            return &r->tables[i];
+    fail_msg("no row for table %s", table);
+    return NULL;
+}
+
+static void
+tables_list_every_component_that_holds_one(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    cJSON *a =
+        app("[{\"name\":\"a\",\"type\":\"aws-dynamodb-kro\",\"properties\":{"
+            "\"tableName\":\"orders-prod\"}},"
+            "{\"name\":\"b-dev\",\"type\":\"aws-dynamodb-kro\",\"traits\":[{\"type\":"
+            "\"dynamodb-protection-kro\",\"properties\":{\"deletionProtection\":false}}]},"
+            "{\"name\":\"web\",\"type\":\"webservice\"},"
+            "{\"name\":\"c-prod\",\"type\":\"aws-dynamodb-kro\",\"traits\":[{\"type\":"
+            "\"dynamodb-protection-kro\",\"properties\":{\"pointInTimeRecovery\":\"no\"}}]}]");
+    struct eval_input in = input(a);
+    struct eval_result r;
+    // Validate: the settings as sent; an absent trait is unprotected, a string is an error.
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.table_count, 3);
+    assert_string_equal(r.tables[0].component, "a");
+    assert_string_equal(r.tables[0].table, "orders-prod");
+    assert_string_equal(r.tables[1].table, "b-dev");
+    assert_string_equal(r.tables[2].table, "c-prod");
+    const struct eval_table *t = row_of(&r, "orders-prod");
+    assert_int_equal(t->after[POLICY_DELETION_PROTECTION], 0);
+    assert_int_equal(t->after[POLICY_PITR], 0);
+    t = row_of(&r, "b-dev");
+    assert_int_equal(t->after[POLICY_DELETION_PROTECTION], 0);
+    assert_int_equal(t->after[POLICY_PITR], 1);
+    t = row_of(&r, "c-prod");
+    assert_int_equal(t->after[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(t->after[POLICY_PITR], -2);
+    for (size_t i = 0; i < r.table_count; i++) {
+        assert_null(r.tables[i].old_table);
+        assert_null(r.tables[i].transition);
+        assert_null(r.tables[i].profile);
+        assert_null(r.tables[i].exception);
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+            assert_int_equal(r.tables[i].before[k], -1);
+    }
+    eval_result_free(&r);
+    // Mutate: what the object renders once the patch is applied; explicit values stay.
+    eval_mutate(p, &in, &r);
+    assert_int_equal(r.table_count, 3);
+    t = row_of(&r, "orders-prod");
+    assert_int_equal(t->after[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(t->after[POLICY_PITR], 1);
+    t = row_of(&r, "b-dev");
+    assert_int_equal(t->after[POLICY_DELETION_PROTECTION], 0);
+    assert_int_equal(t->after[POLICY_PITR], 1);
+    t = row_of(&r, "c-prod");
+    assert_int_equal(t->after[POLICY_PITR], -2);
+    // The mutated object, validated, renders exactly what mutate reported.
+    char err[128];
+    assert_int_equal(patch_apply(a, r.patch, err, sizeof err), 0);
+    struct eval_result v;
+    eval_validate(p, &in, &v);
+    assert_int_equal(v.table_count, r.table_count);
+    for (size_t i = 0; i < r.table_count; i++)
+        assert_memory_equal(v.tables[i].after, r.tables[i].after, sizeof v.tables[i].after);
+    eval_result_free(&v);
+    eval_result_free(&r);
+    cJSON_Delete(a);
+    // Skipped objects examine no table.
+    cJSON *cm = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}");
+    in = input(cm);
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.table_count, 0);
+    assert_null(r.tables);
+    eval_result_free(&r);
+    cJSON_Delete(cm);
+    // Many components: one row each, in order.
+    cJSON *big = app("[]");
+    cJSON *comps = cJSON_GetObjectItem(cJSON_GetObjectItem(big, "spec"), "components");
+    for (int i = 0; i < 1000; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "name", name);
+        cJSON_AddStringToObject(c, "type", "aws-dynamodb-kro");
+        cJSON_AddItemToArray(comps, c);
+    }
+    in = input(big);
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.table_count, 1000);
+    assert_string_equal(r.tables[999].table, "t999");
+    eval_result_free(&r);
+    cJSON_Delete(big);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -303,6 +404,7 @@ main(void)
         cmocka_unit_test(effective_settings_as_kubevela_renders_them),
         cmocka_unit_test(warnings_are_short_and_single_line),
         cmocka_unit_test(denials_are_bounded),
+        cmocka_unit_test(tables_list_every_component_that_holds_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
