@@ -118,6 +118,18 @@ else
 	echo "chart checks skipped: neither Helm nor chart-render is installed (run tests/chart/install-tools.sh)"
 fi
 [ -n "$chart_check" ] || echo "note: chart-check not found (../shared/tools/chart-render); no strict schema validation"
+# The reference schemas have no StatefulSet (the audit volume per replica runs one): compose a
+# strict one from the Deployment's pod template and claim template types.
+schema_args=""
+ref_schemas=$root/../shared/reference/k8s-schemas
+if [ -n "$chart_check" ] && [ -d "$ref_schemas" ]; then
+	if python3 "$here/statefulset-schema.py" "$ref_schemas" "$work/schemas"; then
+		schema_args="--schema-dir $work/schemas"
+	else
+		echo "FAIL  composing the StatefulSet schema"
+		failed=$((failed + 1))
+	fi
+fi
 
 # render OUT ARGS...: helm template, or chart-render, with the release's name and namespace.
 render() {
@@ -145,6 +157,9 @@ networkpolicy|--set networkPolicy.enabled=true
 traitdefinition|--set traitDefinition.install=true
 audit-pvc|-f $here/values-audit-pvc.yaml
 audit-stdout|--set audit.mode=stdout
+audit-retention|--set audit.mode=persistentVolumeClaim --set audit.persistence.retentionDays=365
+audit-shared-claim|--set audit.mode=persistentVolumeClaim --set audit.persistence.existingClaim=audit-shared --set audit.persistence.accessModes={ReadWriteMany}
+audit-emptydir|--set audit.mode=emptyDir
 audit-disabled|--set audit.mode=disabled --set metrics.enabled=false
 grafana|--set grafanaDashboard.enabled=true
 priority|--set priorityClassName=system-cluster-critical --set server.threads=4
@@ -179,7 +194,7 @@ if [ -n "$helm" ] || [ -n "$render_bin" ]; then
 			# The pre-delete hooks share the webhook configurations' names on purpose (see
 			# templates/webhook-cleanup.yaml), so release objects and hooks are checked apart.
 			# shellcheck disable=SC2086
-			if "$chart_check" --renderer "$render_bin" --no-hooks -n "$ns" $args "$release" "$chart" >"$work/$name.check" 2>&1; then
+			if "$chart_check" --renderer "$render_bin" $schema_args --no-hooks -n "$ns" $args "$release" "$chart" >"$work/$name.check" 2>&1; then
 				echo "ok    chart-check $name: $(tail -1 "$work/$name.check")"
 			else
 				echo "FAIL  chart-check $name"
@@ -226,6 +241,8 @@ $(grep '^FAIL' "$work/variants.log" | sed 's/^FAIL /  /')"
 	must_fail "failurePolicy outside Fail/Ignore" "failurePolicy" --set failurePolicy=Retry
 	must_fail "timeoutSeconds above 30" "timeoutSeconds" --set timeoutSeconds=31
 	must_fail "a misspelt value" "replicas" --set replicas=3
+	must_fail "an audit claim with an unknown access mode" "accessModes" --set audit.mode=persistentVolumeClaim --set 'audit.persistence.accessModes={ReadWriteAll}'
+	must_fail "audit retention in negative days" "retentionDays" --set audit.persistence.retentionDays=-1
 else
 	skip "chart rendering (no Helm, no chart-render)"
 fi

@@ -85,8 +85,14 @@ def check_pod(dep, variant):
     args = [str(a) for a in args]
     expect(args[0] == "serve", "container args must start with serve")
     expect(spec["replicas"] >= 2, "default replicas must be at least 2")
-    ru = spec["strategy"].get("rollingUpdate", {})
-    expect(ru.get("maxUnavailable") == 0, "rolling update must keep capacity (maxUnavailable 0)")
+    if dep["kind"] == "Deployment":
+        ru = spec["strategy"].get("rollingUpdate", {})
+        expect(ru.get("maxUnavailable") == 0, "rolling update must keep capacity (maxUnavailable 0)")
+    else:
+        # A StatefulSet cannot surge: it replaces one pod at a time, the others keep serving.
+        expect(spec["updateStrategy"] == {"type": "RollingUpdate"}, "StatefulSet rolls one pod at a time")
+        expect(spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"},
+               "audit claims outlive the StatefulSet and scale-downs")
     expect(pod.get("automountServiceAccountToken") is False, "pod must not mount a token")
     expect(pod["affinity"] or pod.get("topologySpreadConstraints"), "pods must spread")
 
@@ -122,6 +128,9 @@ def check_pod(dep, variant):
     expect(not list(walk(pod, "subPath")), "no subPath mounts (they never update)")
     mounts = {m["mountPath"]: m["name"] for m in ctr["volumeMounts"]}
     vols = {v["name"]: v for v in pod["volumes"]}
+    for t in spec.get("volumeClaimTemplates", []):
+        expect(t["metadata"]["name"] not in vols, f"claim template {t['metadata']['name']} shadows a volume")
+        vols[t["metadata"]["name"]] = {"persistentVolumeClaim": t}
     expect(os.path.dirname(flag_value(args, "--policy") or "") == POLICY_DIR, "--policy inside the policy mount")
     expect("configMap" in vols.get(mounts.get(POLICY_DIR), {}), "policy mount is a ConfigMap directory")
     for f, name in (("--tls-cert", "tls.crt"), ("--tls-key", "tls.key")):
@@ -183,9 +192,53 @@ def verify_chain(ca_b64, crt_b64, host):
         expect(r.returncode == 0, f"serving certificate must verify for {host}: {r.stdout}{r.stderr}".strip())
 
 
+def workload(docs):
+    """The one Deployment or StatefulSet that runs the server."""
+    found = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    expect(len(found) == 1, f"expected one Deployment or StatefulSet, found {len(found)}")
+    return found[0] if found else {}
+
+
+def quantity_bytes(q):
+    units = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 10**3, "M": 10**6, "G": 10**9}
+    m = re.fullmatch(r"([0-9]+)([KMGT]i|[kMG])?", str(q))
+    return int(m.group(1)) * units[m.group(2) or ""] if m else 0
+
+
+def check_audit(docs, dep, args, variant):
+    """Where the records go, per variant: the container log by default, a volume per replica."""
+    audit = flag_value(args, "--audit-log")
+    kinds = {d["kind"] for d in docs}
+    templates = dep["spec"].get("volumeClaimTemplates", [])
+    if variant in ("default", "audit-stdout"):
+        expect(audit == "-", "by default the records go to stdout, the container log the cluster ships")
+    if variant in ("audit-pvc", "audit-retention"):
+        expect(dep["kind"] == "StatefulSet", "a volume per replica runs a StatefulSet")
+        expect([t["metadata"]["name"] for t in templates] == ["audit"], "one audit claim template per replica")
+        expect("PersistentVolumeClaim" not in kinds, "no shared claim beside the per-replica ones")
+        expect(audit and audit.endswith("/$(POD_NAME).log"), "each replica writes <pod>.log on its volume")
+    else:
+        expect(dep["kind"] == "Deployment" and not templates, "without per-replica volumes a Deployment")
+    if variant == "audit-pvc":
+        expect("--audit-hmac-key" in args, "HMAC key from the Secret")
+        expect(templates and templates[0]["spec"]["resources"]["requests"]["storage"] == "10Gi", "explicit claim size")
+    if variant == "audit-retention":
+        # 365 days x 20 MiB a day in 100 MiB files: 73 files, and room for them plus the live one.
+        files = int(flag_value(args, "--audit-max-files") or 0)
+        expect(files == 73, f"365 days x 20 MiB/day in 100 MiB files keeps 73 files, not {files}")
+        size = quantity_bytes(templates[0]["spec"]["resources"]["requests"]["storage"]) if templates else 0
+        expect(size >= (files + 1) * 104857600, f"claim of {size} bytes holds {files} rotated files and the live one")
+    if variant == "audit-shared-claim":
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in dep["spec"]["template"]["spec"]["volumes"]
+                  if "persistentVolumeClaim" in v]
+        expect(claims == ["audit-shared"], f"the existing claim is mounted: {claims}")
+    if variant == "audit-emptydir":
+        expect(audit and audit.endswith("/$(POD_NAME).log"), "emptyDir mode writes a file")
+
+
 def check_render(variant, path, flags_out, policy_out):
     docs = docs_of(path)
-    dep = one(docs, "Deployment")
+    dep = workload(docs)
     ns = dep["metadata"]["namespace"]
     svc = one(docs, "Service")
     args, tls_secret = check_pod(dep, variant)
@@ -215,11 +268,7 @@ def check_render(variant, path, flags_out, policy_out):
             expect(all(b == data["ca.crt"] for b in bundles), "webhook caBundle is the Secret's ca.crt")
             verify_chain(data["ca.crt"], data["tls.crt"], host)
 
-    audit = flag_value(args, "--audit-log")
-    if variant == "audit-stdout":
-        expect(audit == "-", "audit to stdout")
-    if variant == "audit-pvc":
-        expect("PersistentVolumeClaim" in kinds and "--audit-hmac-key" in args, "audit claim and HMAC key")
+    check_audit(docs, dep, args, variant)
     if variant == "networkpolicy":
         np = one(docs, "NetworkPolicy")
         ports = sorted(p["port"] for r in np["spec"]["ingress"] for p in r["ports"])

@@ -98,3 +98,37 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "serviceMonitor.enabled needs the monitoring.coreos.com/v1 API (Prometheus Operator; helm template: --api-versions monitoring.coreos.com/v1)" }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when each replica gets its own audit volume (a StatefulSet's volumeClaimTemplates). */}}
+{{- define "tableguard.auditPerReplica" -}}
+{{- and (eq .Values.audit.mode "persistentVolumeClaim") (not .Values.audit.persistence.existingClaim) }}
+{{- end }}
+
+{{/*
+Rotated audit files kept. On a volume the retention is asked for in days: the files that
+retentionDays x bytesPerDay fill, rounded up (at least 1). Elsewhere audit.maxFiles.
+*/}}
+{{- define "tableguard.auditMaxFiles" -}}
+{{- $p := .Values.audit.persistence }}
+{{- if and (eq .Values.audit.mode "persistentVolumeClaim") (gt (int64 $p.retentionDays) 0) }}
+{{- $bytes := mul (int64 $p.retentionDays) (int64 $p.bytesPerDay) }}
+{{- $size := int64 .Values.audit.maxSizeBytes }}
+{{- max 1 (div (add $bytes $size -1) $size) }}
+{{- else }}
+{{- .Values.audit.maxFiles }}
+{{- end }}
+{{- end }}
+
+{{/*
+Size of each replica's audit claim: audit.persistence.size, else room for the rotated files
+plus the live one (each at most maxSizeBytes and a rotate record) and a tenth more, in MiB.
+*/}}
+{{- define "tableguard.auditClaimSize" -}}
+{{- if .Values.audit.persistence.size }}
+{{- .Values.audit.persistence.size }}
+{{- else }}
+{{- $files := add (int64 (include "tableguard.auditMaxFiles" .)) 1 }}
+{{- $bytes := div (mul $files (int64 .Values.audit.maxSizeBytes) 11) 10 }}
+{{- printf "%dMi" (div (add $bytes 1048575) 1048576) }}
+{{- end }}
+{{- end }}
