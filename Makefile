@@ -21,7 +21,7 @@ LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread $(LDLIBS)
 DEB_BUILD := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libssl-dev \
 	libcjson-dev libyaml-dev openssl curl ca-certificates
 DEB_TEST  := libcmocka-dev python3 python3-pytest python3-jsonpatch python3-jsonschema \
-	python3-yaml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
+	python3-yaml python3-lxml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
 	clang-format valgrind unzip
 DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
 
