@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/kinds.h"
 #include "policy/patch.h"
+#include "policy/transition.h"
 #include "policy/xalloc.h"
 
 // The trait's own CUE defaults: a present trait with a missing property renders as true.
@@ -28,19 +30,18 @@ str_at(const cJSON *obj, const char *key)
 }
 
 static bool
-is_application(const cJSON *obj)
+is_delete(const struct eval_input *in)
 {
-    const char *api = str_at(obj, "apiVersion"), *kind = str_at(obj, "kind");
-    return cJSON_IsObject(obj) && api != NULL && kind != NULL &&
-           strncmp(api, "core.oam.dev/", 13) == 0 && strcmp(kind, "Application") == 0;
+    return in->operation != NULL && strcmp(in->operation, "DELETE") == 0;
 }
 
+// `subject` is the Application judged: the object, or on DELETE the oldObject it removes.
 static enum eval_skip
-precheck(const struct policy_spec *s, const struct eval_input *in)
+precheck(const struct policy_spec *s, const struct eval_input *in, const cJSON *subject)
 {
-    if (!is_application(in->object))
+    if (!transition_is_application(subject))
         return EVAL_NOT_APPLICATION;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
     const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
     if (dts != NULL && !cJSON_IsNull(dts))
         return EVAL_DELETING;
@@ -74,7 +75,7 @@ enum state { ST_ON, ST_OFF, ST_NO_TRAIT, ST_BAD };
 struct protection {
     enum state state[POLICY_SETTING_COUNT];
     bool defaulted[POLICY_SETTING_COUNT]; // ST_ON or ST_OFF from the trait's CUE default
-    char why[POLICY_SETTING_COUNT][160];  // for ST_BAD: what is wrong
+    char why[POLICY_SETTING_COUNT][192];  // for ST_BAD: what is wrong
 };
 
 static void
@@ -90,6 +91,28 @@ describe_value(const cJSON *v, char *buf, size_t len)
         snprintf(buf, len, "a list");
     else
         snprintf(buf, len, "a mapping");
+}
+
+// The dotted path of a guarded object's field, e.g. "spec.deletionProtectionEnabled".
+static void
+field_path(const char *const *path, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (; *path != NULL && used < len; path++) {
+        int w = snprintf(buf + used, len - used, "%s%s", used ? "." : "", *path);
+        used += w > 0 ? (size_t)w : 0;
+    }
+}
+
+// Setting i holds `v`, which is not a boolean: an error for the table, saying what it is.
+static void
+not_boolean(struct protection *pr, int i, const char *what, const cJSON *v)
+{
+    char got[80];
+    describe_value(v, got, sizeof got);
+    pr->state[i] = ST_BAD;
+    snprintf(pr->why[i], sizeof pr->why[i], "%.64s is %.80s, not a boolean", what, got);
 }
 
 static void
@@ -130,28 +153,13 @@ protection_of(const struct policy_spec *s, const cJSON *comp, struct protection 
             } else if (cJSON_IsBool(v)) {
                 pr->state[i] = cJSON_IsTrue(v) ? ST_ON : ST_OFF;
             } else {
-                char got[80];
-                describe_value(v, got, sizeof got);
-                pr->state[i] = ST_BAD;
-                snprintf(pr->why[i], sizeof pr->why[i], "%s is %s, not a boolean",
-                         POLICY_SETTING_NAMES[i], got);
+                not_boolean(pr, i, POLICY_SETTING_NAMES[i], v);
             }
         }
     }
 }
 
 // ---- the tables examined -------------------------------------------------------------------
-
-static const char *
-table_name(const struct policy_spec *s, const cJSON *comp)
-{
-    const cJSON *v = comp;
-    for (size_t i = 0; i < s->table_name_depth && v != NULL; i++)
-        v = cJSON_GetObjectItemCaseSensitive(v, s->table_name_path[i]);
-    if (cJSON_IsString(v) && v->valuestring[0] != '\0')
-        return v->valuestring;
-    return str_at(comp, "name");
-}
 
 // A setting as struct eval_table reports it.
 static int
@@ -160,23 +168,30 @@ setting_value(enum state st)
     return st == ST_ON ? 1 : st == ST_BAD ? -2 : 0;
 }
 
-// Appends a row for `comp` (which holds `table`) and returns it; before[] and after[] say "none".
-// The array grows by doubling: an Application may hold thousands of components.
+// Appends a row for component `cname` holding `table` (NULL: gone) and returns it; before[] and
+// after[] say "none". The array grows by doubling: an Application may hold thousands of tables.
 static struct eval_table *
-add_table(struct eval_result *out, const cJSON *comp, const char *table)
+add_row(struct eval_result *out, const char *cname, const char *table)
 {
     size_t n = out->table_count;
     if ((n & (n - 1)) == 0)
         out->tables = xrealloc(out->tables, (n ? 2 * n : 1) * sizeof *out->tables);
     struct eval_table *t = &out->tables[out->table_count++];
-    const char *cname = str_at(comp, "name");
-    *t = (struct eval_table){.component = xstrdup(cname ? cname : ""), .table = xstrdup(table)};
+    *t = (struct eval_table){.component = xstrdup(cname ? cname : ""),
+                             .table = table ? xstrdup(table) : NULL};
     for (int i = 0; i < POLICY_SETTING_COUNT; i++)
         t->before[i] = t->after[i] = -1;
     return t;
 }
 
-// ---- mutate ----------------------------------------------------------------------------------
+static struct eval_table *
+add_table(struct eval_result *out, const cJSON *comp, const char *table)
+{
+    return add_row(out, str_at(comp, "name"), table);
+}
+
+// ---- mutate
+// ----------------------------------------------------------------------------------
 
 // The trait is built for every component that lacks it: its keys are literals and its type a
 // reference into the policy (which outlives the result), so it costs no string copies.
@@ -272,7 +287,7 @@ done:
 static void
 mutated_row(const struct policy_spec *s, const cJSON *comp, struct eval_result *out)
 {
-    const char *table = table_name(s, comp);
+    const char *table = transition_component_table(s, comp);
     if (table == NULL)
         return;
     struct protection pr;
@@ -288,7 +303,7 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
 {
     const struct policy_spec *s = policy_spec(p);
     memset(out, 0, sizeof *out);
-    out->skip = precheck(s, in);
+    out->skip = precheck(s, in, in->object);
     if (out->skip != EVAL_EVALUATED)
         return 0;
     const cJSON *comps = components_of(in->object);
@@ -311,7 +326,8 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
     return 0;
 }
 
-// ---- validate --------------------------------------------------------------------------------
+// ---- validate
+// --------------------------------------------------------------------------------
 
 // Keeps a message on one line: control characters become spaces.
 static void
@@ -322,8 +338,38 @@ one_line(char *s)
             *p = ' ';
 }
 
+// Flux, with force on, deletes and re-creates an object whose apply fails with a message
+// matching "is immutable" or "immutable field". A name could bring the word in; it never leaves
+// here.
+static char *
+defused(char *s)
+{
+    static const char word[] = "immutable", instead[] = "unchangeable";
+    if (strcasestr(s, word) == NULL)
+        return s;
+    size_t n = 0;
+    for (const char *p = strcasestr(s, word); p != NULL; p = strcasestr(p + 1, word))
+        n++;
+    char *out = xmalloc(strlen(s) + n * (sizeof instead - sizeof word) + 1), *q = out;
+    for (const char *p = s, *hit; *p; p = hit + sizeof word - 1) {
+        hit = strcasestr(p, word);
+        if (hit == NULL) {
+            strcpy(q, p);
+            break;
+        }
+        memcpy(q, p, (size_t)(hit - p));
+        q += hit - p;
+        memcpy(q, instead, sizeof instead);
+        q += sizeof instead - 1;
+        if (hit[sizeof word - 1] == '\0')
+            break;
+    }
+    free(s);
+    return out;
+}
+
 struct subst {
-    const char *application, *namespace, *component, *table, *rule, *pattern;
+    const char *application, *namespace, *component, *table, *rule, *pattern, *transition;
 };
 
 static char *
@@ -337,7 +383,8 @@ expand(const char *tmpl, const struct subst *v)
                 {"component", v->component},
                 {"table", v->table},
                 {"rule", v->rule},
-                {"pattern", v->pattern}};
+                {"pattern", v->pattern},
+                {"transition", v->transition ? v->transition : ""}};
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -434,20 +481,75 @@ add_finding(struct eval_result *out, const struct eval_finding *f)
 }
 
 static void
-validate_component(const struct policy_spec *s, const struct eval_input *in, const char *app,
-                   const cJSON *comp, struct eval_result *out)
+add_warning(struct eval_result *out, char *w)
 {
-    const char *table = table_name(s, comp);
-    const char *cname = str_at(comp, "name");
-    if (table == NULL)
-        return; // no name at all: KubeVela's schema rejects it
+    shorten(w, EVAL_WARNING_MAX);
+    one_line(w);
+    w = defused(w);
+    out->warnings = xrealloc(out->warnings, (out->warning_count + 1) * sizeof *out->warnings);
+    out->warnings[out->warning_count++] = w;
+}
+
+// A guarded object's settings as ACK reads them: an absent field is false.
+static void
+object_protection(const struct transition_slot *slot, struct protection *pr)
+{
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
+        const cJSON *v = kinds_get(slot->object, slot->kind->setting_from[i]);
+        pr->why[i][0] = '\0';
+        pr->defaulted[i] = v == NULL;
+        if (v == NULL || cJSON_IsBool(v)) {
+            pr->state[i] = cJSON_IsTrue(v) ? ST_ON : ST_OFF;
+        } else {
+            char field[96];
+            field_path(slot->kind->setting_from[i], field, sizeof field);
+            not_boolean(pr, i, field, v);
+        }
+    }
+}
+
+static void
+slot_protection(const struct policy_spec *s, const struct transition_slot *slot,
+                struct protection *pr)
+{
+    if (slot->object != NULL)
+        object_protection(slot, pr);
+    else
+        protection_of(s, slot->component, pr);
+}
+
+static char *
+object_message(const struct subst *v, const struct transition_slot *slot,
+               const struct policy_rule *r, int setting, const struct protection *pr)
+{
+    const char *want = r->require[setting] ? "true" : "false";
+    char field[96];
+    field_path(slot->kind->setting_from[setting], field, sizeof field);
+    const char *have = pr->state[setting] == ST_BAD ? pr->why[setting]
+                       : pr->defaulted[setting] ? "the field is absent, which ACK reads as false"
+                       : pr->state[setting] == ST_ON ? "it is true"
+                                                     : "it is false";
+    return xconcat("Application \"", v->namespace, "/", v->application, "\" table \"", v->table,
+                   "\": rule \"", v->rule, "\" (tables ", v->pattern, ") requires ",
+                   POLICY_SETTING_NAMES[setting], ": ", want, "; component \"", v->component,
+                   "\" carries the ", slot->kind->kind, " \"", slot->object_name,
+                   "\" directly and ", have, ": set ", field, ": ", want, " in that object", NULL);
+}
+
+static void
+validate_slot(const struct policy_spec *s, const struct eval_input *in, const char *app,
+              const struct transition_slot *slot, struct eval_result *out)
+{
+    const char *table = slot->table;
     struct protection pr;
-    protection_of(s, comp, &pr);
-    struct eval_table *row = add_table(out, comp, table);
+    slot_protection(s, slot, &pr);
+    struct eval_table *row = add_row(out, slot->name, table);
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
         row->after[k] = setting_value(pr.state[k]);
     for (size_t r = 0; r < s->rule_count; r++) {
         const struct policy_rule *rule = &s->rules[r];
+        if (rule->forbid != 0)
+            continue;
         const char *pattern = first_match(&rule->tables, table);
         if (pattern == NULL || !policy_globs_match(&rule->namespaces, in->namespace))
             continue;
@@ -458,20 +560,126 @@ validate_component(const struct policy_spec *s, const struct eval_input *in, con
             enum state have = pr.state[k] == ST_NO_TRAIT ? ST_OFF : pr.state[k];
             if (have == want)
                 continue;
-            struct subst v = {app, in->namespace, cname ? cname : "", table, rule->name, pattern};
+            struct subst v = {app, in->namespace, slot->name, table, rule->name, pattern, NULL};
             struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(table), NULL};
-            f.message =
-                rule->message ? expand(rule->message, &v) : builtin_message(s, &v, rule, k, &pr);
+            f.message = rule->message  ? expand(rule->message, &v)
+                        : slot->object ? object_message(&v, slot, rule, k, &pr)
+                                       : builtin_message(s, &v, rule, k, &pr);
             one_line(f.message);
+            f.message = defused(f.message);
             add_finding(out, &f);
-            if (rule->action == POLICY_WARN) {
-                out->warnings =
-                    xrealloc(out->warnings, (out->warning_count + 1) * sizeof *out->warnings);
-                out->warnings[out->warning_count++] = warning_text(&f, k, rule);
-                one_line(out->warnings[out->warning_count - 1]);
-            }
+            if (rule->action == POLICY_WARN)
+                add_warning(out, warning_text(&f, k, rule));
         }
     }
+}
+
+// ---- transitions -------------------------------------------------------------------------------
+
+// What the transition does to the data, and the ways through; pieces, as for builtin_message.
+static char *
+forbid_message(const struct subst *v, const struct transition_change *c)
+{
+    const struct transition_slot *o = c->old, *n = c->now;
+    const char *kind = o->kind ? o->kind->kind : kinds_rendered()->kind;
+    const char *q = "\"";
+    char *what;
+    switch (c->kind) {
+    case POLICY_DELETE:
+        what = xconcat("deleting the Application makes KubeVela delete the ", kind,
+                       " of component \"", o->name, "\", and then the DynamoDB table \"", o->table,
+                       "\" is deleted with its data", NULL);
+        break;
+    case POLICY_RENAME:
+        what =
+            strcmp(o->table, n->table) != 0
+                ? xconcat("component \"", n->name, "\" changes its table name from \"", o->table,
+                          "\" to \"", n->table, "\": a new table is created and the old one is ",
+                          "deleted with its data (set the table name back to \"", o->table, "\")",
+                          NULL)
+                : xconcat("the table moves from component \"", o->name, "\" to \"", n->name,
+                          "\": KubeVela deletes the ", kind, " of \"", o->name,
+                          "\", and the table is deleted with its data (keep the component name \"",
+                          o->name, "\")", NULL);
+        break;
+    default:
+        what = n != NULL ? xconcat("component \"", o->name, "\" changes its type from \"", o->type,
+                                   "\" to \"", n->type, "\": KubeVela deletes the ", kind,
+                                   " it rendered, and the table is deleted with its data", NULL)
+                         : xconcat("component \"", o->name, "\" is removed: KubeVela deletes its ",
+                                   kind, ", and the table is deleted with its data", NULL);
+        break;
+    }
+    char *m = xconcat(
+        "Application \"", v->namespace, "/", v->application, "\" table \"", v->table, "\": rule \"",
+        v->rule, "\" (tables ", v->pattern, ") forbids ", v->transition, "; ", what,
+        ". To let the table go, first keep it",
+        c->kind == POLICY_DELETE ? ": add the finalizer app.oam.dev/orphan-resource (vela delete "
+                                   "--orphan does this) or"
+                                 : " in an earlier change: add the finalizer "
+                                   "app.oam.dev/orphan-resource or",
+        " a garbage-collect policy rule {selector: {componentNames: [", o->name,
+        "]}, strategy: never}; or ask for an approved exception to rule \"", v->rule, q, NULL);
+    free(what);
+    return m;
+}
+
+static void
+forbid_findings(const struct policy_spec *s, const struct eval_input *in, const char *app,
+                const struct transition_change *c, struct eval_result *out)
+{
+    for (size_t r = 0; r < s->rule_count; r++) {
+        const struct policy_rule *rule = &s->rules[r];
+        if ((rule->forbid & c->kind) == 0 || !policy_globs_match(&rule->namespaces, in->namespace))
+            continue;
+        const char *pattern = first_match(&rule->tables, c->old->table);
+        if (pattern == NULL && c->kind == POLICY_RENAME)
+            pattern = first_match(&rule->tables, c->now->table);
+        if (pattern == NULL)
+            continue;
+        struct subst v = {app,     in->namespace,           c->old->name, c->old->table, rule->name,
+                          pattern, transition_name(c->kind)};
+        struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(v.table), NULL};
+        f.message = rule->message ? expand(rule->message, &v) : forbid_message(&v, c);
+        one_line(f.message);
+        f.message = defused(f.message);
+        add_finding(out, &f);
+        if (rule->action == POLICY_WARN)
+            add_warning(out, rule->message ? xstrdup(f.message)
+                                           : xconcat("table \"", v.table, "\": ", v.transition,
+                                                     " forbidden (rule ", rule->name, ")", NULL));
+    }
+}
+
+// Judges what the request does to the tables of oldObject. `now` holds object's slots (NULL on
+// DELETE), whose rows start at out->tables[first_row].
+static void
+judge_transitions(const struct policy_spec *s, const struct eval_input *in, const char *app,
+                  const struct transition_slots *now, size_t first_row, struct eval_result *out)
+{
+    struct transition_slots old;
+    transition_slots(s, in->old_object, &old);
+    struct transition_change *changes = xcalloc(old.count ? old.count : 1, sizeof *changes);
+    transition_compare(in->old_object, &old, now ? in->object : NULL, now, changes, NULL);
+    for (size_t i = 0; i < old.count; i++) {
+        const struct transition_change *c = &changes[i];
+        struct eval_table *row = NULL;
+        if (c->now != NULL)
+            row = &out->tables[first_row + (size_t)(c->now - now->items)];
+        if (row == NULL || row->old_table != NULL)
+            row = add_row(out, c->old->name, NULL); // gone, or a second table moved onto one place
+        struct protection pr;
+        slot_protection(s, c->old, &pr);
+        row->old_table = xstrdup(c->old->table);
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+            row->before[k] = setting_value(pr.state[k]);
+        if (c->kind == 0 || c->kept != TRANSITION_NOT_KEPT)
+            continue;
+        row->transition = transition_name(c->kind);
+        forbid_findings(s, in, app, c, out);
+    }
+    free(changes);
+    transition_slots_free(&old);
 }
 
 static char *
@@ -509,17 +717,26 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
 {
     const struct policy_spec *s = policy_spec(p);
     memset(out, 0, sizeof *out);
-    out->skip = precheck(s, in);
+    bool deleting = is_delete(in);
+    const cJSON *subject = deleting ? in->old_object : in->object;
+    out->skip = precheck(s, in, subject);
     if (out->skip != EVAL_EVALUATED)
         return 0;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
     const char *app = str_at(meta, "name");
-    const cJSON *comp;
-    cJSON_ArrayForEach(comp, components_of(in->object))
-    {
-        if (component_matches(s, comp))
-            validate_component(s, in, app ? app : "", comp, out);
+    if (app == NULL)
+        app = "";
+    struct transition_slots now = {0};
+    if (!deleting) {
+        transition_slots(s, in->object, &now);
+        for (size_t i = 0; i < now.count; i++)
+            validate_slot(s, in, app, &now.items[i], out);
     }
+    // An UPDATE without a readable oldObject is judged on the object alone.
+    if (deleting ||
+        (in->old_object != NULL && in->operation != NULL && strcmp(in->operation, "UPDATE") == 0))
+        judge_transitions(s, in, app, deleting ? NULL : &now, 0, out);
+    transition_slots_free(&now);
     for (size_t i = 0; i < out->finding_count; i++)
         out->denied |= out->findings[i].rule->action == POLICY_DENY;
     if (out->denied)

@@ -17,6 +17,7 @@
 
 const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtection",
                                                                 "pointInTimeRecovery"};
+const char *const POLICY_TRANSITION_NAMES[POLICY_TRANSITION_COUNT] = {"remove", "rename", "delete"};
 
 #define POLICY_MAX_FILE (4u << 20)
 // Aliases make a YAML tree a graph; walking it is bounded so "billion laughs" cannot stall a load.
@@ -84,18 +85,28 @@ enum { X_NAMESPACES, X_USERS, X_GROUPS, X_N };
 static const struct field EXCLUDE_FIELDS[X_N] = {
     {"namespaces", F_STRLIST, false}, {"users", F_STRLIST, false}, {"groups", F_STRLIST, false}};
 
-enum { U_NAME, U_TABLES, U_NAMESPACES, U_REQUIRE, U_ACTION, U_MESSAGE, U_DESCRIPTION, U_N };
+enum {
+    U_NAME,
+    U_TABLES,
+    U_NAMESPACES,
+    U_REQUIRE,
+    U_FORBID,
+    U_ACTION,
+    U_MESSAGE,
+    U_DESCRIPTION,
+    U_N
+};
 static const struct field RULE_FIELDS[U_N] = {
-    {"name", F_STR, true},         {"tables", F_STRLIST, true}, {"namespaces", F_STRLIST, false},
-    {"require", F_MAP, true},      {"action", F_STR, false},    {"message", F_STR, false},
-    {"description", F_STR, false},
+    {"name", F_STR, true},     {"tables", F_STRLIST, true},   {"namespaces", F_STRLIST, false},
+    {"require", F_MAP, false}, {"forbid", F_STRLIST, false},  {"action", F_STR, false},
+    {"message", F_STR, false}, {"description", F_STR, false},
 };
 
 static const char *const ACTION_NAMES[] = {
     [POLICY_DENY] = "deny", [POLICY_WARN] = "warn", [POLICY_AUDIT] = "audit"};
 
-static const char *const PLACEHOLDERS[] = {"application", "namespace", "component",
-                                           "table",       "rule",      "pattern"};
+static const char *const PLACEHOLDERS[] = {"application", "namespace", "component", "table",
+                                           "rule",        "pattern",   "transition"};
 
 // ---- Load context ----------------------------------------------------------------------------
 
@@ -455,6 +466,12 @@ static void
 check_template(struct ctx *c, const yaml_node_t *n, const char *what)
 {
     const char *s = scalar(n);
+    if (strcasestr(s, "immutable") != NULL)
+        err_at(
+            c, n,
+            "%s: the message says \"immutable\": GitOps tools with force on delete and re-create "
+            "an object whose change fails with that word (say \"cannot change\" instead)",
+            what);
     for (const char *p = strchr(s, '{'); p != NULL; p = strchr(p + 1, '{')) {
         const char *end = strchr(p, '}');
         if (end == NULL) {
@@ -469,7 +486,7 @@ check_template(struct ctx *c, const yaml_node_t *n, const char *what)
         if (i == np)
             err_at(c, n,
                    "%s: unknown placeholder \"{%.*s}\" in message (expected one of {application} "
-                   "{namespace} {component} {table} {rule} {pattern})",
+                   "{namespace} {component} {table} {rule} {pattern} {transition})",
                    what, (int)len, p + 1);
     }
 }
@@ -484,6 +501,48 @@ load_settings(struct ctx *c, const yaml_node_t *map, const char *what, int *out)
         if (found[s] != NULL && as_bool(found[s], &b) == 0)
             out[s] = b;
     }
+}
+
+// True when `map` has `key`, whatever its value: a bad value was reported by the shape check.
+static bool
+has_key(struct ctx *c, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(c, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void
+load_forbid(struct ctx *c, const yaml_node_t *seq, const char *what, struct policy_rule *r)
+{
+    for (yaml_node_item_t *it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top && !over_budget(c); it++) {
+        const yaml_node_t *item = node(c, *it);
+        if (item->type != YAML_SCALAR_NODE || is_null(item))
+            continue; // reported by the shape check
+        const char *t = scalar(item);
+        size_t i = 0;
+        while (i < POLICY_TRANSITION_COUNT && strcmp(t, POLICY_TRANSITION_NAMES[i]) != 0)
+            i++;
+        if (i == POLICY_TRANSITION_COUNT) {
+            const char *s = suggest_name(t, POLICY_TRANSITION_NAMES, POLICY_TRANSITION_COUNT);
+            err_at(c, item,
+                   "%s: unknown transition \"%s\" in \"forbid\" (expected remove, rename or "
+                   "delete%s%s%s)",
+                   what, t, s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
+        } else if (r->forbid & (1u << i)) {
+            err_at(c, item, "%s: \"forbid\" names \"%s\" twice", what, t);
+        } else {
+            r->forbid |= 1u << i;
+        }
+    }
+    if (seq->data.sequence.items.top == seq->data.sequence.items.start)
+        err_at(c, seq, "%s: \"forbid\" names no transition (expected remove, rename and/or delete)",
+               what);
 }
 
 static void
@@ -530,6 +589,19 @@ load_rule(struct ctx *c, const yaml_node_t *map, size_t index, struct policy_rul
                    "pointInTimeRecovery)",
                    what);
     }
+    if (f[U_FORBID] != NULL)
+        load_forbid(c, f[U_FORBID], what, r);
+    if (f[U_REQUIRE] != NULL && f[U_FORBID] != NULL)
+        err_at(c, f[U_FORBID],
+               "%s: a rule has \"require\" or \"forbid\", not both (write two rules with the same "
+               "tables)",
+               what);
+    else if (f[U_REQUIRE] == NULL && f[U_FORBID] == NULL && !has_key(c, map, "require") &&
+             !has_key(c, map, "forbid"))
+        err_at(c, map,
+               "%s: missing \"require\" (settings a table must have) or \"forbid\" (transitions: "
+               "remove, rename, delete)",
+               what);
     r->action = POLICY_DENY;
     if (f[U_ACTION] != NULL) {
         const char *a = scalar(f[U_ACTION]);
@@ -972,11 +1044,19 @@ policy_print(const struct policy *p, FILE *out)
         fputc('\n', out);
         print_globs(out, "      ", "tables", &r->tables);
         print_globs(out, "      ", "namespaces", &r->namespaces);
-        fputs("      require:\n", out);
-        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
-            if (r->require[k] >= 0)
-                fprintf(out, "        %s: %s\n", POLICY_SETTING_NAMES[k],
-                        r->require[k] ? "true" : "false");
+        if (r->forbid != 0) {
+            fputs("      forbid: [", out);
+            for (int k = 0, n = 0; k < POLICY_TRANSITION_COUNT; k++)
+                if (r->forbid & (1u << k))
+                    fprintf(out, "%s%s", n++ ? ", " : "", POLICY_TRANSITION_NAMES[k]);
+            fputs("]\n", out);
+        } else {
+            fputs("      require:\n", out);
+            for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+                if (r->require[k] >= 0)
+                    fprintf(out, "        %s: %s\n", POLICY_SETTING_NAMES[k],
+                            r->require[k] ? "true" : "false");
+        }
         fprintf(out, "      action: %s\n", ACTION_NAMES[r->action]);
         if (r->message != NULL) {
             fputs("      message: ", out);

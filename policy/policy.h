@@ -22,6 +22,17 @@ enum policy_setting { POLICY_DELETION_PROTECTION, POLICY_PITR, POLICY_SETTING_CO
 // Trait property names: "deletionProtection", "pointInTimeRecovery".
 extern const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT];
 
+// The transitions a `forbid` rule names, as bits of policy_rule.forbid.
+enum policy_transition {
+    POLICY_REMOVE = 1 << 0, // a component holding the table is gone, or its type changed
+    POLICY_RENAME = 1 << 1, // its table name changed, or the table moved to another component
+    POLICY_DELETE = 1 << 2, // the Application holding the table is deleted
+};
+#define POLICY_TRANSITION_COUNT 3
+
+// "remove", "rename", "delete", indexed by bit position.
+extern const char *const POLICY_TRANSITION_NAMES[POLICY_TRANSITION_COUNT];
+
 struct policy_globs {
     char **items;
     size_t count;
@@ -32,6 +43,7 @@ struct policy_rule {
     struct policy_globs tables;        // fnmatch globs on the table name, case-insensitive
     struct policy_globs namespaces;    // fnmatch globs on the namespace; ["*"] when not given
     int require[POLICY_SETTING_COUNT]; // -1: not required; 0 or 1: the value required
+    unsigned forbid;                   // enum policy_transition bits; a rule has require or forbid
     enum policy_action action;
     char *message; // template, or NULL for the built-in message
 };

@@ -160,9 +160,11 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
                             .old_object = req.old_object,
                             .operation = req.operation};
     struct eval_result ev;
-    // DELETE carries no object to protect; CONNECT is not an object write.
+    // A DELETE is judged by /validate on the oldObject it removes: it has nothing to patch.
+    // CONNECT is not an object write.
     bool writes = strcmp(req.operation, "CREATE") == 0 || strcmp(req.operation, "UPDATE") == 0;
-    if (!writes) {
+    bool deletes = strcmp(req.operation, "DELETE") == 0 && w == ADMIT_VALIDATE;
+    if (!writes && !deletes) {
         memset(&ev, 0, sizeof ev);
         ev.skip = EVAL_NOT_APPLICATION;
     } else if (w == ADMIT_MUTATE) {

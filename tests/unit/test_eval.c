@@ -395,6 +395,190 @@ tables_list_every_component_that_holds_one(void **state)
     policy_unref(p);
 }
 
+static const char KEEP_POLICY[] = "apiVersion: tableguard.io/v1\n"
+                                  "kind: ProtectionPolicy\n"
+                                  "metadata: {name: keep}\n"
+                                  "spec:\n"
+                                  "  rules:\n"
+                                  "    - name: dp\n"
+                                  "      tables: ['*-prod']\n"
+                                  "      require: {deletionProtection: true}\n"
+                                  "    - name: kept\n"
+                                  "      tables: ['*-prod']\n"
+                                  "      forbid: [remove, rename, delete]\n"
+                                  "    - name: staging-kept\n"
+                                  "      tables: ['*-staging']\n"
+                                  "      forbid: [remove]\n"
+                                  "      action: warn\n";
+
+#define PROTECTED(name, table)                                                                     \
+    "{\"name\":\"" name "\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"" table  \
+    "\"},\"traits\":[{\"type\":\"dynamodb-protection-kro\"}]}"
+
+static void
+judge(struct policy *p, const char *op, const char *old_comps, const char *new_comps,
+      struct eval_result *r)
+{
+    cJSON *old = old_comps ? app(old_comps) : NULL;
+    cJSON *now = new_comps ? app(new_comps) : NULL;
+    struct eval_input in = input(now);
+    in.old_object = old;
+    in.operation = op;
+    eval_validate(p, &in, r);
+    cJSON_Delete(old);
+    cJSON_Delete(now);
+}
+
+static void
+transitions_are_judged_on_update_and_delete(void **state)
+{
+    (void)state;
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(KEEP_POLICY, strlen(KEEP_POLICY), "k.yaml", &d);
+    assert_non_null(p);
+    struct eval_result r;
+    // Removal of a protected production table: denied, with what happens and the ways through.
+    judge(p, "UPDATE", "[" PROTECTED("orders", "orders-prod") "]", "[]", &r);
+    assert_int_equal(r.skip, EVAL_EVALUATED);
+    assert_true(r.denied);
+    assert_int_equal(r.finding_count, 1);
+    assert_string_equal(r.findings[0].rule->name, "kept");
+    assert_string_equal(r.findings[0].table, "orders-prod");
+    assert_non_null(strstr(r.deny_message, "forbids remove"));
+    assert_non_null(strstr(r.deny_message, "deleted with its data"));
+    assert_non_null(strstr(r.deny_message, "app.oam.dev/orphan-resource"));
+    assert_non_null(strstr(r.deny_message, "strategy: never"));
+    assert_non_null(strstr(r.deny_message, "approved exception"));
+    assert_int_equal(r.table_count, 1);
+    assert_null(r.tables[0].table);
+    assert_string_equal(r.tables[0].old_table, "orders-prod");
+    assert_string_equal(r.tables[0].transition, "remove");
+    assert_int_equal(r.tables[0].before[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], -1);
+    eval_result_free(&r);
+    // Table name change, and a component rename keeping the table: renames.
+    judge(p, "UPDATE", "[" PROTECTED("orders", "orders-prod") "]",
+          "[" PROTECTED("orders", "orders2-prod") "]", &r);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.deny_message, "forbids rename"));
+    assert_non_null(strstr(r.deny_message, "set the table name back to \"orders-prod\""));
+    assert_string_equal(r.tables[0].table, "orders2-prod");
+    assert_string_equal(r.tables[0].old_table, "orders-prod");
+    assert_string_equal(r.tables[0].transition, "rename");
+    eval_result_free(&r);
+    judge(p, "UPDATE", "[" PROTECTED("orders", "orders-prod") "]",
+          "[" PROTECTED("orders-db", "orders-prod") "]", &r);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.deny_message, "keep the component name \"orders\""));
+    eval_result_free(&r);
+    // Rename onto a production name from a non-production one: matched on the new name.
+    judge(p, "UPDATE", "[" PROTECTED("orders", "orders-dev") "]",
+          "[" PROTECTED("orders", "orders-prod") "]", &r);
+    assert_true(r.denied);
+    eval_result_free(&r);
+    // Nothing changes: allowed, rows carry both sides.
+    judge(p, "UPDATE", "[" PROTECTED("orders", "orders-prod") "]",
+          "[" PROTECTED("orders", "orders-prod") "]", &r);
+    assert_false(r.denied);
+    assert_int_equal(r.table_count, 1);
+    assert_string_equal(r.tables[0].old_table, "orders-prod");
+    assert_null(r.tables[0].transition);
+    assert_int_equal(r.tables[0].before[POLICY_PITR], 1);
+    assert_int_equal(r.tables[0].after[POLICY_PITR], 1);
+    eval_result_free(&r);
+    // A warn rule warns; a table no rule covers goes freely.
+    judge(p, "UPDATE", "[" PROTECTED("s", "s-staging") "," PROTECTED("d", "d-dev") "]", "[]", &r);
+    assert_false(r.denied);
+    assert_int_equal(r.warning_count, 1);
+    assert_string_equal(r.warnings[0], "table \"s-staging\": remove forbidden (rule staging-kept)");
+    assert_int_equal(r.table_count, 2);
+    eval_result_free(&r);
+    // DELETE of the Application: judged on oldObject; the object is null.
+    judge(p, "DELETE", "[" PROTECTED("orders", "orders-prod") "]", NULL, &r);
+    assert_int_equal(r.skip, EVAL_EVALUATED);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.deny_message, "forbids delete"));
+    assert_non_null(strstr(r.deny_message, "vela delete --orphan"));
+    assert_string_equal(r.tables[0].transition, "delete");
+    eval_result_free(&r);
+    // The orphan finalizer keeps the tables: no transition.
+    cJSON *old = app("[" PROTECTED("orders", "orders-prod") "]");
+    cJSON *fin = cJSON_CreateArray();
+    cJSON_AddItemToArray(fin, cJSON_CreateString("app.oam.dev/orphan-resource"));
+    cJSON_AddItemToObject(cJSON_GetObjectItem(old, "metadata"), "finalizers", fin);
+    struct eval_input in = input(NULL);
+    in.old_object = old;
+    in.operation = "DELETE";
+    eval_validate(p, &in, &r);
+    assert_false(r.denied);
+    assert_null(r.tables[0].transition);
+    eval_result_free(&r);
+    // Being deleted already, or not an Application: not judged.
+    cJSON_AddStringToObject(cJSON_GetObjectItem(old, "metadata"), "deletionTimestamp", "t");
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_DELETING);
+    eval_result_free(&r);
+    cJSON_Delete(old);
+    in.old_object = NULL;
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_NOT_APPLICATION);
+    eval_result_free(&r);
+    // An UPDATE without oldObject is judged on the object alone.
+    judge(p, "UPDATE", NULL, "[" PROTECTED("orders", "orders-prod") "]", &r);
+    assert_false(r.denied);
+    assert_null(r.tables[0].old_table);
+    eval_result_free(&r);
+    diag_free(&d);
+    policy_unref(p);
+}
+
+// Flux with force deletes and re-creates an object whose apply fails with "immutable"; no built-in
+// message of any rule, on any door, may say it.
+static void
+no_message_says_immutable(void **state)
+{
+    (void)state;
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(KEEP_POLICY, strlen(KEEP_POLICY), "k.yaml", &d);
+    const char *olds[] = {
+        "[" PROTECTED("orders", "orders-prod") "," PROTECTED("s", "s-staging") "]"};
+    const char *news[] = {
+        "[]",
+        "[" PROTECTED("orders", "orders2-prod") "]",
+        "[" PROTECTED("o2", "orders-prod") "]",
+        "[{\"name\":\"orders\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":"
+        "\"orders-prod\"},\"traits\":[{\"type\":\"dynamodb-protection-kro\",\"properties\":{"
+        "\"deletionProtection\":\"off\"}}]}]",
+        "[{\"name\":\"orders\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":"
+        "\"orders-prod\"}}]",
+        "[{\"name\":\"orders\",\"type\":\"webservice\"}]",
+        NULL,
+    };
+    struct eval_result r;
+    for (size_t i = 0; i < sizeof news / sizeof *news; i++) {
+        judge(p, news[i] ? "UPDATE" : "DELETE", olds[0], news[i], &r);
+        assert_true(r.denied);
+        for (size_t k = 0; k < r.finding_count; k++)
+            assert_null(strcasestr(r.findings[k].message, "immutable"));
+        for (size_t k = 0; k < r.warning_count; k++)
+            assert_null(strcasestr(r.warnings[k], "immutable"));
+        assert_null(strcasestr(r.deny_message, "immutable"));
+        eval_result_free(&r);
+    }
+    // A name that brings the word in does not carry it out.
+    judge(p, "UPDATE", "[" PROTECTED("Immutable", "IMMUTABLE-prod") "]", "[]", &r);
+    assert_true(r.denied);
+    assert_null(strcasestr(r.deny_message, "immutable"));
+    assert_non_null(strstr(r.deny_message, "table \"unchangeable-prod\""));
+    eval_result_free(&r);
+    judge(p, "UPDATE", "[" PROTECTED("s", "immutable-staging") "]", "[]", &r);
+    assert_int_equal(r.warning_count, 1);
+    assert_null(strcasestr(r.warnings[0], "immutable"));
+    eval_result_free(&r);
+    diag_free(&d);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -405,6 +589,8 @@ main(void)
         cmocka_unit_test(warnings_are_short_and_single_line),
         cmocka_unit_test(denials_are_bounded),
         cmocka_unit_test(tables_list_every_component_that_holds_one),
+        cmocka_unit_test(transitions_are_judged_on_update_and_delete),
+        cmocka_unit_test(no_message_says_immutable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,6 +282,18 @@ test_alias_bomb_is_bounded(void **state)
     diag_free(&d);
 }
 
+// policy_print's output, malloc'd.
+static char *
+printed(const struct policy *p)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    policy_print(p, f);
+    fclose(f);
+    return buf;
+}
+
 static void
 test_print_normalises_and_round_trips(void **state)
 {
@@ -290,11 +302,7 @@ test_print_normalises_and_round_trips(void **state)
                                     "  rules:\n    - name: r\n      tables: ['*-prod']\n"
                                     "      require: {pointInTimeRecovery: true}\n"
                                     "      action: warn\n      message: 'a\\b {rule}'\n");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    policy_print(p, f);
-    fclose(f);
+    char *buf = printed(p);
     assert_non_null(strstr(buf, "    namespaces: []\n"));
     assert_non_null(strstr(buf, "      namespaces: [\"*\"]\n"));
     assert_non_null(strstr(buf, "    users: [\"ci\\\"bot\"]\n"));
@@ -347,6 +355,57 @@ test_thousand_rules_load(void **state)
     free(yaml);
 }
 
+static void
+test_forbid_rules(void **state)
+{
+    (void)state;
+    struct policy *p =
+        load_ok(HEAD "spec:\n  rules:\n"
+                     "    - {name: kept, tables: ['*-prod'], forbid: [remove, delete]}\n"
+                     "    - {name: names, tables: ['*-prod'], forbid: [rename], "
+                     "action: warn, message: '{transition} of {table}'}\n");
+    const struct policy_spec *s = policy_spec(p);
+    assert_int_equal(s->rules[0].forbid, POLICY_REMOVE | POLICY_DELETE);
+    assert_int_equal(s->rules[1].forbid, POLICY_RENAME);
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        assert_int_equal(s->rules[0].require[k], -1);
+    // Printed and loaded again: the same rules.
+    char *buf = printed(p);
+    assert_non_null(strstr(buf, "      forbid: [remove, delete]\n"));
+    assert_null(strstr(buf, "require"));
+    struct policy *again = load_ok(buf);
+    assert_int_equal(policy_spec(again)->rules[0].forbid, POLICY_REMOVE | POLICY_DELETE);
+    assert_int_equal(policy_spec(again)->rules[1].forbid, POLICY_RENAME);
+    free(buf);
+    policy_unref(again);
+    policy_unref(p);
+
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], forbid: [remove], "
+                     "require: {deletionProtection: true}}\n",
+                "p.yaml:6:38: rule \"r\": a rule has \"require\" or \"forbid\", not both");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x]}\n",
+                "p.yaml:6:7: rule \"r\": missing \"require\" (settings a table must have) or "
+                "\"forbid\" (transitions: remove, rename, delete)");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], forbid: [remvoe]}\n",
+                "p.yaml:6:39: rule \"r\": unknown transition \"remvoe\" in \"forbid\" (expected "
+                "remove, rename or delete; did you mean \"remove\"?)");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], forbid: [delete, delete]}\n",
+                "rule \"r\": \"forbid\" names \"delete\" twice");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], forbid: []}\n",
+                "rule \"r\": \"forbid\" names no transition");
+    // No rule's own message may say the word Flux's force mode acts on.
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], forbid: [delete], "
+                     "message: 'table {table} is Immutable'}\n",
+                "rule \"r\": the message says \"immutable\"");
+    // A bad value is reported once, not also as missing.
+    size_t n;
+    char *got =
+        load_fail(HEAD "spec:\n  rules:\n    - {name: r, tables: [x], forbid: remove}\n", &n);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(got, "\"forbid\" must be a list of strings"));
+    free(got);
+}
+
 int
 main(void)
 {
@@ -364,6 +423,7 @@ main(void)
         cmocka_unit_test(test_print_normalises_and_round_trips),
         cmocka_unit_test(test_reference_counting_and_digest),
         cmocka_unit_test(test_thousand_rules_load),
+        cmocka_unit_test(test_forbid_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
