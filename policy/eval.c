@@ -483,9 +483,9 @@ add_finding(struct eval_result *out, const struct eval_finding *f)
 static void
 add_warning(struct eval_result *out, char *w)
 {
+    w = defused(w);
     shorten(w, EVAL_WARNING_MAX);
     one_line(w);
-    w = defused(w);
     out->warnings = xrealloc(out->warnings, (out->warning_count + 1) * sizeof *out->warnings);
     out->warnings[out->warning_count++] = w;
 }
@@ -707,6 +707,7 @@ deny_message(const struct policy *p, const struct eval_result *out)
         fprintf(f, " ... and %zu more (each is in the audit log and in `tableguard check`)", n - k);
     fclose(f);
     one_line(buf);
+    buf = defused(buf); // the policy's name too
     // kubectl prints the message whole; a megabyte table name must not make it a megabyte.
     shorten(buf, EVAL_DENY_MAX);
     return buf;

@@ -45,7 +45,14 @@ static const char POLICY[] = "apiVersion: tableguard.io/v1\n"
                              "      namespaces: [\"team-*\"]\n"
                              "      require:\n"
                              "        deletionProtection: true\n"
-                             "      action: audit\n";
+                             "      action: audit\n"
+                             "    - name: prod-tables-are-kept\n"
+                             "      tables: [\"*-prod\"]\n"
+                             "      forbid: [remove, rename, delete]\n"
+                             "    - name: staging-tables-are-kept\n"
+                             "      tables: [\"*-staging\"]\n"
+                             "      forbid: [remove]\n"
+                             "      action: warn\n";
 
 // What the API server demands of every 200 answer (DESIGN.md section 4).
 static void
@@ -76,11 +83,13 @@ check_answer(enum admit_webhook w, const struct admit_result *res)
         check(cJSON_IsString(msg));
         for (const char *s = msg->valuestring; *s; s++)
             check((unsigned char)*s >= 0x20 && *s != 0x7f);
+        check(strcasestr(msg->valuestring, "immutable") == NULL); // Flux's force mode acts on it
     }
     const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(r, "warnings"), *wi;
     cJSON_ArrayForEach(wi, warnings)
     {
         check(cJSON_IsString(wi) && strlen(wi->valuestring) < 120);
+        check(strcasestr(wi->valuestring, "immutable") == NULL);
         for (const char *s = wi->valuestring; *s; s++)
             check((unsigned char)*s >= 0x20 && *s != 0x7f);
     }
