@@ -32,6 +32,8 @@ DEB_TEST  := libcmocka-dev python3 python3-pytest python3-jsonpatch python3-json
 	python3-yaml python3-lxml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
 	clang-format valgrind unzip
 DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
+# The image test: podman with runc, and debootstrap for the base image (no registry is needed).
+DEB_IMAGE := podman runc containernetworking-plugins debootstrap
 
 LIB_SRCS  := $(sort $(wildcard policy/*.c certs/*.c) $(filter-out server/main.c,$(wildcard server/*.c)))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -42,7 +44,8 @@ FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 HDRS      := $(wildcard policy/*.h certs/*.h server/*.h tests/unit/*.h)
 
 .PHONY: all run test check asan fuzz fuzz-replay bench leakcheck install clean format \
-	deps deps-build deps-test deps-bench unit cases integration chart tls-audit image
+	deps deps-build deps-test deps-bench deps-image unit cases integration chart tls-audit image \
+	image-test
 
 all: $(BUILD)/tableguard
 
@@ -75,6 +78,8 @@ deps-test: deps-build
 		sh tests/chart/install-tools.sh || echo "chart tools not installed: chart checks will skip"
 deps-bench: deps-build
 	@sh tests/deps.sh $(DEB_BENCH)
+deps-image:
+	@sh tests/deps.sh $(DEB_IMAGE)
 deps: deps-test
 
 run: deps-build
@@ -140,6 +145,11 @@ CREATED   := $(shell TZ=UTC git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --
 image:
 	$(CONTAINER) build -t tableguard:$(VERSION) --build-arg VERSION=$(VERSION) \
 		--build-arg REVISION=$(REVISION) --build-arg CREATED=$(CREATED) .
+
+# Builds the Dockerfile unchanged with podman and runs the image as the chart does (about 5
+# minutes on a fresh machine, 1 with build/image's cached base and podman's layer cache).
+image-test: deps-image all
+	BUILD=$(abspath $(BUILD)) TABLEGUARD=$(abspath $(BUILD)/tableguard) $(PYTHON) -m pytest -q -rs tests/image
 
 PREFIX ?= /usr/local
 install: all

@@ -342,9 +342,12 @@ def check_dockerfile(path, makefile, binary):
     froms = [a for k, a in ins if k == "FROM"]
     expect(len(froms) == 2, f"two stages, found {len(froms)}")
     expect(froms and re.match(r"debian:bookworm(@\S+)?\s+AS\s+\w+", froms[0], re.I), "build stage FROM debian:bookworm AS ...")
-    expect(froms and re.match(r"debian:bookworm-slim(@\S+)?$", froms[-1]), "runtime stage FROM debian:bookworm-slim")
+    # No shell, no package manager, no setuid files: the runtime is scratch plus a copied tree.
+    expect(froms and froms[-1] == "scratch", "runtime stage FROM scratch")
     last = max(i for i, (k, _) in enumerate(ins) if k == "FROM")
     runtime = ins[last:]
+    expect(not any(k == "RUN" for k, _ in runtime), "no RUN in the runtime stage (scratch has no shell)")
+    expect(any(k == "COPY" and a.startswith("--from=") for k, a in runtime), "runtime COPY --from the build stage")
     expect(("USER", "65532:65532") in runtime, "runtime USER 65532:65532")
     ep = [a for k, a in runtime if k == "ENTRYPOINT"]
     try:
@@ -354,43 +357,36 @@ def check_dockerfile(path, makefile, binary):
     expect(exec_form == ["/usr/local/bin/tableguard"], "exec-form ENTRYPOINT [\"/usr/local/bin/tableguard\"]")
     expect(not any(k == "HEALTHCHECK" for k, _ in ins), "no HEALTHCHECK (Kubernetes probes do that)")
     labels = " ".join(a for k, a in runtime if k == "LABEL")
-    for key, arg in (("org.opencontainers.image.version", "VERSION"), ("org.opencontainers.image.revision", "REVISION")):
+    for key, arg in (("org.opencontainers.image.version", "VERSION"), ("org.opencontainers.image.revision", "REVISION"),
+                     ("org.opencontainers.image.created", "CREATED")):
         expect(re.search(re.escape(key) + r'="?\$\{?' + arg, labels), f"LABEL {key} from build arg {arg}")
+    for key in ("source", "url", "documentation"):
+        expect(f"org.opencontainers.image.{key}=" in labels, f"LABEL org.opencontainers.image.{key}")
     expect(("ARG", "VERSION") in runtime or any(k == "ARG" and a.startswith("VERSION") for k, a in runtime), "ARG VERSION")
 
     with open(makefile, encoding="utf-8") as f:
         mk = f.read()
     targets = set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", mk, re.M))
-    runs = " ".join(a for k, a in ins[:last] if k == "RUN")
-    used = re.findall(r"\bmake\b((?:\s+(?:[A-Z_]+=\S+|-\S+|[a-z][\w-]*))*)", runs)
+    runs = [a for k, a in ins[:last] if k == "RUN"]
+    used = re.findall(r"\bmake\b((?:\s+(?:[A-Z_]+=\S+|-\S+|[a-z][\w-]*))*)", " ".join(runs))
     called = {w for u in used for w in u.split() if re.match(r"^[a-z][\w-]*$", w)}
     expect({"deps-build", "install"} <= called, f"build stage runs make deps-build and make install, ran {sorted(called)}")
     for t in sorted(called):
         expect(t in targets, f"Dockerfile runs make {t}, which the Makefile does not define")
+    # debian:bookworm has no make: the step that first runs make must install it before.
+    first = next((r for r in runs if re.search(r"\bmake\s", r)), "")
+    expect(re.search(r"apt-get install[^&]*\bmake\b", first.split("make deps-build")[0]),
+           "the build stage installs make before running make deps-build")
 
-    # Runtime packages: exactly those holding the libraries the binary links directly.
-    pkgs = set()
-    for k, a in runtime:
-        if k == "RUN" and "apt-get install" in a:
-            pkgs |= {w for w in a.split("apt-get install", 1)[1].split("&&")[0].split() if not w.startswith("-")}
-    expect({"ca-certificates"} <= pkgs, "runtime installs ca-certificates")
+    # Runtime libraries: every library the binary links is copied (by ldd), none by hand.
+    copy_step = " ".join(r for r in runs if "/rootfs" in r)
+    expect("ldd" in copy_step, "the runtime tree copies the libraries ldd lists")
     if binary and os.access(binary, os.X_OK):
         needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
                                 subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout))
-        # A sanitizer build (make asan) links the sanitizer runtimes; the image never does.
-        needed = {lib for lib in needed if not re.match(r"lib(asan|ubsan|lsan|tsan)\.so", lib)}
-        want = set()
-        for lib in needed:
-            r = subprocess.run(["sh", "-c", f"dpkg -S '*/{lib}' 2>/dev/null | head -1"], capture_output=True, text=True)
-            pkg = r.stdout.split(":", 1)[0].strip()
-            if pkg and pkg not in ("libc6", "libgcc-s1"):  # in bookworm-slim already
-                want.add(pkg)
-        expect(want <= pkgs, f"runtime stage misses {sorted(want - pkgs)} (the binary links {sorted(needed)})")
-        extra = pkgs - want - {"ca-certificates"}
-        if extra:
-            print(f"note: the runtime stage installs {sorted(extra)}, which {binary} does not link (yet)")
+        print(f"note: {binary} links {sorted(needed)}; the image copies them and their dependencies by ldd")
     else:
-        print(f"note: {binary} not built; runtime packages not compared with its libraries")
+        print(f"note: {binary} not built")
 
 
 def check_dashboard(path, srcdir):
