@@ -165,7 +165,10 @@ grafana|--set grafanaDashboard.enabled=true
 priority|--set priorityClassName=system-cluster-critical --set server.threads=4
 selectors|-f $here/values-selectors.yaml
 policy-map|-f $here/values-policy-map.yaml
-no-cleanup|--set webhook.removeBeforeUninstall=false"
+no-cleanup|--set webhook.removeBeforeUninstall=false
+prometheusrule|--set prometheusRule.enabled=true --set prometheusRule.labels.release=prometheus --api-versions monitoring.coreos.com/v1
+hostnetwork|--set hostNetwork=true --set containerPorts.https=10443 --set containerPorts.metrics=10090 --set networkPolicy.enabled=true
+matchconditions|-f $here/values-matchconditions.yaml"
 
 # --- render and check each variant -------------------------------------------
 if [ -n "$helm" ] || [ -n "$render_bin" ]; then
@@ -220,6 +223,42 @@ $(grep '^FAIL' "$work/variants.log" | sed 's/^FAIL /  /')"
 			--show-only templates/webhook-cleanup.yaml "$release" "$chart"
 	fi
 
+	# Alerts: the rendered PrometheusRule's groups pass promtool, and each alert's unit test.
+	if [ -s "$work/prometheusrule.yaml" ] && command -v promtool >/dev/null 2>&1; then
+		python3 -c 'import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule"]
+yaml.safe_dump(docs[0]["spec"], open(sys.argv[2], "w"), sort_keys=False)' "$work/prometheusrule.yaml" "$work/rules.yaml"
+		cp "$here/alerts-test.yaml" "$work/alerts-test.yaml"
+		run "promtool check rules (the rendered PrometheusRule)" promtool check rules "$work/rules.yaml"
+		run "promtool test rules tests/chart/alerts-test.yaml" sh -c "cd '$work' && promtool test rules alerts-test.yaml"
+		# Every alert of the rule has a unit test, and every test names an alert of the rule.
+		run "an alert unit test for each alert" python3 -c 'import sys, yaml
+rules = {r["alert"] for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"]}
+tested = {t["alertname"] for c in yaml.safe_load(open(sys.argv[2]))["tests"] for t in c["alert_rule_test"] if t["exp_alerts"]}
+missing, unknown = rules - tested, tested - rules
+sys.exit(f"no firing test for {sorted(missing)}; tests of unknown alerts {sorted(unknown)}" if missing or unknown else 0)' "$work/rules.yaml" "$work/alerts-test.yaml"
+	elif [ -s "$work/prometheusrule.yaml" ]; then
+		skip "promtool check/test rules (promtool not installed)"
+	fi
+
+	# GitOps: with cert-manager or an existing Secret, two renders are byte-identical (the
+	# chart-generated CA is random without a cluster to look the Secret up in).
+	for name in cert-manager existing-secret; do
+		args=$(echo "$variants" | sed -n "s/^$name|//p")
+		# shellcheck disable=SC2086
+		if render "$work/$name.again" $args 2>/dev/null && cmp -s "$work/$name.yaml" "$work/$name.again"; then
+			ok "GitOps: two renders of $name are byte-identical"
+		else
+			bad "GitOps: two renders of $name differ"
+		fi
+	done
+	render "$work/default.again" 2>/dev/null
+	if cmp -s "$work/default.yaml" "$work/default.again"; then
+		bad "two default renders are identical: the generated certificate is not generated"
+	else
+		ok "default renders generate a fresh CA each time without a cluster (documented: use cert-manager or tls.existingSecret for GitOps)"
+	fi
+
 	# Guards: values that would break the cluster must not render.
 	# must_fail NAME PATTERN ARGS...: rendering fails and the message matches PATTERN.
 	must_fail() {
@@ -243,6 +282,8 @@ $(grep '^FAIL' "$work/variants.log" | sed 's/^FAIL /  /')"
 	must_fail "a misspelt value" "replicas" --set replicas=3
 	must_fail "an audit claim with an unknown access mode" "accessModes" --set audit.mode=persistentVolumeClaim --set 'audit.persistence.accessModes={ReadWriteAll}'
 	must_fail "audit retention in negative days" "retentionDays" --set audit.persistence.retentionDays=-1
+	must_fail "matchConditions before Kubernetes 1.28" "needs Kubernetes 1.28" -f "$here/values-matchconditions.yaml" --kube-version 1.27.0
+	must_fail "PrometheusRule without its API" "monitoring.coreos.com/v1" --set prometheusRule.enabled=true
 else
 	skip "chart rendering (no Helm, no chart-render)"
 fi
@@ -301,6 +342,8 @@ run "Dockerfile (stages, user, entrypoint, make targets, runtime libraries)" \
 	python3 "$here/inspect.py" dockerfile "$root/Dockerfile" "$root/Makefile" "$bin"
 run "chart README documents every value" \
 	python3 "$here/inspect.py" readme "$chart/values.yaml" "$chart/README.md"
+run "chart README's values table is generated from values.yaml (tests/chart/values_table.py)" \
+	python3 "$here/values_table.py" --check "$chart/values.yaml" "$chart/README.md"
 run "Grafana dashboard queries exported metrics" \
 	python3 "$here/inspect.py" dashboard "$chart/files/dashboard.json" "$root/server"
 if command -v yamllint >/dev/null 2>&1; then

@@ -97,12 +97,12 @@ def check_pod(dep, variant):
     expect(pod["affinity"] or pod.get("topologySpreadConstraints"), "pods must spread")
 
     # Listeners, probes and the Service meet on the server's ports.
-    expect(flag_value(args, "--listen") == f"0.0.0.0:{HTTPS_PORT}", "--listen must be 0.0.0.0:8443")
+    expect(flag_value(args, "--listen") == f"0.0.0.0:{HTTPS_PORT}", f"--listen must be 0.0.0.0:{HTTPS_PORT}")
     expect(flag_value(args, "--metrics-listen") in (f"0.0.0.0:{METRICS_PORT}", "off"), "--metrics-listen")
     ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
-    expect(ports.get("https") == HTTPS_PORT, "containerPort https must be 8443")
+    expect(ports.get("https") == HTTPS_PORT, f"containerPort https must be {HTTPS_PORT}")
     if flag_value(args, "--metrics-listen") != "off":
-        expect(ports.get("metrics") == METRICS_PORT, "containerPort metrics must be 9090")
+        expect(ports.get("metrics") == METRICS_PORT, f"containerPort metrics must be {METRICS_PORT}")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
                         ("startupProbe", "/healthz")):
         get = ctr.get(probe, {}).get("httpGet", {})
@@ -236,9 +236,24 @@ def check_audit(docs, dep, args, variant):
         expect(audit and audit.endswith("/$(POD_NAME).log"), "emptyDir mode writes a file")
 
 
+# Ports the hostnetwork variant moves the listeners to (tests/chart/check.sh passes them).
+HOSTNET_PORTS = (10443, 10090)
+
+
 def check_render(variant, path, flags_out, policy_out):
+    global HTTPS_PORT, METRICS_PORT
     docs = docs_of(path)
     dep = workload(docs)
+    pod = dep["spec"]["template"]["spec"]
+    if variant == "hostnetwork":
+        HTTPS_PORT, METRICS_PORT = HOSTNET_PORTS
+        expect(pod.get("hostNetwork") is True, "hostNetwork: true")
+        expect(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", "dnsPolicy ClusterFirstWithHostNet with hostNetwork")
+    else:
+        expect("hostNetwork" not in pod, "no hostNetwork unless asked")
+    for d in docs:
+        labels = d["metadata"].get("labels") or {}
+        expect(labels.get("app.kubernetes.io/component"), f"{d['kind']} {d['metadata']['name']}: app.kubernetes.io/component label")
     ns = dep["metadata"]["namespace"]
     svc = one(docs, "Service")
     args, tls_secret = check_pod(dep, variant)
@@ -289,6 +304,19 @@ def check_render(variant, path, flags_out, policy_out):
         dash = [d for d in docs if d["kind"] == "ConfigMap" and "tableguard.json" in (d.get("data") or {})]
         if expect(len(dash) == 1, "a dashboard ConfigMap"):
             json.loads(dash[0]["data"]["tableguard.json"])
+    if variant == "prometheusrule":
+        rule = one(docs, "PrometheusRule")
+        expect(rule["metadata"]["labels"].get("release") == "prometheus", "PrometheusRule carries prometheusRule.labels")
+        alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+        exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
+        for metric in ("apiserver_admission_webhook_rejection_count", "apiserver_admission_webhook_request_total",
+                       "tableguard_tls_certificate_expiry_timestamp_seconds", "tableguard_tls_reload_total",
+                       "tableguard_audit_write_errors_total", "tableguard_http_requests_waiting"):
+            expect(metric in exprs, f"an alert on {metric}")
+        for kind in ("mutate", "validate"):
+            hook = f"{kind}\\\\.{svc['metadata']['name']}\\\\.tableguard\\\\.io"
+            expect(hook in exprs, f"the API server alerts select webhook {kind}.{svc['metadata']['name']}.tableguard.io")
+        expect(len(alerts) >= 12, f"alerts: {sorted(alerts)}")
     if variant == "priority":
         expect(dep["spec"]["template"]["spec"].get("priorityClassName") == "system-cluster-critical", "priorityClassName")
 

@@ -22,7 +22,14 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Labels of the webhook server's objects; tableguard.baseLabels plus a component of your own
+for the others (monitoring, cleanup, test). */}}
 {{- define "tableguard.labels" -}}
+{{ include "tableguard.baseLabels" . }}
+app.kubernetes.io/component: webhook
+{{- end }}
+
+{{- define "tableguard.baseLabels" -}}
 helm.sh/chart: {{ include "tableguard.chart" . }}
 {{ include "tableguard.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
@@ -93,6 +100,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if and .Values.webhook.matchConditions (semverCompare "<1.28.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "webhook.matchConditions needs Kubernetes 1.28 or later (this cluster: %s); leave it empty or use objectSelector" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and .Values.prometheusRule.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) }}
+{{- fail "prometheusRule.enabled needs the monitoring.coreos.com/v1 API (Prometheus Operator; helm template: --api-versions monitoring.coreos.com/v1)" }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) }}
 {{- fail "serviceMonitor.enabled needs the monitoring.coreos.com/v1 API (Prometheus Operator; helm template: --api-versions monitoring.coreos.com/v1)" }}
