@@ -8,6 +8,7 @@
 #include "server/check.h"
 #include "server/lint.h"
 #include "server/serve.h"
+#include "server/suite.h"
 
 static int
 version_main(int argc, char **argv)
@@ -33,7 +34,7 @@ static const struct command {
     {"check", NULL, check_main,
      "check --policy FILE [--operation CREATE|UPDATE] [--namespace NS] [--user NAME] "
      "[--output text|json] MANIFEST... | -"},
-    {"test", NULL, check_test_main, "test SUITE.yaml..."},
+    {"test", NULL, suite_main, "test SUITE.yaml..."},
     {"audit", "verify", audit_verify_main,
      "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
     {"version", NULL, version_main, "version"},
