@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The audit log: hash-chained JSON lines with group-committed fsync, rotation and a verifier.
+// The audit log writer: hash-chained JSON lines with group-committed fsync and rotation.
 #include "server/audit.h"
 
 #include <errno.h>
@@ -18,17 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include "server/chain.h"
 
-#define HASH_HEX 64
-/* The fixed tail of every line: ,"hash":"<64 hex>"} */
-#define HASH_PREFIX ",\"hash\":\""
-#define HASH_TAIL_LEN (sizeof(HASH_PREFIX) - 1 + HASH_HEX + 2)
-#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
-#define KEY_MAX 4096
-#define KEY_MIN 16
 /* Room for the members the module adds around the caller's: time, seq, replica (counted
  * apart), event, prev; at most 167 bytes with a 20-digit seq. */
 #define LINE_OVERHEAD 200
@@ -43,26 +34,11 @@
 /* Line and serialisation buffers up to this size are kept for the next record. */
 #define LINE_KEEP_MAX (256 * 1024)
 
-struct chain {
-    EVP_MAC_CTX *mac; /* keyed template, duplicated per digest; NULL: plain SHA-256 */
-    /* Plain SHA-256: fetched once and reused, since an implicit fetch per record costs more
-     * than hashing a short line. Used by one thread at a time (the writer holds its lock). */
-    EVP_MD *md;
-    EVP_MD_CTX *ctx;
-};
-
-struct parsed {
-    uint64_t seq;
-    char prev[HASH_HEX + 1];
-    char hash[HASH_HEX + 1];
-    char event[16];
-};
-
 struct written {
     char time[32];
     uint64_t seq;
-    char prev[HASH_HEX + 1];
-    char hash[HASH_HEX + 1];
+    char prev[CHAIN_HASH_HEX + 1];
+    char hash[CHAIN_HASH_HEX + 1];
     uint64_t gen;
 };
 
@@ -89,13 +65,13 @@ struct audit {
     char *line;      /* the line being written, reused from record to record */
     size_t line_cap; /* its allocated size */
 
-    uint64_t seq;            /* seq of the last record written */
-    char prev[HASH_HEX + 1]; /* hash of the last record written */
-    uint64_t size;           /* bytes of complete records in the current file */
-    bool damaged;            /* a failed write left bytes that could not be cut off */
-    bool start_pending;      /* the "start" record is still to be written */
-    const char *start_after; /* what the start record says preceded it */
-    uint64_t start_repaired; /* bytes of an incomplete line cut off at open */
+    uint64_t seq;                  /* seq of the last record written */
+    char prev[CHAIN_HASH_HEX + 1]; /* hash of the last record written */
+    uint64_t size;                 /* bytes of complete records in the current file */
+    bool damaged;                  /* a failed write left bytes that could not be cut off */
+    bool start_pending;            /* the "start" record is still to be written */
+    const char *start_after;       /* what the start record says preceded it */
+    uint64_t start_repaired;       /* bytes of an incomplete line cut off at open */
 
     uint64_t written_gen;          /* records written (write(2) done) into the log */
     uint64_t synced_gen;           /* records known to be on stable storage */
@@ -114,20 +90,6 @@ struct audit {
     _Atomic uint64_t records, write_errors;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int
 audit_sync_parse(const char *s, enum audit_sync *out)
 {
@@ -143,152 +105,6 @@ audit_sync_parse(const char *s, enum audit_sync *out)
         }
     return -1;
 }
-
-/* ---- the chain: key, digest, line format ---- */
-
-static int
-chain_load_key(struct chain *c, const char *path, char *err, size_t errlen)
-{
-    unsigned char key[KEY_MAX + 2];
-    int rc = -1;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(key, 1, sizeof(key), f);
-    bool bad = ferror(f);
-    fclose(f);
-    /* A trailing newline from `echo` or an editor is not part of the key. */
-    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r'))
-        n--;
-    if (bad || n > KEY_MAX || n < KEY_MIN) {
-        seterr(err, errlen, "%s: an HMAC key must be %d to %d bytes", path, KEY_MIN, KEY_MAX);
-        goto out;
-    }
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    c->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    EVP_MAC_free(mac);
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    if (!c->mac || !EVP_MAC_init(c->mac, key, n, params)) {
-        EVP_MAC_CTX_free(c->mac);
-        c->mac = NULL;
-        seterr(err, errlen, "%s: cannot set up HMAC-SHA256", path);
-        goto out;
-    }
-    rc = 0;
-out:
-    OPENSSL_cleanse(key, sizeof(key));
-    return rc;
-}
-
-static void
-chain_free(struct chain *c)
-{
-    EVP_MAC_CTX_free(c->mac);
-    c->mac = NULL;
-    EVP_MD_CTX_free(c->ctx);
-    c->ctx = NULL;
-    EVP_MD_free(c->md);
-    c->md = NULL;
-}
-
-static void
-hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-/* Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. */
-static int
-chain_digest(struct chain *c, const char *data, size_t len, char out[HASH_HEX + 1])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    size_t mdlen = 0;
-    if (c->mac) {
-        EVP_MAC_CTX *m = EVP_MAC_CTX_dup(c->mac);
-        int ok = m && EVP_MAC_update(m, (const unsigned char *)data, len) &&
-                 EVP_MAC_final(m, md, &mdlen, sizeof(md));
-        EVP_MAC_CTX_free(m);
-        if (!ok)
-            return -1;
-    } else {
-        unsigned int l = 0;
-        if (c->ctx == NULL) {
-            c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-            c->ctx = c->md ? EVP_MD_CTX_new() : NULL;
-        }
-        if (c->ctx == NULL || !EVP_DigestInit_ex2(c->ctx, c->md, NULL) ||
-            !EVP_DigestUpdate(c->ctx, data, len) || !EVP_DigestFinal_ex(c->ctx, md, &l))
-            return -1;
-        mdlen = l;
-    }
-    if (mdlen != HASH_HEX / 2)
-        return -1;
-    hex(md, mdlen, out);
-    return 0;
-}
-
-static bool
-is_hex64(const char *s, size_t n)
-{
-    if (n != HASH_HEX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
-/*
- * Splits a line (without its newline) into the hashed body and the hash, and reads the chain
- * members. The body is the line with its trailing ,"hash":"..." member removed; it is written
- * into line itself (len - HASH_TAIL_LEN + 1 bytes, the closing brace moved up). Returns 0, or -1
- * with a message for the reader.
- */
-static int
-parse_line(char *line, size_t len, struct parsed *p, size_t *body_len, char *err, size_t errlen)
-{
-    memset(p, 0, sizeof(*p));
-    if (len < HASH_TAIL_LEN + 2 || line[0] != '{' || line[len - 1] != '}' || line[len - 2] != '"' ||
-        memcmp(line + len - HASH_TAIL_LEN, HASH_PREFIX, sizeof(HASH_PREFIX) - 1) != 0 ||
-        !is_hex64(line + len - HASH_HEX - 2, HASH_HEX)) {
-        seterr(err, errlen, "record does not end with a \"hash\" member of 64 hex digits");
-        return -1;
-    }
-    memcpy(p->hash, line + len - HASH_HEX - 2, HASH_HEX);
-    *body_len = len - HASH_TAIL_LEN + 1;
-    line[*body_len - 1] = '}';
-    cJSON *j = cJSON_ParseWithLength(line, *body_len);
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
-    const cJSON *prev = cJSON_GetObjectItemCaseSensitive(j, "prev");
-    const cJSON *event = cJSON_GetObjectItemCaseSensitive(j, "event");
-    bool ok = cJSON_IsObject(j) && cJSON_IsNumber(seq) && seq->valuedouble >= 1 &&
-              seq->valuedouble <= 9007199254740992.0 &&
-              seq->valuedouble == (double)(uint64_t)seq->valuedouble && cJSON_IsString(prev) &&
-              is_hex64(prev->valuestring, strlen(prev->valuestring));
-    if (ok) {
-        p->seq = (uint64_t)seq->valuedouble;
-        memcpy(p->prev, prev->valuestring, HASH_HEX);
-        if (cJSON_IsString(event))
-            snprintf(p->event, sizeof(p->event), "%s", event->valuestring);
-    }
-    cJSON_Delete(j);
-    if (!ok) {
-        seterr(err, errlen,
-               "record is not a JSON object with a numeric \"seq\" and a \"prev\" hash");
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- writing ---- */
 
 static int
 write_all(int fd, const char *buf, size_t len)
@@ -380,16 +196,16 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     if (a->damaged) {
         cut_partial(a);
         if (a->damaged) {
-            seterr(err, errlen, "audit log %s: cannot cut off a partial record: %s", a->path,
-                   strerror(errno));
+            chain_seterr(err, errlen, "audit log %s: cannot cut off a partial record: %s", a->path,
+                         strerror(errno));
             return -1;
         }
     }
-    size_t cap = inner_len + strlen(a->replica_json) + LINE_OVERHEAD + HASH_TAIL_LEN;
+    size_t cap = inner_len + strlen(a->replica_json) + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN;
     if (cap > a->line_cap) {
         char *grown = realloc(a->line, cap);
         if (!grown) {
-            seterr(err, errlen, "audit log: out of memory");
+            chain_seterr(err, errlen, "audit log: out of memory");
             return -1;
         }
         a->line = grown;
@@ -406,15 +222,15 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     memcpy(line + len, inner, inner_len);
     len += inner_len;
     len += put(line + len, ",\"prev\":\"", 9);
-    len += put(line + len, w->prev, HASH_HEX);
+    len += put(line + len, w->prev, CHAIN_HASH_HEX);
     len += put(line + len, "\"}", 2);
     if (chain_digest(&a->chain, line, len, w->hash) < 0) {
-        seterr(err, errlen, "audit log: digest failed");
+        chain_seterr(err, errlen, "audit log: digest failed");
         return -1;
     }
     len--; /* replace the closing brace by the hash member */
-    len += put(line + len, HASH_PREFIX, sizeof(HASH_PREFIX) - 1);
-    len += put(line + len, w->hash, HASH_HEX);
+    len += put(line + len, CHAIN_HASH_PREFIX, sizeof(CHAIN_HASH_PREFIX) - 1);
+    len += put(line + len, w->hash, CHAIN_HASH_HEX);
     len += put(line + len, "\"}\n", 3);
     int rc = write_all(a->fd, line, len);
     int e = errno;
@@ -426,7 +242,7 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     }
     if (rc < 0) {
         cut_partial(a);
-        seterr(err, errlen, "audit log %s: write: %s", a->path, strerror(e));
+        chain_seterr(err, errlen, "audit log %s: write: %s", a->path, strerror(e));
         return -1;
     }
     a->seq = w->seq;
@@ -462,7 +278,8 @@ sync_locked(struct audit *a, uint64_t gen, char *err, size_t errlen)
 {
     for (;;) {
         if (gen > a->failed_lo && gen <= a->failed_hi) {
-            seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(a->failed_errno));
+            chain_seterr(err, errlen, "audit log %s: fsync: %s", a->path,
+                         strerror(a->failed_errno));
             return -1;
         }
         if (a->synced_gen >= gen)
@@ -495,7 +312,7 @@ open_file(struct audit *a, char *err, size_t errlen)
     a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     struct stat st;
     if (a->fd < 0 || fstat(a->fd, &st) < 0) {
-        seterr(err, errlen, "audit log %s: %s", a->path, strerror(errno));
+        chain_seterr(err, errlen, "audit log %s: %s", a->path, strerror(errno));
         if (a->fd >= 0)
             close(a->fd);
         a->fd = -1;
@@ -540,7 +357,7 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     if (a->sync == AUDIT_SYNC_ALWAYS) {
         if (fdatasync(a->fd) < 0) {
             mark_sync_failed(a, a->written_gen, errno);
-            seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(errno));
+            chain_seterr(err, errlen, "audit log %s: fsync: %s", a->path, strerror(errno));
             return -1;
         }
         a->synced_gen = a->written_gen;
@@ -588,8 +405,8 @@ static int
 prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
 {
     if (a->batch_errno) {
-        seterr(err, errlen, "audit log %s: background fsync: %s", a->path,
-               strerror(a->batch_errno));
+        chain_seterr(err, errlen, "audit log %s: background fsync: %s", a->path,
+                     strerror(a->batch_errno));
         a->batch_errno = 0;
         return -1;
     }
@@ -623,7 +440,7 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
 
 struct tail {
     bool found;
-    struct parsed last;
+    struct chain_record last;
     uint64_t good_end; /* offset just past the last complete line */
 };
 
@@ -636,7 +453,7 @@ scan_tail(const char *path, uint64_t size, struct tail *t, char *err, size_t err
         return 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        seterr(err, errlen, "audit log %s: %s", path, strerror(errno));
+        chain_seterr(err, errlen, "audit log %s: %s", path, strerror(errno));
         return -1;
     }
     int rc = -1;
@@ -648,7 +465,7 @@ scan_tail(const char *path, uint64_t size, struct tail *t, char *err, size_t err
         free(buf);
         buf = malloc(window);
         if (!buf || pread(fd, buf, window, (off_t)off) != (ssize_t)window) {
-            seterr(err, errlen, "audit log %s: cannot read: %s", path, strerror(errno));
+            chain_seterr(err, errlen, "audit log %s: cannot read: %s", path, strerror(errno));
             goto out;
         }
         char *nl = memrchr(buf, '\n', window);
@@ -666,11 +483,12 @@ scan_tail(const char *path, uint64_t size, struct tail *t, char *err, size_t err
         t->good_end = off + end + 1;
         size_t body_len;
         char msg[160];
-        if (parse_line(start, (size_t)(nl - start), &t->last, &body_len, msg, sizeof(msg)) < 0) {
-            seterr(err, errlen,
-                   "audit log %s: the last record is damaged (%s); check it with "
-                   "`tableguard audit verify` and move the file aside",
-                   path, msg);
+        if (chain_parse_line(start, (size_t)(nl - start), &t->last, &body_len, msg, sizeof(msg)) <
+            0) {
+            chain_seterr(err, errlen,
+                         "audit log %s: the last record is damaged (%s); check it with "
+                         "`tableguard audit verify` and move the file aside",
+                         path, msg);
             goto out;
         }
         t->found = true;
@@ -692,8 +510,8 @@ continue_chain(struct audit *a, char *err, size_t errlen)
         return -1;
     if (t.good_end < a->size) {
         if (ftruncate(a->fd, (off_t)t.good_end) < 0 || fdatasync(a->fd) < 0) {
-            seterr(err, errlen, "audit log %s: cannot cut off an incomplete last record: %s",
-                   a->path, strerror(errno));
+            chain_seterr(err, errlen, "audit log %s: cannot cut off an incomplete last record: %s",
+                         a->path, strerror(errno));
             return -1;
         }
         a->start_repaired = a->size - t.good_end;
@@ -769,16 +587,16 @@ struct audit *
 audit_open(const struct audit_options *o, char *err, size_t errlen)
 {
     if (!o || !o->path || !*o->path) {
-        seterr(err, errlen, "audit log: no path");
+        chain_seterr(err, errlen, "audit log: no path");
         return NULL;
     }
     if (o->max_size && o->max_files < 1) {
-        seterr(err, errlen, "audit log: rotation by size needs at least one rotated file");
+        chain_seterr(err, errlen, "audit log: rotation by size needs at least one rotated file");
         return NULL;
     }
     struct audit *a = calloc(1, sizeof(*a));
     if (!a) {
-        seterr(err, errlen, "audit log: out of memory");
+        chain_seterr(err, errlen, "audit log: out of memory");
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
@@ -792,11 +610,11 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     a->path = strdup(o->path);
     a->replica = strdup(o->replica ? o->replica : "");
     a->replica_json = json_quote(a->replica);
-    memcpy(a->prev, GENESIS, sizeof(a->prev));
+    memcpy(a->prev, CHAIN_GENESIS, sizeof(a->prev));
     a->start_after = "new";
     a->start_pending = true;
     if (!a->path || !a->replica || !a->replica_json) {
-        seterr(err, errlen, "audit log: out of memory");
+        chain_seterr(err, errlen, "audit log: out of memory");
         goto fail;
     }
     if (o->hmac_key_path && chain_load_key(&a->chain, o->hmac_key_path, err, errlen) < 0)
@@ -804,7 +622,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     if (strcmp(o->path, "-") == 0) {
         a->fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
         if (a->fd < 0) {
-            seterr(err, errlen, "audit log: stdout: %s", strerror(errno));
+            chain_seterr(err, errlen, "audit log: stdout: %s", strerror(errno));
             goto fail;
         }
         a->regular = false;
@@ -820,7 +638,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     }
     if (a->sync == AUDIT_SYNC_BATCH) {
         if (pthread_create(&a->batcher, NULL, batcher_main, a) != 0) {
-            seterr(err, errlen, "audit log: cannot start the fsync thread");
+            chain_seterr(err, errlen, "audit log: cannot start the fsync thread");
             goto fail;
         }
         a->has_batcher = true;
@@ -907,7 +725,7 @@ audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *er
 {
     static const char *const reserved[] = {"time", "seq", "replica", "event", "prev", "hash"};
     if (!a || !cJSON_IsObject(record)) {
-        seterr(err, errlen, "audit log: no record");
+        chain_seterr(err, errlen, "audit log: no record");
         return -1;
     }
     /* One pass over the members, not one lookup per reserved name. */
@@ -927,12 +745,12 @@ audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *er
         if (owned)
             free(body);
         atomic_fetch_add(&a->write_errors, 1);
-        seterr(err, errlen, "audit log: cannot serialise the record");
+        chain_seterr(err, errlen, "audit log: cannot serialise the record");
         return -1;
     }
     struct written w;
     pthread_mutex_lock(&a->mu);
-    int rc = prepare_locked(a, blen + LINE_OVERHEAD + HASH_TAIL_LEN, err, errlen);
+    int rc = prepare_locked(a, blen + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN, err, errlen);
     if (rc == 0)
         rc = write_record_locked(a, "decision", body + 1, blen - 2, &w, err, errlen);
     if (rc == 0 && a->sync == AUDIT_SYNC_ALWAYS)
@@ -998,290 +816,4 @@ audit_close(struct audit *a)
     free(a->replica_json);
     free(a->line);
     free(a);
-}
-
-/* ---- verification (the CLI) ---- */
-
-#define CHECKPOINTS_MAX 32
-
-struct checkpoint {
-    uint64_t seq;
-    char hash[HASH_HEX + 1]; /* empty: only the presence of seq is checked */
-    bool seen;
-};
-
-struct verifier {
-    struct chain chain;
-    struct checkpoint cp[CHECKPOINTS_MAX];
-    size_t ncp;
-    bool have;      /* a record was seen */
-    uint64_t first; /* seq of the first record seen */
-    struct parsed last;
-    const char *last_file;
-    size_t last_line;
-};
-
-struct vfile {
-    const char *name;
-    uint64_t first; /* seq of its first record; 0 unreadable; UINT64_MAX empty */
-    size_t order;
-};
-
-static void
-verify_usage(FILE *out)
-{
-    fprintf(out, "usage: tableguard audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... "
-                 "[--sealed] FILE...\n");
-}
-
-/* Reads the seq of a file's first record so files can be given in any order. */
-static int
-verify_first_seq(struct vfile *f)
-{
-    FILE *in = fopen(f->name, "rb");
-    if (!in) {
-        printf("%s: cannot open: %s\n", f->name, strerror(errno));
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, in);
-    struct parsed p;
-    size_t body;
-    f->first = UINT64_MAX;
-    if (n > 0) {
-        if (line[n - 1] == '\n')
-            n--;
-        f->first = parse_line(line, (size_t)n, &p, &body, NULL, 0) == 0 ? p.seq : 0;
-    }
-    free(line);
-    fclose(in);
-    return 0;
-}
-
-static int
-vfile_cmp(const void *x, const void *y)
-{
-    const struct vfile *a = x, *b = y;
-    if (a->first != b->first)
-        return a->first < b->first ? -1 : 1;
-    return a->order < b->order ? -1 : a->order > b->order;
-}
-
-/* Checks one line against the chain so far. Returns 0, or -1 with msg filled. */
-static int
-verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen)
-{
-    struct parsed p;
-    size_t body;
-    char digest[HASH_HEX + 1];
-    if (parse_line(line, len, &p, &body, msg, msglen) < 0)
-        return -1;
-    if (chain_digest(&v->chain, line, body, digest) < 0) {
-        seterr(msg, msglen, "digest failed");
-        return -1;
-    }
-    if (strcmp(digest, p.hash) != 0) {
-        seterr(msg, msglen, "hash mismatch: the record was modified%s",
-               v->chain.mac ? " (or the HMAC key is wrong)"
-                            : " (or the log is HMAC-chained: pass --hmac-key)");
-        return -1;
-    }
-    if (v->have && p.seq != v->last.seq + 1) {
-        seterr(msg, msglen,
-               "seq %" PRIu64 " where %" PRIu64 " was expected: records were deleted, inserted "
-               "or reordered",
-               p.seq, v->last.seq + 1);
-        return -1;
-    }
-    if (v->have && strcmp(p.prev, v->last.hash) != 0) {
-        seterr(msg, msglen,
-               "prev does not match the hash of seq %" PRIu64 " (%s:%zu): the chain is broken",
-               v->last.seq, v->last_file, v->last_line);
-        return -1;
-    }
-    if (!v->have && p.seq == 1 && strcmp(p.prev, GENESIS) != 0) {
-        seterr(msg, msglen, "seq 1 must have the genesis prev (64 zeros)");
-        return -1;
-    }
-    for (size_t i = 0; i < v->ncp; i++) {
-        if (v->cp[i].seq != p.seq)
-            continue;
-        v->cp[i].seen = true;
-        if (v->cp[i].hash[0] && strcmp(v->cp[i].hash, p.hash) != 0) {
-            seterr(msg, msglen, "seq %" PRIu64 " has hash %s but the checkpoint says %s", p.seq,
-                   p.hash, v->cp[i].hash);
-            return -1;
-        }
-    }
-    if (!v->have)
-        v->first = p.seq;
-    v->have = true;
-    v->last = p;
-    return 0;
-}
-
-/* Walks one file. more: a later file continues the chain. Returns 0 intact, 1 broken. */
-static int
-verify_file(struct verifier *v, const char *name, bool more)
-{
-    FILE *in = fopen(name, "rb");
-    if (!in) {
-        printf("%s: cannot open: %s\n", name, strerror(errno));
-        return 1;
-    }
-    char *line = NULL, msg[256];
-    size_t cap = 0, lineno = 0, count = 0;
-    ssize_t n;
-    int rc = 0;
-    while ((n = getline(&line, &cap, in)) > 0) {
-        lineno++;
-        if (line[n - 1] != '\n') {
-            printf("%s:%zu: incomplete record without a newline: the file was truncated\n", name,
-                   lineno);
-            rc = 1;
-            break;
-        }
-        if (verify_line(v, line, (size_t)n - 1, msg, sizeof(msg)) < 0) {
-            printf("%s:%zu: %s\n", name, lineno, msg);
-            rc = 1;
-            break;
-        }
-        v->last_file = name;
-        v->last_line = lineno;
-        count++;
-    }
-    if (rc == 0 && ferror(in)) {
-        printf("%s: read error\n", name);
-        rc = 1;
-    }
-    if (rc == 0 && more && count > 0 && strcmp(v->last.event, "rotate") != 0) {
-        printf("%s:%zu: the file ends at seq %" PRIu64 " without a rotate record: its tail was "
-               "truncated\n",
-               name, lineno, v->last.seq);
-        rc = 1;
-    }
-    if (rc == 0)
-        printf("%s: OK (%zu records)\n", name, count);
-    free(line);
-    fclose(in);
-    return rc;
-}
-
-static int
-parse_checkpoint(struct verifier *v, const char *s)
-{
-    char *end;
-    errno = 0;
-    unsigned long long seq = strtoull(s, &end, 10);
-    if (v->ncp == CHECKPOINTS_MAX || errno || seq == 0 || end == s || *s == '-' ||
-        (*end && (*end != ':' || !is_hex64(end + 1, strlen(end + 1)))))
-        return -1;
-    struct checkpoint *c = &v->cp[v->ncp++];
-    c->seq = seq;
-    snprintf(c->hash, sizeof(c->hash), "%s", *end ? end + 1 : "");
-    return 0;
-}
-
-/* Checkpoints and --sealed, once every file is walked. Returns 0 intact, 1 broken. */
-static int
-verify_end(const struct verifier *v, bool sealed)
-{
-    for (size_t i = 0; i < v->ncp; i++)
-        if (!v->cp[i].seen) {
-            if (v->have)
-                printf("checkpoint %" PRIu64 ": not in the files given (they hold seq %" PRIu64
-                       "..%" PRIu64 "): records are missing\n",
-                       v->cp[i].seq, v->first, v->last.seq);
-            else
-                printf("checkpoint %" PRIu64 ": the files given hold no records\n", v->cp[i].seq);
-            return 1;
-        }
-    bool closed =
-        v->have && (strcmp(v->last.event, "stop") == 0 || strcmp(v->last.event, "rotate") == 0);
-    if (sealed && v->have && !closed) {
-        printf("%s:%zu: the log ends at seq %" PRIu64 " without a stop or rotate record: its "
-               "tail was truncated or its writer stopped uncleanly\n",
-               v->last_file, v->last_line, v->last.seq);
-        return 1;
-    }
-    if (!v->have) {
-        printf("chain OK: no records\n");
-        return 0;
-    }
-    printf("chain OK: seq %" PRIu64 "..%" PRIu64 ", last hash %s\n", v->first, v->last.seq,
-           v->last.hash);
-    if (v->first != 1)
-        printf("note: the chain starts at seq %" PRIu64 "; earlier records are in files not "
-               "given (or rotated away)\n",
-               v->first);
-    if (strcmp(v->last.event, "rotate") == 0)
-        printf("note: the chain continues in a newer file not given\n");
-    else if (!closed)
-        printf("note: the last record is not a stop record: the log is live or its writer "
-               "stopped uncleanly; only a checkpoint (--checkpoint) detects a cut tail\n");
-    return 0;
-}
-
-int
-audit_verify_main(int argc, char **argv)
-{
-    struct verifier v;
-    memset(&v, 0, sizeof(v));
-    bool sealed = false, options = true;
-    int rc = 2;
-    size_t nfiles = 0, last_nonempty = 0;
-    struct vfile *files = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*files));
-    if (!files)
-        return 2;
-    /* Options may come before or after the files; "--" ends them. */
-    for (int i = 1; i < argc; i++) {
-        char err[256];
-        if (!options || argv[i][0] != '-' || !argv[i][1]) {
-            files[nfiles] = (struct vfile){.name = argv[i], .order = nfiles};
-            nfiles++;
-        } else if (strcmp(argv[i], "--") == 0) {
-            options = false;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            verify_usage(stdout);
-            rc = 0;
-            goto out;
-        } else if (strcmp(argv[i], "--sealed") == 0) {
-            sealed = true;
-        } else if (strcmp(argv[i], "--hmac-key") == 0 && i + 1 < argc && !v.chain.mac) {
-            if (chain_load_key(&v.chain, argv[++i], err, sizeof(err)) < 0) {
-                fprintf(stderr, "tableguard audit verify: %s\n", err);
-                goto out;
-            }
-        } else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
-            if (parse_checkpoint(&v, argv[++i]) < 0) {
-                fprintf(stderr, "tableguard audit verify: --checkpoint wants SEQ or SEQ:HASH "
-                                "(64 lowercase hex digits)\n");
-                goto out;
-            }
-        } else {
-            verify_usage(stderr);
-            goto out;
-        }
-    }
-    if (nfiles == 0) {
-        verify_usage(stderr);
-        goto out;
-    }
-    for (size_t k = 0; k < nfiles; k++)
-        if (verify_first_seq(&files[k]) < 0)
-            goto out;
-    qsort(files, nfiles, sizeof(*files), vfile_cmp);
-    for (size_t k = 0; k < nfiles; k++)
-        if (files[k].first != UINT64_MAX)
-            last_nonempty = k;
-    rc = 0;
-    for (size_t k = 0; k < nfiles && rc == 0; k++)
-        rc = verify_file(&v, files[k].name, k < last_nonempty);
-    if (rc == 0)
-        rc = verify_end(&v, sealed);
-out:
-    free(files);
-    chain_free(&v.chain);
-    return rc;
 }

@@ -17,7 +17,8 @@
  * "start" (the log was opened), "stop" (closed cleanly) and "rotate" (the last record of a file
  * that was rotated away). Decision records carry "event":"decision".
  *
- * The module never prints and never exits except audit_verify_main, the CLI entry.
+ * The module never prints and never exits. server/verify.c checks a log (`tableguard audit
+ * verify`); server/chain.c holds the hashing and line format both share.
  */
 
 /* How durable a record is when audit_append returns. */
@@ -76,14 +77,5 @@ void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_error
 
 /* Writes a "stop" record, fsyncs and frees. audit_close(NULL) is a no-op. */
 void audit_close(struct audit *a);
-
-/*
- * CLI: `tableguard audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed]
- * FILE...` with argv[0] == "verify". Files may be given in any order; they are sorted by their
- * first seq. Prints "FILE: OK (N records)" per file and a chain summary, or the first broken
- * record as "FILE:LINE: message". Returns the exit status: 0 intact, 1 broken, 2 usage or an
- * unreadable file.
- */
-int audit_verify_main(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 #include "server/lint.h"
 #include "server/serve.h"
 #include "server/suite.h"
+#include "server/verify.h"
 
 static int
 version_main(int argc, char **argv)
@@ -35,7 +36,7 @@ static const struct command {
      "check --policy FILE [--operation CREATE|UPDATE] [--namespace NS] [--user NAME] "
      "[--output text|json] MANIFEST... | -"},
     {"test", NULL, suite_main, "test SUITE.yaml..."},
-    {"audit", "verify", audit_verify_main,
+    {"audit", "verify", verify_main,
      "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
     {"version", NULL, version_main, "version"},
 };

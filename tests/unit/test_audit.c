@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "server/audit.h"
+#include "server/verify.h"
 
 #define CORPUS "tests/cases/audit-tamper"
 #define KEY "unit-test-hmac-key-0123456789"
@@ -134,7 +135,7 @@ run_verify(char *out, size_t outlen, int argc, char **argv)
     assert_true(saved >= 0 && fd >= 0);
     dup2(fd, STDOUT_FILENO);
     close(fd);
-    int rc = audit_verify_main(argc, argv);
+    int rc = verify_main(argc, argv);
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
     close(saved);

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// The audit log's hash chain: the HMAC key, the digest of a line, and a line's chain members.
+#include "server/chain.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+
+#define KEY_MAX 4096
+#define KEY_MIN 16
+
+void
+chain_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int
+chain_load_key(struct chain *c, const char *path, char *err, size_t errlen)
+{
+    unsigned char key[KEY_MAX + 2];
+    int rc = -1;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        chain_seterr(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(key, 1, sizeof(key), f);
+    bool bad = ferror(f);
+    fclose(f);
+    /* A trailing newline from `echo` or an editor is not part of the key. */
+    while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r'))
+        n--;
+    if (bad || n > KEY_MAX || n < KEY_MIN) {
+        chain_seterr(err, errlen, "%s: an HMAC key must be %d to %d bytes", path, KEY_MIN, KEY_MAX);
+        goto out;
+    }
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    c->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!c->mac || !EVP_MAC_init(c->mac, key, n, params)) {
+        EVP_MAC_CTX_free(c->mac);
+        c->mac = NULL;
+        chain_seterr(err, errlen, "%s: cannot set up HMAC-SHA256", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+void
+chain_free(struct chain *c)
+{
+    EVP_MAC_CTX_free(c->mac);
+    c->mac = NULL;
+    EVP_MD_CTX_free(c->ctx);
+    c->ctx = NULL;
+    EVP_MD_free(c->md);
+    c->md = NULL;
+}
+
+static void
+hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. */
+int
+chain_digest(struct chain *c, const char *data, size_t len, char out[CHAIN_HASH_HEX + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    if (c->mac) {
+        EVP_MAC_CTX *m = EVP_MAC_CTX_dup(c->mac);
+        int ok = m && EVP_MAC_update(m, (const unsigned char *)data, len) &&
+                 EVP_MAC_final(m, md, &mdlen, sizeof(md));
+        EVP_MAC_CTX_free(m);
+        if (!ok)
+            return -1;
+    } else {
+        unsigned int l = 0;
+        if (c->ctx == NULL) {
+            c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+            c->ctx = c->md ? EVP_MD_CTX_new() : NULL;
+        }
+        if (c->ctx == NULL || !EVP_DigestInit_ex2(c->ctx, c->md, NULL) ||
+            !EVP_DigestUpdate(c->ctx, data, len) || !EVP_DigestFinal_ex(c->ctx, md, &l))
+            return -1;
+        mdlen = l;
+    }
+    if (mdlen != CHAIN_HASH_HEX / 2)
+        return -1;
+    hex(md, mdlen, out);
+    return 0;
+}
+
+bool
+chain_is_hex64(const char *s, size_t n)
+{
+    if (n != CHAIN_HASH_HEX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/*
+ * Splits a line (without its newline) into the hashed body and the hash, and reads the chain
+ * members. The body is the line with its trailing ,"hash":"..." member removed; it is written
+ * into line itself (len - CHAIN_HASH_TAIL_LEN + 1 bytes, the closing brace moved up). Returns
+ * 0, or -1 with a message for the reader.
+ */
+int
+chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
+                 size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    if (len < CHAIN_HASH_TAIL_LEN + 2 || line[0] != '{' || line[len - 1] != '}' ||
+        line[len - 2] != '"' ||
+        memcmp(line + len - CHAIN_HASH_TAIL_LEN, CHAIN_HASH_PREFIX,
+               sizeof(CHAIN_HASH_PREFIX) - 1) != 0 ||
+        !chain_is_hex64(line + len - CHAIN_HASH_HEX - 2, CHAIN_HASH_HEX)) {
+        chain_seterr(err, errlen, "record does not end with a \"hash\" member of 64 hex digits");
+        return -1;
+    }
+    memcpy(p->hash, line + len - CHAIN_HASH_HEX - 2, CHAIN_HASH_HEX);
+    *body_len = len - CHAIN_HASH_TAIL_LEN + 1;
+    line[*body_len - 1] = '}';
+    cJSON *j = cJSON_ParseWithLength(line, *body_len);
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
+    const cJSON *prev = cJSON_GetObjectItemCaseSensitive(j, "prev");
+    const cJSON *event = cJSON_GetObjectItemCaseSensitive(j, "event");
+    bool ok = cJSON_IsObject(j) && cJSON_IsNumber(seq) && seq->valuedouble >= 1 &&
+              seq->valuedouble <= 9007199254740992.0 &&
+              seq->valuedouble == (double)(uint64_t)seq->valuedouble && cJSON_IsString(prev) &&
+              chain_is_hex64(prev->valuestring, strlen(prev->valuestring));
+    if (ok) {
+        p->seq = (uint64_t)seq->valuedouble;
+        memcpy(p->prev, prev->valuestring, CHAIN_HASH_HEX);
+        if (cJSON_IsString(event))
+            snprintf(p->event, sizeof(p->event), "%s", event->valuestring);
+    }
+    cJSON_Delete(j);
+    if (!ok) {
+        chain_seterr(err, errlen,
+                     "record is not a JSON object with a numeric \"seq\" and a \"prev\" hash");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- writing ---- */
