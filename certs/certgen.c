@@ -18,8 +18,6 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
-#include "policy/xalloc.h"
-
 // Certificates start this long before "now" so a node whose clock runs a little behind does
 // not reject a certificate made a moment ago.
 #define CERTGEN_BACKDATE_SECONDS 300
@@ -260,9 +258,11 @@ write_pem_fd(int fd, X509 *cert, EVP_PKEY *key)
 static void
 fsync_dir_of(const char *path)
 {
-    char *copy = xstrdup(path);
+    char *copy = strdup(path);
     int fd;
 
+    if (copy == NULL)
+        return;
     fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
@@ -324,8 +324,9 @@ certgen_ca_bundle(X509 *cert, char *err, size_t errlen)
         goto out;
     len = BIO_get_mem_data(bio, &pem);
     // EVP_EncodeBlock writes 4 bytes per 3 input bytes, rounded up, then a NUL.
-    out = xmalloc((size_t)(len + 2) / 3 * 4 + 1);
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)pem, (int)len);
+    out = malloc((size_t)(len + 2) / 3 * 4 + 1);
+    if (out != NULL)
+        EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)pem, (int)len);
 out:
     if (out == NULL)
         ossl_error(err, errlen, "cannot encode CA bundle");

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Certificate checks at load (key match, validity, service names) and the `certs` command line.
+// Certificate checks at load (key match, validity, service names) and loading a CA: a library
+// that prints nothing (the `certs` command line is server/certtool.c).
 #ifndef TABLEGUARD_CERTS_H
 #define TABLEGUARD_CERTS_H
 
 #include <stddef.h>
 #include <time.h>
+
+#include <openssl/x509.h>
 
 #define CERTS_MAX_MESSAGES 8
 #define CERTS_MESSAGE_LEN 512
@@ -45,10 +48,15 @@ struct certs_report {
 int certs_check_pair(const char *cert_path, const char *key_path, const char *service,
                      const char *ns, time_t now, struct certs_report *rep);
 
-// The `tableguard certs` command: argv[0] is "generate" or "inspect", the options follow
-// (argv as main passes it, shifted so that argv[0] is the subcommand). Prints results on
-// stdout and diagnostics on stderr. Returns the exit code: 0 ok, 1 failure (including a
-// certificate that inspect finds unusable), 2 usage error.
-int certs_main(int argc, char **argv);
+// Loads the CA in crt (PEM certificate) and key (PEM private key) when both files exist and
+// make a usable CA certificate at now. Returns 0 with *ca and *ca_key set (the caller frees them
+// with X509_free and EVP_PKEY_free), or 0 with both NULL when neither file exists; -1 with both
+// NULL and rep->errors saying why when they exist but cannot serve (one missing, an unusable
+// pair, not a CA). Overwrites *rep.
+int certs_load_ca(const char *crt, const char *key, time_t now, X509 **ca, EVP_PKEY **ca_key,
+                  struct certs_report *rep);
+
+// An ASN.1 time (a certificate's notBefore or notAfter) as Unix seconds; 0 when unreadable.
+time_t certs_time(const ASN1_TIME *t);
 
 #endif

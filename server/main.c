@@ -3,8 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "certs/certs.h"
-#include "server/audit.h"
+#include "server/certtool.h"
 #include "server/check.h"
 #include "server/lint.h"
 #include "server/serve.h"
@@ -28,9 +27,9 @@ static const struct command {
     const char *help;
 } COMMANDS[] = {
     {"serve", NULL, serve_main, "serve --policy FILE --tls-cert FILE --tls-key FILE [...]"},
-    {"certs", "generate", certs_main, "certs generate --service NAME --namespace NS --out DIR"},
-    {"certs", "inspect", certs_main, "certs inspect FILE [--key FILE]"},
-    {"certs", "--help", certs_main, "certs --help"},
+    {"certs", "generate", certtool_main, "certs generate --service NAME --namespace NS --out DIR"},
+    {"certs", "inspect", certtool_main, "certs inspect FILE [--key FILE]"},
+    {"certs", "--help", certtool_main, "certs --help"},
     {"policy", "lint", lint_main, "policy lint [--print] FILE..."},
     {"check", NULL, check_main,
      "check --policy FILE [--operation CREATE|UPDATE] [--namespace NS] [--user NAME] "

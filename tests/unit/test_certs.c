@@ -22,6 +22,7 @@
 
 #include "certs/certgen.h"
 #include "certs/certs.h"
+#include "server/certtool.h"
 
 #define DAY 86400L
 
@@ -79,7 +80,7 @@ slurp_stream(FILE *fp, char *buf, size_t len)
     fclose(fp);
 }
 
-// Runs certs_main on a NULL-terminated argv, capturing stdout and stderr into f->out/f->err.
+// Runs certtool_main on a NULL-terminated argv, capturing stdout and stderr into f->out/f->err.
 static int
 run_cli(struct fixture *f, char **argv)
 {
@@ -96,7 +97,7 @@ run_cli(struct fixture *f, char **argv)
     saved_err = dup(STDERR_FILENO);
     dup2(fileno(out), STDOUT_FILENO);
     dup2(fileno(err), STDERR_FILENO);
-    rc = certs_main(argc, argv);
+    rc = certtool_main(argc, argv);
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, STDOUT_FILENO);
