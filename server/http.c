@@ -17,6 +17,7 @@
 
 #include "policy/xalloc.h"
 #include "server/admit.h"
+#include "server/budget.h"
 #include "server/log.h"
 #include "server/review.h"
 
@@ -33,14 +34,7 @@ struct http {
     pthread_mutex_t detail_lock;
     char *detail;
 
-    // The body budget: bytes of admission bodies held at once (reserved from Content-Length
-    // before the body is read) stay within opts.body_memory; a request that does not fit waits,
-    // suspended, in arrival order. Without it memory grows with connections x body cap.
-    pthread_mutex_t budget_lock;
-    size_t body_bytes;                      // reserved by requests being read or answered
-    struct request *waiting, *waiting_tail; // FIFO of suspended requests
-    size_t waiting_count;
-    bool budget_off; // stopping: nobody waits any more
+    struct budget *budget; // admission bodies held at once, within opts.body_memory
 };
 
 // Per-request state, from the first call of the handler to the completion notice.
@@ -53,101 +47,9 @@ struct request {
     bool has_length;  // a Content-Length was given
     bool too_large;
     bool counted;                // in the in-flight gauge
-    size_t reserved;             // bytes of the body budget held
-    struct MHD_Connection *conn; // while waiting for the budget
-    struct request *next_waiting;
-    bool suspended;
-    bool no_room; // chunked, and no room to hold it: refused with 503
+    struct budget_ticket ticket; // its place in the body budget
     struct timespec start;
 };
-
-// Reserves room for rq's body in the budget, or (with a Content-Length) queues it and suspends
-// its connection. Returns true when the body may be read now. A chunked body reserves the cap;
-// it is never queued, because after a resume libmicrohttpd calls the handler with no data, and
-// without a length that call cannot be told from the end of the body.
-static bool
-budget_reserve(struct http *h, struct MHD_Connection *c, struct request *rq)
-{
-    size_t want = rq->has_length ? rq->announced : h->opts.max_body;
-    pthread_mutex_lock(&h->budget_lock);
-    bool now = h->budget_off || (h->waiting == NULL && h->body_bytes + want <= h->opts.body_memory);
-    if (now) {
-        h->body_bytes += want;
-        rq->reserved = want;
-    } else if (!rq->has_length) {
-        rq->no_room = true;
-    } else {
-        rq->conn = c;
-        rq->suspended = true;
-        if (h->waiting_tail != NULL)
-            h->waiting_tail->next_waiting = rq;
-        else
-            h->waiting = rq;
-        h->waiting_tail = rq;
-        h->waiting_count++;
-        // Under the lock, so the release that resumes it cannot come before the suspend.
-        MHD_suspend_connection(c);
-        char held[24], n[24];
-        snprintf(held, sizeof held, "%zu", h->body_bytes);
-        snprintf(n, sizeof n, "%zu", want);
-        log_msg(LOGL_DEBUG, "request waits for room under --body-memory", "bytes", n, "held", held,
-                NULL);
-    }
-    pthread_mutex_unlock(&h->budget_lock);
-    return now;
-}
-
-// Takes waiting requests off the queue's head while they fit (all of them when stopping), and
-// resumes them. Called with the lock held.
-static void
-budget_admit_locked(struct http *h)
-{
-    while (h->waiting != NULL) {
-        struct request *w = h->waiting;
-        size_t want = w->announced; // only requests with a Content-Length wait
-        if (!h->budget_off && h->body_bytes + want > h->opts.body_memory)
-            break;
-        h->waiting = w->next_waiting;
-        if (h->waiting == NULL)
-            h->waiting_tail = NULL;
-        h->waiting_count--;
-        w->next_waiting = NULL;
-        w->suspended = false;
-        h->body_bytes += want;
-        w->reserved = want;
-        MHD_resume_connection(w->conn);
-        char n[24], held[24];
-        snprintf(n, sizeof n, "%zu", want);
-        snprintf(held, sizeof held, "%zu", h->body_bytes);
-        log_msg(LOGL_DEBUG, "waiting request admitted under --body-memory", "bytes", n, "held",
-                held, NULL);
-    }
-}
-
-static void
-budget_release(struct http *h, struct request *rq)
-{
-    pthread_mutex_lock(&h->budget_lock);
-    if (rq->suspended) {
-        // Completed while waiting (the daemon is stopping): out of the queue.
-        struct request **pp = &h->waiting, *prev = NULL;
-        while (*pp != NULL && *pp != rq) {
-            prev = *pp;
-            pp = &(*pp)->next_waiting;
-        }
-        if (*pp == rq) {
-            *pp = rq->next_waiting;
-            if (h->waiting_tail == rq)
-                h->waiting_tail = prev;
-            h->waiting_count--;
-        }
-        rq->suspended = false;
-    }
-    h->body_bytes -= rq->reserved;
-    rq->reserved = 0;
-    budget_admit_locked(h);
-    pthread_mutex_unlock(&h->budget_lock);
-}
 
 static double
 since(const struct timespec *t0)
@@ -289,8 +191,8 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
             rq->counted = true;
             atomic_fetch_add(&h->in_flight, 1);
             metrics_in_flight(h->deps.metrics, 1);
-            budget_reserve(h, c, rq);
-            if (rq->no_room) {
+            size_t want = rq->has_length ? rq->announced : h->opts.max_body;
+            if (budget_reserve(h->budget, c, &rq->ticket, want, rq->has_length) == BUDGET_NO_ROOM) {
                 metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_MEMORY);
                 return send_error(h, c, 503,
                                   "no room for another chunked body under --body-memory; retry");
@@ -368,7 +270,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(rq->body);
     rq->body = NULL;
     if (rq->counted) // its budget fields are read and written under the budget's lock
-        budget_release(h, rq);
+        budget_release(h->budget, &rq->ticket);
     free(rq);
     *con_cls = NULL;
 }
@@ -392,10 +294,7 @@ on_plain(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     if (h->deps.audit != NULL)
         audit_stats(h->deps.audit, &g.audit_records, &g.audit_errors);
     g.cert_not_after = tls_not_after(h->deps.tls);
-    pthread_mutex_lock(&h->budget_lock);
-    g.body_bytes = h->body_bytes;
-    g.waiting = h->waiting_count;
-    pthread_mutex_unlock(&h->budget_lock);
+    budget_gauges(h->budget, &g.body_bytes, &g.waiting);
     g.body_memory = h->opts.body_memory;
     tls_reload_counts(h->deps.tls, &g.tls_reload_ok, &g.tls_reload_failed);
     struct policy *p = holder_get(h->deps.policies);
@@ -462,7 +361,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     h->opts = *o;
     h->deps = *d;
     pthread_mutex_init(&h->detail_lock, NULL);
-    pthread_mutex_init(&h->budget_lock, NULL);
+    h->budget = budget_new(o->body_memory);
     if (o->body_memory < o->max_body) {
         snprintf(err, errlen,
                  "--body-memory (%zu) is below --max-body (%zu): a request at the "
@@ -582,16 +481,13 @@ http_stop(struct http *h)
     if (h == NULL)
         return;
     // libmicrohttpd must not be stopped with suspended connections: let every waiter go.
-    pthread_mutex_lock(&h->budget_lock);
-    h->budget_off = true;
-    budget_admit_locked(h);
-    pthread_mutex_unlock(&h->budget_lock);
+    budget_stop(h->budget);
     if (h->https != NULL)
         MHD_stop_daemon(h->https);
     if (h->plain != NULL)
         MHD_stop_daemon(h->plain);
     free(h->detail);
     pthread_mutex_destroy(&h->detail_lock);
-    pthread_mutex_destroy(&h->budget_lock);
+    budget_free(h->budget);
     free(h);
 }
