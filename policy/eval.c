@@ -196,20 +196,20 @@ add_table(struct eval_result *out, const cJSON *comp, const char *table)
 // The trait is built for every component that lacks it: its keys are literals and its type a
 // reference into the policy (which outlives the result), so it costs no string copies.
 static cJSON *
-trait_properties(const struct policy_spec *s)
+trait_properties(const int *defaults)
 {
     cJSON *props = cJSON_CreateObject();
     for (int i = 0; i < POLICY_SETTING_COUNT; i++)
-        cJSON_AddItemToObjectCS(props, POLICY_SETTING_NAMES[i], cJSON_CreateBool(s->defaults[i]));
+        cJSON_AddItemToObjectCS(props, POLICY_SETTING_NAMES[i], cJSON_CreateBool(defaults[i]));
     return props;
 }
 
 static cJSON *
-new_trait(const struct policy_spec *s)
+new_trait(const struct policy_spec *s, const int *defaults)
 {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddItemToObjectCS(t, "type", cJSON_CreateStringReference(s->trait_type));
-    cJSON_AddItemToObjectCS(t, "properties", trait_properties(s));
+    cJSON_AddItemToObjectCS(t, "properties", trait_properties(defaults));
     return t;
 }
 
@@ -221,17 +221,26 @@ ops(struct eval_result *out)
     return out->patch;
 }
 
-// Adds what one component lacks. `path` is /spec/components/<i> and is restored on return.
+// Adds what one component lacks, with the defaults of its table's profile (else trait.defaults);
+// a profile with inject: false leaves it alone. `path` is /spec/components/<i> and is restored
+// on return.
 static void
-mutate_component(const struct policy_spec *s, const cJSON *comp, struct patch_path *path,
-                 struct eval_result *out)
+mutate_component(const struct policy_spec *s, const struct eval_input *in, const cJSON *comp,
+                 struct patch_path *path, struct eval_result *out)
 {
+    const char *table = transition_component_table(s, comp);
+    const struct policy_profile *prof = table ? policy_profile_for(s, table, in->namespace) : NULL;
+    if (prof != NULL && !prof->inject)
+        return;
+    int defaults[POLICY_SETTING_COUNT];
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        defaults[i] = prof ? prof->defaults[i] : s->defaults[i];
     size_t base = path->len;
     const cJSON *traits = cJSON_GetObjectItemCaseSensitive(comp, "traits");
     patch_path_push(path, "traits");
     if (traits == NULL || cJSON_IsNull(traits)) {
         cJSON *list = cJSON_CreateArray();
-        cJSON_AddItemToArray(list, new_trait(s));
+        cJSON_AddItemToArray(list, new_trait(s, defaults));
         patch_add(ops(out), path->buf, list);
         goto done;
     }
@@ -254,7 +263,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, struct patch_pa
     }
     if (count == 0) {
         patch_path_push(path, "-");
-        patch_add(ops(out), path->buf, new_trait(s));
+        patch_add(ops(out), path->buf, new_trait(s, defaults));
         goto done;
     }
     if (count > 1)
@@ -264,7 +273,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, struct patch_pa
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(found, "properties");
     if (props == NULL || cJSON_IsNull(props)) {
         patch_path_push(path, "properties");
-        patch_add(ops(out), path->buf, trait_properties(s));
+        patch_add(ops(out), path->buf, trait_properties(defaults));
         goto done;
     }
     if (!cJSON_IsObject(props))
@@ -275,7 +284,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, struct patch_pa
         if (cJSON_GetObjectItemCaseSensitive(props, POLICY_SETTING_NAMES[i]) != NULL)
             continue;
         patch_path_push(path, POLICY_SETTING_NAMES[i]);
-        patch_add(ops(out), path->buf, cJSON_CreateBool(s->defaults[i]));
+        patch_add(ops(out), path->buf, cJSON_CreateBool(defaults[i]));
         patch_path_truncate(path, props_len);
     }
 done:
@@ -285,7 +294,8 @@ done:
 // The row of a component mutate examined: what it renders once the patch is applied. A missing
 // trait or property is added with the defaults; an explicit or malformed value is left alone.
 static void
-mutated_row(const struct policy_spec *s, const cJSON *comp, struct eval_result *out)
+mutated_row(const struct policy_spec *s, const struct eval_input *in, const cJSON *comp,
+            struct eval_result *out)
 {
     const char *table = transition_component_table(s, comp);
     if (table == NULL)
@@ -293,9 +303,15 @@ mutated_row(const struct policy_spec *s, const cJSON *comp, struct eval_result *
     struct protection pr;
     protection_of(s, comp, &pr);
     struct eval_table *t = add_table(out, comp, table);
-    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
-        t->after[i] = pr.state[i] == ST_NO_TRAIT || pr.defaulted[i] ? s->defaults[i]
-                                                                    : setting_value(pr.state[i]);
+    const struct policy_profile *prof = policy_profile_for(s, table, in->namespace);
+    t->profile = prof ? prof->name : NULL;
+    bool fills = prof == NULL || prof->inject;
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
+        int def = prof ? prof->defaults[i] : s->defaults[i];
+        t->after[i] = fills && (pr.state[i] == ST_NO_TRAIT || pr.defaulted[i])
+                          ? def
+                          : setting_value(pr.state[i]);
+    }
 }
 
 int
@@ -316,9 +332,9 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
     {
         if (component_matches(s, comp)) {
             patch_path_push_index(&path, i);
-            mutate_component(s, comp, &path, out);
+            mutate_component(s, in, comp, &path, out);
             patch_path_truncate(&path, base);
-            mutated_row(s, comp, out);
+            mutated_row(s, in, comp, out);
         }
         i++;
     }
@@ -544,6 +560,8 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
     struct protection pr;
     slot_protection(s, slot, &pr);
     struct eval_table *row = add_row(out, slot->name, table);
+    const struct policy_profile *prof = policy_profile_for(s, table, in->namespace);
+    row->profile = prof ? prof->name : NULL;
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
         row->after[k] = setting_value(pr.state[k]);
     for (size_t r = 0; r < s->rule_count; r++) {

@@ -33,7 +33,7 @@ struct policy {
 
 // ---- The shape tables -------------------------------------------------------------------------
 
-enum ftype { F_STR, F_BOOL, F_STRLIST, F_MAP, F_MAPLIST, F_ANYMAP };
+enum ftype { F_STR, F_BOOL, F_STRLIST, F_MAP, F_MAPLIST, F_ANYMAP, F_UINT };
 
 struct field {
     const char *key;
@@ -48,6 +48,7 @@ static const char *const FTYPE_NAMES[] = {
     [F_MAP] = "a mapping",
     [F_MAPLIST] = "a list of mappings",
     [F_ANYMAP] = "a mapping",
+    [F_UINT] = "a whole number",
 };
 
 enum { R_APIVERSION, R_KIND, R_METADATA, R_SPEC, R_N };
@@ -62,12 +63,11 @@ enum { M_NAME, M_LABELS, M_ANNOTATIONS, M_N };
 static const struct field META_FIELDS[M_N] = {
     {"name", F_STR, true}, {"labels", F_ANYMAP, false}, {"annotations", F_ANYMAP, false}};
 
-enum { S_COMPONENTS, S_TRAIT, S_EXCLUDE, S_RULES, S_N };
+enum { S_COMPONENTS, S_TRAIT, S_EXCLUDE, S_RULES, S_PROFILES, S_EXCEPTIONS_MAX_DAYS, S_N };
 static const struct field SPEC_FIELDS[S_N] = {
-    {"components", F_MAP, false},
-    {"trait", F_MAP, false},
-    {"exclude", F_MAP, false},
-    {"rules", F_MAPLIST, false},
+    {"components", F_MAP, false},   {"trait", F_MAP, false},
+    {"exclude", F_MAP, false},      {"rules", F_MAPLIST, false},
+    {"profiles", F_MAPLIST, false}, {"exceptionsMaxDays", F_UINT, false},
 };
 
 enum { C_TYPES, C_TABLENAMEFROM, C_N };
@@ -100,6 +100,13 @@ static const struct field RULE_FIELDS[U_N] = {
     {"name", F_STR, true},     {"tables", F_STRLIST, true},   {"namespaces", F_STRLIST, false},
     {"require", F_MAP, false}, {"forbid", F_STRLIST, false},  {"action", F_STR, false},
     {"message", F_STR, false}, {"description", F_STR, false},
+};
+
+enum { P_NAME, P_TABLES, P_NAMESPACES, P_DEFAULTS, P_INJECT, P_RETAIN, P_DESCRIPTION, P_N };
+static const struct field PROFILE_FIELDS[P_N] = {
+    {"name", F_STR, true},         {"tables", F_STRLIST, true}, {"namespaces", F_STRLIST, false},
+    {"defaults", F_MAP, false},    {"inject", F_BOOL, false},   {"retain", F_BOOL, false},
+    {"description", F_STR, false},
 };
 
 static const char *const ACTION_NAMES[] = {
@@ -296,6 +303,9 @@ type_ok(struct ctx *c, const yaml_node_t *v, enum ftype t, const char *what, con
     case F_MAP:
     case F_ANYMAP:
         return v->type == YAML_MAPPING_NODE;
+    case F_UINT:
+        return v->type == YAML_SCALAR_NODE && plain(v) && scalar(v)[0] != '\0' &&
+               strspn(scalar(v), "0123456789") == strlen(scalar(v)) && strlen(scalar(v)) < 10;
     case F_STRLIST:
     case F_MAPLIST:
         if (v->type != YAML_SEQUENCE_NODE)
@@ -545,35 +555,50 @@ load_forbid(struct ctx *c, const yaml_node_t *seq, const char *what, struct poli
                what);
 }
 
+// The tables (required, at least one) and namespaces (["*"] when absent) globs of a rule or a
+// profile.
+static void
+load_scope(struct ctx *c, const yaml_node_t *tables_node, const yaml_node_t *ns_node,
+           const char *what, struct policy_globs *tables, struct policy_globs *namespaces)
+{
+    *tables = globs_from(c, tables_node, what);
+    if (tables_node != NULL && tables->count == 0)
+        err_at(c, tables_node, "%s: \"tables\" must name at least one pattern", what);
+    if (ns_node != NULL) {
+        *namespaces = globs_from(c, ns_node, what);
+    } else {
+        static const char *const all[] = {"*"};
+        *namespaces = globs_of(all, 1);
+    }
+}
+
+// Names a list entry in every diagnostic about it, even those found before its name is read.
+static void
+entry_label(struct ctx *c, const yaml_node_t *map, const char *kind, char *what, size_t len)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "name") == 0 &&
+            v->type == YAML_SCALAR_NODE && !is_null(v))
+            snprintf(what, len, "%s \"%.120s\"", kind, scalar(v));
+    }
+}
+
 static void
 load_rule(struct ctx *c, const yaml_node_t *map, size_t index, struct policy_rule *r)
 {
     char what[160];
     const yaml_node_t *f[U_N];
     snprintf(what, sizeof what, "rules[%zu]", index);
-    // Name the rule in every diagnostic about it, even those found before its name is read.
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
-        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "name") == 0 &&
-            v->type == YAML_SCALAR_NODE && !is_null(v))
-            snprintf(what, sizeof what, "rule \"%.120s\"", scalar(v));
-    }
+    entry_label(c, map, "rule", what, sizeof what);
     check_map(c, map, what, RULE_FIELDS, U_N, f);
     if (f[U_NAME] != NULL) {
         r->name = xstrdup(scalar(f[U_NAME]));
     } else {
         r->name = xasprintf("rules[%zu]", index);
     }
-    r->tables = globs_from(c, f[U_TABLES], what);
-    if (f[U_TABLES] != NULL && r->tables.count == 0)
-        err_at(c, f[U_TABLES], "%s: \"tables\" must name at least one pattern", what);
-    if (f[U_NAMESPACES] != NULL) {
-        r->namespaces = globs_from(c, f[U_NAMESPACES], what);
-    } else {
-        static const char *const all[] = {"*"};
-        r->namespaces = globs_of(all, 1);
-    }
+    load_scope(c, f[U_TABLES], f[U_NAMESPACES], what, &r->tables, &r->namespaces);
     for (int s = 0; s < POLICY_SETTING_COUNT; s++)
         r->require[s] = -1;
     if (f[U_REQUIRE] != NULL) {
@@ -656,20 +681,72 @@ cmp_named_rule(const void *a, const void *b)
     return d ? d : x->index < y->index ? -1 : x->index > y->index;
 }
 
-// Every rule whose name an earlier rule already has; sorted, so a large policy stays linear-ish.
+// Every entry whose name an earlier one already has (`kind` is "rule" or "profile"); sorted, so a
+// large policy stays linear-ish. names[i] is the name of the entry written at nodes[i].
 static void
-report_duplicate_names(struct ctx *c, const struct policy_rule *rules,
+report_duplicate_names(struct ctx *c, const char *kind, const char *const *names,
                        const yaml_node_t *const *nodes, size_t n)
 {
     struct named_rule *v = xcalloc(n ? n : 1, sizeof *v);
     for (size_t i = 0; i < n; i++)
-        v[i] = (struct named_rule){rules[i].name, i};
+        v[i] = (struct named_rule){names[i], i};
     qsort(v, n, sizeof *v, cmp_named_rule);
     for (size_t i = 1; i < n; i++)
         if (strcmp(v[i - 1].name, v[i].name) == 0)
-            err_at(c, nodes[v[i].index],
-                   "rule \"%s\": duplicate rule name (rule names must be unique)", v[i].name);
+            err_at(c, nodes[v[i].index], "%s \"%s\": duplicate %s name (%s names must be unique)",
+                   kind, v[i].name, kind, kind);
     free(v);
+}
+
+static void
+load_profile(struct ctx *c, const yaml_node_t *map, size_t index, const struct policy_spec *s,
+             struct policy_profile *pr)
+{
+    char what[160];
+    const yaml_node_t *f[P_N];
+    snprintf(what, sizeof what, "profiles[%zu]", index);
+    entry_label(c, map, "profile", what, sizeof what);
+    check_map(c, map, what, PROFILE_FIELDS, P_N, f);
+    pr->name = f[P_NAME] ? xstrdup(scalar(f[P_NAME])) : xasprintf("profiles[%zu]", index);
+    load_scope(c, f[P_TABLES], f[P_NAMESPACES], what, &pr->tables, &pr->namespaces);
+    bool b = true;
+    pr->inject = f[P_INJECT] == NULL || (as_bool(f[P_INJECT], &b) == 0 && b);
+    pr->retain = f[P_RETAIN] != NULL && as_bool(f[P_RETAIN], &b) == 0 && b;
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        pr->defaults[k] = pr->inject ? s->defaults[k] : -1;
+    if (f[P_DEFAULTS] == NULL)
+        return;
+    if (!pr->inject) {
+        err_at(c, f[P_DEFAULTS],
+               "%s: \"defaults\" with \"inject: false\" has no effect (no trait is injected): "
+               "remove one of them",
+               what);
+        return;
+    }
+    char dwhat[200];
+    snprintf(dwhat, sizeof dwhat, "%s defaults", what);
+    load_settings(c, f[P_DEFAULTS], dwhat, pr->defaults);
+}
+
+static void
+load_profiles(struct ctx *c, const yaml_node_t *list, struct policy_spec *s)
+{
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    s->profiles = xcalloc(n ? n : 1, sizeof *s->profiles);
+    const yaml_node_t **nodes = xcalloc(n ? n : 1, sizeof *nodes);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    for (size_t i = 0; i < n && !over_budget(c); i++) {
+        const yaml_node_t *item = node(c, list->data.sequence.items.start[i]);
+        if (item->type != YAML_MAPPING_NODE)
+            continue; // reported by the shape check
+        nodes[s->profile_count] = item;
+        load_profile(c, item, i, s, &s->profiles[s->profile_count]);
+        names[s->profile_count] = s->profiles[s->profile_count].name;
+        s->profile_count++;
+    }
+    report_duplicate_names(c, "profile", names, nodes, s->profile_count);
+    free(names);
+    free(nodes);
 }
 
 static void
@@ -708,20 +785,36 @@ load_spec(struct ctx *c, const yaml_node_t *spec, struct policy_spec *s)
     s->exclude_users = globs_from(c, xf[X_USERS], "exclude");
     s->exclude_groups = globs_from(c, xf[X_GROUPS], "exclude");
 
+    if (f[S_PROFILES] != NULL)
+        load_profiles(c, f[S_PROFILES], s);
+    s->exceptions_max_days = POLICY_EXCEPTIONS_MAX_DAYS;
+    if (f[S_EXCEPTIONS_MAX_DAYS] != NULL) {
+        unsigned long days = strtoul(scalar(f[S_EXCEPTIONS_MAX_DAYS]), NULL, 10);
+        if (days == 0 || days > 3660)
+            err_at(c, f[S_EXCEPTIONS_MAX_DAYS],
+                   "spec: \"exceptionsMaxDays\" must be between 1 and 3660, got %s",
+                   scalar(f[S_EXCEPTIONS_MAX_DAYS]));
+        s->exceptions_max_days = (unsigned)days;
+    }
+
     if (f[S_RULES] == NULL)
         return;
     const yaml_node_t *rules = f[S_RULES];
     size_t n = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
     s->rules = xcalloc(n, sizeof *s->rules);
     const yaml_node_t **nodes = xcalloc(n, sizeof *nodes);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
     for (size_t i = 0; i < n && !over_budget(c); i++) {
         const yaml_node_t *item = node(c, rules->data.sequence.items.start[i]);
         if (item->type != YAML_MAPPING_NODE)
             continue; // reported by the shape check
         nodes[s->rule_count] = item;
-        load_rule(c, item, i, &s->rules[s->rule_count++]);
+        load_rule(c, item, i, &s->rules[s->rule_count]);
+        names[s->rule_count] = s->rules[s->rule_count].name;
+        s->rule_count++;
     }
-    report_duplicate_names(c, s->rules, nodes, s->rule_count);
+    report_duplicate_names(c, "rule", names, nodes, s->rule_count);
+    free(names);
     free(nodes);
 }
 
@@ -778,6 +871,13 @@ spec_free(struct policy_spec *s)
         free(r->message);
     }
     free(s->rules);
+    for (size_t i = 0; i < s->profile_count; i++) {
+        struct policy_profile *pr = &s->profiles[i];
+        free(pr->name);
+        globs_free(&pr->tables);
+        globs_free(&pr->namespaces);
+    }
+    free(s->profiles);
 }
 
 void
@@ -970,6 +1070,18 @@ policy_action_name(enum policy_action a)
     return ACTION_NAMES[a];
 }
 
+const struct policy_profile *
+policy_profile_for(const struct policy_spec *s, const char *table, const char *ns)
+{
+    for (size_t i = 0; i < s->profile_count; i++) {
+        const struct policy_profile *pr = &s->profiles[i];
+        if (policy_globs_match(&pr->tables, table) &&
+            policy_globs_match(&pr->namespaces, ns ? ns : ""))
+            return pr;
+    }
+    return NULL;
+}
+
 bool
 policy_globs_match(const struct policy_globs *g, const char *s)
 {
@@ -1036,6 +1148,25 @@ policy_print(const struct policy *p, FILE *out)
     print_globs(out, "    ", "namespaces", &s->exclude_namespaces);
     print_globs(out, "    ", "users", &s->exclude_users);
     print_globs(out, "    ", "groups", &s->exclude_groups);
+    if (s->profile_count > 0)
+        fputs("  profiles:\n", out);
+    for (size_t i = 0; i < s->profile_count; i++) {
+        const struct policy_profile *pr = &s->profiles[i];
+        fputs("    - name: ", out);
+        print_str(out, pr->name);
+        fputc('\n', out);
+        print_globs(out, "      ", "tables", &pr->tables);
+        print_globs(out, "      ", "namespaces", &pr->namespaces);
+        if (pr->inject) {
+            fputs("      defaults:\n", out);
+            for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+                fprintf(out, "        %s: %s\n", POLICY_SETTING_NAMES[k],
+                        pr->defaults[k] ? "true" : "false");
+        }
+        fprintf(out, "      inject: %s\n      retain: %s\n", pr->inject ? "true" : "false",
+                pr->retain ? "true" : "false");
+    }
+    fprintf(out, "  exceptionsMaxDays: %u\n", s->exceptions_max_days);
     fputs(s->rule_count ? "  rules:\n" : "  rules: []\n", out);
     for (size_t i = 0; i < s->rule_count; i++) {
         const struct policy_rule *r = &s->rules[i];

@@ -48,6 +48,21 @@ struct policy_rule {
     char *message; // template, or NULL for the built-in message
 };
 
+// A per-environment profile (spec.profiles): which tables it covers and what /mutate gives them.
+struct policy_profile {
+    char *name;
+    struct policy_globs tables;     // fnmatch globs on the table name, case-insensitive
+    struct policy_globs namespaces; // globs on the namespace; ["*"] when not given
+    // The values /mutate injects and fills: the profile's own, trait.defaults for a setting it
+    // does not give; -1 for both when inject is false.
+    int defaults[POLICY_SETTING_COUNT];
+    bool inject; // false: the trait is not injected into this profile's tables
+    bool retain; // ACK Tables of this profile get services.k8s.aws/deletion-policy: retain
+};
+
+// The default of spec.exceptionsMaxDays: how far ahead an exception may expire.
+#define POLICY_EXCEPTIONS_MAX_DAYS 30
+
 // The policy as callers read it: every default filled in.
 struct policy_spec {
     char *name;
@@ -60,6 +75,9 @@ struct policy_spec {
     struct policy_globs exclude_namespaces, exclude_users, exclude_groups;
     struct policy_rule *rules;
     size_t rule_count;
+    struct policy_profile *profiles; // spec.profiles in file order; the first match wins
+    size_t profile_count;
+    unsigned exceptions_max_days; // spec.exceptionsMaxDays
 };
 
 struct policy;
@@ -85,6 +103,11 @@ const char *policy_sha256(const struct policy *p);
 // The same digest of any buffer, written to out (65 bytes with the NUL).
 void policy_digest(const char *buf, size_t len, char out[65]);
 const char *policy_action_name(enum policy_action a);
+
+// The first profile whose tables and namespaces globs match `table` in namespace `ns` ("" when
+// none), or NULL: such a table gets trait.defaults. Borrowed from the spec.
+const struct policy_profile *policy_profile_for(const struct policy_spec *s, const char *table,
+                                                const char *ns);
 
 // Case-insensitive glob match of `s` against any of `g`.
 bool policy_globs_match(const struct policy_globs *g, const char *s);

@@ -579,6 +579,75 @@ no_message_says_immutable(void **state)
     policy_unref(p);
 }
 
+// One "add" operation under /spec/components/, and the trait with the given settings, as text.
+#define ADD(path, value)                                                                           \
+    "{\"op\":\"add\",\"path\":\"/spec/components/" path "\",\"value\":" value "}"
+#define TRAIT(dp, pitr)                                                                            \
+    "{\"type\":\"dynamodb-protection-kro\",\"properties\":{\"deletionProtection\":" dp             \
+    ",\"pointInTimeRecovery\":" pitr "}}"
+
+static void
+profiles_choose_what_mutate_injects(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata: {name: t}\nspec:\n"
+        "  profiles:\n"
+        "    - {name: production, tables: ['*-prod']}\n"
+        "    - {name: staging, tables: ['*-staging'],\n"
+        "       defaults: {deletionProtection: true, pointInTimeRecovery: false}}\n"
+        "    - {name: development, tables: ['*-dev'], inject: false}\n"
+        "    - {name: elsewhere, tables: ['*-qa'], namespaces: [other], inject: false}\n";
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(yaml, strlen(yaml), "t.yaml", &d);
+    assert_non_null(p);
+    cJSON *a = app(
+        "[{\"name\":\"a\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"o-prod\"}},"
+        "{\"name\":\"b\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"u-staging\"}"
+        "},"
+        "{\"name\":\"c\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"s-dev\"}},"
+        "{\"name\":\"d\",\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"x-qa\"}},"
+        "{\"name\":\"e-staging\",\"type\":\"aws-dynamodb-kro\",\"traits\":[{\"type\":"
+        "\"dynamodb-protection-kro\",\"properties\":{}}]}]");
+    struct eval_input in = input(a);
+    struct eval_result r;
+    eval_mutate(p, &in, &r);
+    char *t = patch_text(&r);
+    // prod: trait.defaults; staging: its own values, also when filling an existing trait (the
+    // table name falls back to the component name); dev: nothing; qa: its profile is bound to
+    // another namespace, so the table gets trait.defaults.
+    assert_string_equal(t, "[" ADD("0/traits", "[" TRAIT("true", "true") "]") ","   //
+                        ADD("1/traits", "[" TRAIT("true", "false") "]") ","         //
+                        ADD("3/traits", "[" TRAIT("true", "true") "]") ","          //
+                        ADD("4/traits/0/properties/deletionProtection", "true") "," //
+                        ADD("4/traits/0/properties/pointInTimeRecovery", "false") "]");
+    free(t);
+    // Each row names its table's profile and what it renders once the patch is applied.
+    assert_string_equal(row_of(&r, "o-prod")->profile, "production");
+    assert_string_equal(row_of(&r, "u-staging")->profile, "staging");
+    assert_int_equal(row_of(&r, "u-staging")->after[POLICY_PITR], 0);
+    assert_int_equal(row_of(&r, "u-staging")->after[POLICY_DELETION_PROTECTION], 1);
+    assert_string_equal(row_of(&r, "s-dev")->profile, "development");
+    assert_int_equal(row_of(&r, "s-dev")->after[POLICY_DELETION_PROTECTION], 0);
+    assert_null(row_of(&r, "x-qa")->profile);
+    assert_int_equal(row_of(&r, "x-qa")->after[POLICY_PITR], 1);
+    eval_result_free(&r);
+    eval_validate(p, &in, &r);
+    assert_string_equal(row_of(&r, "e-staging")->profile, "staging");
+    assert_int_equal(row_of(&r, "u-staging")->after[POLICY_DELETION_PROTECTION], 0);
+    eval_result_free(&r);
+    // In the namespace its globs name, the qa profile says inject: false.
+    in.namespace = "other";
+    eval_mutate(p, &in, &r);
+    t = patch_text(&r);
+    assert_null(strstr(t, "/spec/components/3/"));
+    assert_non_null(strstr(t, "/spec/components/0/"));
+    free(t);
+    eval_result_free(&r);
+    cJSON_Delete(a);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -591,6 +660,7 @@ main(void)
         cmocka_unit_test(tables_list_every_component_that_holds_one),
         cmocka_unit_test(transitions_are_judged_on_update_and_delete),
         cmocka_unit_test(no_message_says_immutable),
+        cmocka_unit_test(profiles_choose_what_mutate_injects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,8 +145,8 @@ test_unknown_key_suggests_and_is_not_also_missing(void **state)
     assert_int_equal(n, 1);
     free(got);
     assert_diag(HEAD "spec: {colour: red}\n",
-                "p.yaml:4:8: spec: unknown key \"colour\" (expected components, trait, exclude or "
-                "rules)");
+                "p.yaml:4:8: spec: unknown key \"colour\" (expected components, trait, exclude, "
+                "rules, profiles or exceptionsMaxDays)");
     assert_diag(HEAD "spec: {Rules: []}\n", "unknown key \"Rules\" (did you mean \"rules\"?)");
 }
 
@@ -318,6 +318,115 @@ test_print_normalises_and_round_trips(void **state)
     policy_unref(p);
 }
 
+#define PROFILES                                                                                   \
+    "spec:\n  trait: {defaults: {deletionProtection: true, pointInTimeRecovery: false}}\n"         \
+    "  profiles:\n"                                                                                \
+    "    - {name: production, tables: ['*-prod'], retain: true,\n"                                 \
+    "       defaults: {deletionProtection: true, pointInTimeRecovery: true}}\n"                    \
+    "    - {name: staging, tables: ['*-staging'], namespaces: [shop-*],\n"                         \
+    "       defaults: {pointInTimeRecovery: false}}\n"                                             \
+    "    - {name: development, tables: ['*-dev', '*-test'], inject: false}\n"                      \
+    "    - {name: shadow, tables: ['*-prod']}\n"
+
+static void
+test_profiles_load_and_the_first_match_wins(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok(HEAD PROFILES);
+    const struct policy_spec *s = policy_spec(p);
+    assert_int_equal(s->profile_count, 4);
+    assert_int_equal(s->exceptions_max_days, POLICY_EXCEPTIONS_MAX_DAYS);
+    const struct policy_profile *prod = policy_profile_for(s, "Orders-PROD", "shop");
+    assert_non_null(prod);
+    assert_string_equal(prod->name, "production"); // not "shadow", which comes later
+    assert_true(prod->inject);
+    assert_true(prod->retain);
+    assert_int_equal(prod->defaults[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(prod->defaults[POLICY_PITR], 1);
+    assert_int_equal(prod->namespaces.count, 1);
+    assert_string_equal(prod->namespaces.items[0], "*");
+
+    // A setting the profile does not give comes from trait.defaults.
+    const struct policy_profile *stg = policy_profile_for(s, "users-staging", "shop-eu");
+    assert_non_null(stg);
+    assert_string_equal(stg->name, "staging");
+    assert_false(stg->retain);
+    assert_int_equal(stg->defaults[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(stg->defaults[POLICY_PITR], 0);
+    // Its namespaces globs bound it: elsewhere a staging table matches no profile.
+    assert_null(policy_profile_for(s, "users-staging", "billing"));
+    assert_null(policy_profile_for(s, "users-staging", NULL));
+
+    const struct policy_profile *dev = policy_profile_for(s, "cart-test", "");
+    assert_non_null(dev);
+    assert_false(dev->inject);
+    assert_int_equal(dev->defaults[POLICY_DELETION_PROTECTION], -1);
+    assert_int_equal(dev->defaults[POLICY_PITR], -1);
+    assert_null(policy_profile_for(s, "orders-prod-kro", "shop"));
+    policy_unref(p);
+
+    // A policy without profiles has none, and every lookup says so.
+    p = load_ok(HEAD "spec: {exceptionsMaxDays: 7}\n");
+    assert_int_equal(policy_spec(p)->profile_count, 0);
+    assert_int_equal(policy_spec(p)->exceptions_max_days, 7);
+    assert_null(policy_profile_for(policy_spec(p), "orders-prod", "shop"));
+    policy_unref(p);
+}
+
+static void
+test_profile_diagnostics(void **state)
+{
+    (void)state;
+    assert_diag(HEAD "spec:\n  profiles:\n    - {name: dev, tables: ['*-dev'], inject: false,\n"
+                     "       defaults: {deletionProtection: false}}\n",
+                "p.yaml:7:18: profile \"dev\": \"defaults\" with \"inject: false\" has no effect");
+    assert_diag(HEAD "spec:\n  profiles:\n    - {name: a, tables: [x]}\n    - {name: a, tables: "
+                     "[y]}\n",
+                "p.yaml:7:7: profile \"a\": duplicate profile name (profile names must be unique)");
+    assert_diag(HEAD "spec:\n  profiles:\n    - {name: a, tabels: [x]}\n",
+                "p.yaml:6:17: profile \"a\": unknown key \"tabels\" (did you mean \"tables\"?)");
+    assert_diag(HEAD "spec:\n  profiles:\n    - {tables: [x]}\n",
+                "p.yaml:6:7: profiles[0]: missing required key \"name\"");
+    assert_diag(HEAD "spec:\n  profiles:\n    - {name: a, tables: []}\n",
+                "profile \"a\": \"tables\" must name at least one pattern");
+    assert_diag(HEAD "spec:\n  profiles:\n    - {name: a, tables: ['[x'], inject: no}\n",
+                "profile \"a\": pattern \"[x\" has an unclosed \"[\"");
+    assert_diag(
+        HEAD "spec:\n  profiles:\n    - {name: a, tables: [x], inject: no}\n",
+        "profile \"a\": \"inject\" must be a boolean (true or false), got \"no\" (yes/no/on/off");
+    assert_diag(HEAD "spec:\n  profiles:\n    - {name: a, tables: [x], defaults: {pitr: true}}\n",
+                "profile \"a\" defaults: unknown key \"pitr\"");
+    assert_diag(HEAD "spec: {exceptionsMaxDays: 0}\n",
+                "p.yaml:4:27: spec: \"exceptionsMaxDays\" must be between 1 and 3660, got 0");
+    assert_diag(HEAD "spec: {exceptionsMaxDays: '30'}\n",
+                "spec: \"exceptionsMaxDays\" must be a whole number, got the quoted string \"30\"");
+    assert_diag(HEAD "spec: {exceptionsMaxDays: -3}\n",
+                "spec: \"exceptionsMaxDays\" must be a whole number, got \"-3\"");
+}
+
+static void
+test_profiles_print_and_round_trip(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok(HEAD PROFILES);
+    char *buf = printed(p);
+    assert_non_null(strstr(buf, "  profiles:\n    - name: \"production\"\n"));
+    assert_non_null(strstr(buf, "      inject: false\n      retain: false\n"));
+    struct policy *again = load_ok(buf);
+    const struct policy_spec *a = policy_spec(again), *s = policy_spec(p);
+    assert_int_equal(a->profile_count, s->profile_count);
+    for (size_t i = 0; i < s->profile_count; i++) {
+        assert_string_equal(a->profiles[i].name, s->profiles[i].name);
+        assert_memory_equal(a->profiles[i].defaults, s->profiles[i].defaults,
+                            sizeof s->profiles[i].defaults);
+        assert_int_equal(a->profiles[i].inject, s->profiles[i].inject);
+        assert_int_equal(a->profiles[i].retain, s->profiles[i].retain);
+    }
+    free(buf);
+    policy_unref(again);
+    policy_unref(p);
+}
+
 static void
 test_reference_counting_and_digest(void **state)
 {
@@ -424,6 +533,9 @@ main(void)
         cmocka_unit_test(test_reference_counting_and_digest),
         cmocka_unit_test(test_thousand_rules_load),
         cmocka_unit_test(test_forbid_rules),
+        cmocka_unit_test(test_profiles_load_and_the_first_match_wins),
+        cmocka_unit_test(test_profile_diagnostics),
+        cmocka_unit_test(test_profiles_print_and_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
