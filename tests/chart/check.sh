@@ -168,7 +168,8 @@ policy-map|-f $here/values-policy-map.yaml
 no-cleanup|--set webhook.removeBeforeUninstall=false
 prometheusrule|--set prometheusRule.enabled=true --set prometheusRule.labels.release=prometheus --api-versions monitoring.coreos.com/v1
 hostnetwork|--set hostNetwork=true --set containerPorts.https=10443 --set containerPorts.metrics=10090 --set networkPolicy.enabled=true
-matchconditions|-f $here/values-matchconditions.yaml"
+matchconditions|-f $here/values-matchconditions.yaml
+no-delete|--set webhook.validateDelete=false"
 
 # --- render and check each variant -------------------------------------------
 if [ -n "$helm" ] || [ -n "$render_bin" ]; then

@@ -147,7 +147,20 @@ def check_pod(dep, variant):
     return args, vols[mounts[TLS_DIR]]["secret"]["secretName"]
 
 
+def forbids_delete(docs):
+    """True when the policy in the chart's ConfigMap has a rule with forbid: [delete]."""
+    cm = [d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in (d.get("data") or {})]
+    policy = yaml.safe_load(cm[0]["data"]["policy.yaml"]) if cm else {}
+    rules = ((policy or {}).get("spec") or {}).get("rules") or []
+    return any("delete" in (r.get("forbid") or []) for r in rules if isinstance(r, dict))
+
+
 def check_webhooks(docs, svc, ns, variant):
+    validate_delete = forbids_delete(docs) and variant != "no-delete"
+    if variant == "default":
+        expect(validate_delete, "the shipped policy forbids delete: DELETE reaches /validate")
+    if variant == "policy-map":
+        expect(not validate_delete, "a policy without forbid delete: no DELETE registered")
     bundles = []
     for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
         cfg = one(docs, kind)
@@ -165,9 +178,12 @@ def check_webhooks(docs, svc, ns, variant):
             if kind.startswith("Mutating"):
                 expect(wh.get("reinvocationPolicy") == "IfNeeded", "mutating reinvocationPolicy IfNeeded")
             rule = wh["rules"][0]
+            # DELETE reaches /validate exactly when the policy forbids deleting a table.
+            ops = ["CREATE", "DELETE", "UPDATE"] if kind.startswith("Validating") and validate_delete \
+                else ["CREATE", "UPDATE"]
             expect(rule["apiGroups"] == ["core.oam.dev"] and rule["apiVersions"] == ["v1beta1"]
                    and rule["resources"] == ["applications"]
-                   and sorted(rule["operations"]) == ["CREATE", "UPDATE"], f"{kind} rules")
+                   and sorted(rule["operations"]) == ops, f"{kind} rules: operations {ops}")
             excluded = [v for e in wh["namespaceSelector"]["matchExpressions"]
                         if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn" for v in e["values"]]
             expect("kube-system" in excluded and ns in excluded, f"{kind} must exclude kube-system and {ns}")
