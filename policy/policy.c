@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "policy/file.h"
 #include "policy/xalloc.h"
 
 const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtection",
@@ -24,6 +25,10 @@ const char *const POLICY_TRANSITION_NAMES[POLICY_TRANSITION_COUNT] = {"remove", 
 // The bound grows with the document's own nodes, so only alias expansion can reach it.
 #define POLICY_MAX_VISITS 200000
 #define POLICY_VISITS_PER_NODE 16
+// libyaml's scanner and composer slow down with nesting (a megabyte of "[" takes minutes), so a
+// first pass over the parser's events refuses what no policy needs before a document is built.
+#define POLICY_MAX_DEPTH 64
+#define POLICY_MAX_NODES 200000
 
 struct policy {
     atomic_uint refs;
@@ -932,12 +937,60 @@ sort_diags(struct diag *d, size_t first, const char *file)
     free(k);
 }
 
+// Walks the parser's events only, stopping at the first nesting or node count past the limits,
+// so the cost of refusing a hostile file is bounded by the limits, not by the file. Returns 0
+// when the document stays inside them (syntax errors are left for the real load to report).
+static int
+check_bounds(const char *buf, size_t len, const char *file, struct diag *diags)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return 0;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    size_t depth = 0, nodes = 0;
+    int rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break;
+        yaml_event_type_t t = ev.type;
+        yaml_mark_t at = ev.start_mark;
+        yaml_event_delete(&ev);
+        if (t == YAML_STREAM_END_EVENT)
+            break;
+        if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT)
+            depth--;
+        if (t != YAML_SEQUENCE_START_EVENT && t != YAML_MAPPING_START_EVENT &&
+            t != YAML_SCALAR_EVENT && t != YAML_ALIAS_EVENT)
+            continue;
+        if ((t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) &&
+            ++depth > POLICY_MAX_DEPTH) {
+            diag_add(diags, file, at.line + 1, at.column + 1,
+                     "policy: nested deeper than %d levels; a policy needs a handful",
+                     POLICY_MAX_DEPTH);
+            rc = -1;
+            break;
+        }
+        if (++nodes > POLICY_MAX_NODES) {
+            diag_add(diags, file, at.line + 1, at.column + 1,
+                     "policy: more than %d YAML nodes; split the rules or simplify their lists",
+                     POLICY_MAX_NODES);
+            rc = -1;
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 struct policy *
 policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *diags)
 {
     size_t first = diags->count;
     yaml_parser_t parser;
     yaml_document_t doc;
+    if (check_bounds(buf, len, file, diags) != 0)
+        return NULL;
     if (!yaml_parser_initialize(&parser)) {
         diag_add(diags, file, 0, 0, "cannot initialise the YAML parser");
         return NULL;
@@ -1002,24 +1055,10 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
 char *
 policy_read_file(const char *path, size_t *len, struct diag *diags)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        diag_add(diags, path, 0, 0, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    char *buf = xmalloc(POLICY_MAX_FILE + 1);
-    *len = fread(buf, 1, POLICY_MAX_FILE + 1, f);
-    bool bad = ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (bad)
-        diag_add(diags, path, 0, 0, "cannot read: %s", strerror(saved));
-    else if (*len > POLICY_MAX_FILE)
-        diag_add(diags, path, 0, 0, "file is larger than %u bytes", POLICY_MAX_FILE);
-    if (bad || *len > POLICY_MAX_FILE) {
-        free(buf);
-        return NULL;
-    }
+    char err[256];
+    char *buf = file_read(path, POLICY_MAX_FILE, len, err, sizeof err);
+    if (buf == NULL)
+        diag_add(diags, path, 0, 0, "%s", err);
     return buf;
 }
 

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,10 +176,13 @@ struct reloader {
     struct tls *tls;
     struct http *http;
     struct metrics *metrics;
-    pthread_mutex_t lock;   // SIGHUP and the watcher may reload at once
+    pthread_mutex_t lock;   // a reload and a poll never run at once
     char failed_digest[65]; // the last content that failed, so a poll does not repeat it
-    bool force;             // SIGHUP: report a failing policy again
+    atomic_bool force;      // SIGHUP: report a failing policy again
 };
+
+// One reload logs at most this many diagnostics; `tableguard policy lint` shows them all.
+#define RELOAD_LOGGED_DIAGS 20
 
 static void
 warn_cert(const char *msg)
@@ -203,8 +207,8 @@ reload_policy(void *arg)
     struct policy *cur = holder_get(r->policies);
     bool same = buf != NULL && cur != NULL && strcmp(digest, policy_sha256(cur)) == 0;
     policy_unref(cur);
-    bool seen_failing = !r->force && digest[0] && strcmp(digest, r->failed_digest) == 0;
-    r->force = false;
+    bool force = atomic_exchange(&r->force, false);
+    bool seen_failing = !force && digest[0] && strcmp(digest, r->failed_digest) == 0;
     if (same || seen_failing) {
         if (same && r->failed_digest[0]) {
             // Reverted to the serving policy: the failure no longer stands.
@@ -217,9 +221,17 @@ reload_policy(void *arg)
     struct policy *p = buf ? policy_load_buffer(buf, len, r->policy_path, &d) : NULL;
     if (p == NULL) {
         snprintf(r->failed_digest, sizeof r->failed_digest, "%s", digest);
-        for (size_t i = 0; i < d.count; i++)
+        for (size_t i = 0; i < d.count && i < RELOAD_LOGGED_DIAGS; i++)
             log_msg(LOGL_ERROR, "policy reload failed; the last good policy keeps serving",
                     "diagnostic", d.lines[i], NULL);
+        if (d.count > RELOAD_LOGGED_DIAGS) {
+            char more[24];
+            snprintf(more, sizeof more, "%zu", d.count - RELOAD_LOGGED_DIAGS);
+            log_msg(LOGL_ERROR,
+                    "policy reload failed: more diagnostics not logged; run "
+                    "`tableguard policy lint` on the file for all of them",
+                    "not_logged", more, NULL);
+        }
         char *detail = xasprintf("policy reload failed, last good policy serving: %s%s",
                                  d.count ? d.lines[0] : "unknown error",
                                  d.count > 1 ? " (and more, see the log)" : "");
@@ -270,6 +282,9 @@ policy_unref_v(void *p)
 static const struct holder_type POLICY_HOLDER = {policy_ref_v, policy_unref_v};
 
 // ---- main ------------------------------------------------------------------------------------
+
+// After the drain, how long SIGTERM waits for a reload in progress before exiting anyway.
+#define WATCH_STOP_WAIT 3
 
 static struct audit *
 open_audit(const char *val[O_COUNT])
@@ -398,6 +413,7 @@ serve_main(int argc, char **argv)
                           .http = http,
                           .metrics = metrics};
     pthread_mutex_init(&rl.lock, NULL);
+    atomic_init(&rl.force, false);
     struct watch *watch = http ? watch_new((unsigned)interval, err, sizeof err) : NULL;
     if (watch == NULL || watch_add(watch, val[O_POLICY], reload_policy, &rl, err, sizeof err) ||
         watch_add(watch, val[O_TLS_CERT], reload_tls, &rl, err, sizeof err) ||
@@ -419,12 +435,11 @@ serve_main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            // The watcher's thread reloads: this thread takes no lock a reload holds, so a
+            // reload that hangs or crawls can never keep SIGTERM from being handled.
             log_msg(LOGL_INFO, "SIGHUP: reloading the policy and certificate", NULL);
-            pthread_mutex_lock(&rl.lock);
-            rl.force = true;
-            pthread_mutex_unlock(&rl.lock);
-            reload_policy(&rl);
-            reload_tls(&rl);
+            atomic_store(&rl.force, true);
+            watch_kick(watch);
             continue;
         }
         log_msg(LOGL_INFO, sig == SIGTERM ? "SIGTERM: draining" : "SIGINT: draining", NULL);
@@ -432,6 +447,12 @@ serve_main(int argc, char **argv)
         break;
     }
     rc = 0;
+    if (watch_stop(watch, WATCH_STOP_WAIT) != 0) {
+        // Its objects are still in use by the reload: leave them to the exit.
+        log_msg(LOGL_WARN, "a reload is still running; exiting without waiting for it", NULL);
+        log_msg(LOGL_INFO, "stopped", NULL);
+        return rc;
+    }
     log_msg(LOGL_INFO, "stopped", NULL);
 out:
     watch_free(watch);

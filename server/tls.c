@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "certs/certs.h"
+#include "policy/file.h"
 #include "policy/xalloc.h"
 
 // AEAD ciphers with ECDHE key exchange only, TLS 1.2 and 1.3; Debian's NORMAL still has TLS 1.0
@@ -82,30 +83,10 @@ tls_priorities(const char *min_version)
 static char *
 read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = xmalloc(cap + 1);
-    for (;;) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        if (cap >= (1u << 22)) {
-            snprintf(err, errlen, "%s: larger than 4 MiB", path);
-            fclose(f);
-            free(buf);
-            return NULL;
-        }
-        cap *= 2;
-        buf = xrealloc(buf, cap + 1);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
+    char why[256];
+    char *buf = file_read(path, 4u << 20, len, why, sizeof why);
+    if (buf == NULL)
+        snprintf(err, errlen, "%s: %s", path, why);
     return buf;
 }
 

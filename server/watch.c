@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "policy/xalloc.h"
@@ -28,7 +29,7 @@ struct entry {
 };
 
 struct watch {
-    int ino, stop;
+    int ino, stop, kick;
     unsigned interval_s;
     struct entry entries[WATCH_MAX];
     size_t count;
@@ -43,7 +44,8 @@ watch_new(unsigned interval_s, char *err, size_t errlen)
     w->interval_s = interval_s ? interval_s : 10;
     w->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w->stop < 0) {
+    w->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->stop < 0 || w->kick < 0) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         watch_free(w);
         return NULL;
@@ -95,15 +97,18 @@ static void *
 run(void *arg)
 {
     struct watch *w = arg;
-    struct pollfd fds[2] = {{.fd = w->stop, .events = POLLIN}, {.fd = w->ino, .events = POLLIN}};
+    struct pollfd fds[3] = {{.fd = w->stop, .events = POLLIN},
+                            {.fd = w->kick, .events = POLLIN},
+                            {.fd = w->ino, .events = POLLIN}};
     for (;;) {
-        int n = poll(fds, w->ino >= 0 ? 2 : 1, (int)w->interval_s * 1000);
+        int n = poll(fds, w->ino >= 0 ? 3 : 2, (int)w->interval_s * 1000);
         if (n < 0 && errno != EINTR)
             return NULL;
         if (fds[0].revents & POLLIN)
             return NULL;
-        bool timeout = n == 0;
-        if (n > 0 && (fds[1].revents & POLLIN)) {
+        uint64_t kicks = 0;
+        bool timeout = n == 0 || ((fds[1].revents & POLLIN) && read(w->kick, &kicks, 8) == 8);
+        if (n > 0 && (fds[2].revents & POLLIN)) {
             // A swap is several events (new dir, symlink, rename, removal): let them settle,
             // but never longer than DEBOUNCE_MAX_MS, or a file written without pause beside
             // the policy would put the reload off for ever.
@@ -111,7 +116,7 @@ run(void *arg)
             do {
                 drain_events(w);
                 waited += DEBOUNCE_MS;
-            } while (waited < DEBOUNCE_MAX_MS && poll(&fds[1], 1, DEBOUNCE_MS) > 0);
+            } while (waited < DEBOUNCE_MAX_MS && poll(&fds[2], 1, DEBOUNCE_MS) > 0);
         }
         for (size_t i = 0; i < w->count; i++) {
             struct entry *e = &w->entries[i];
@@ -136,6 +141,31 @@ watch_start(struct watch *w, char *err, size_t errlen)
 }
 
 void
+watch_kick(struct watch *w)
+{
+    uint64_t one = 1;
+    if (w != NULL && write(w->kick, &one, sizeof one) < 0)
+        return; // the counter is full: a kick is already pending
+}
+
+int
+watch_stop(struct watch *w, unsigned wait_s)
+{
+    if (w == NULL || !w->started)
+        return 0;
+    uint64_t one = 1;
+    ssize_t r = write(w->stop, &one, sizeof one);
+    (void)r;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_s;
+    if (pthread_timedjoin_np(w->thread, NULL, &until) != 0)
+        return -1;
+    w->started = false;
+    return 0;
+}
+
+void
 watch_free(struct watch *w)
 {
     if (w == NULL)
@@ -150,5 +180,7 @@ watch_free(struct watch *w)
         close(w->ino);
     if (w->stop >= 0)
         close(w->stop);
+    if (w->kick >= 0)
+        close(w->kick);
     free(w);
 }
