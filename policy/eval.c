@@ -388,6 +388,47 @@ struct subst {
     const char *application, *namespace, *component, *table, *rule, *pattern, *transition;
 };
 
+// Names come from the object, and messages put them between quotes: a quote or backslash in a
+// name must not end its quotes, or a table named `x"; rule "fake" allowed` could forge what
+// kubectl prints. Returns s when it needs no escaping, else an escaped copy also stored in
+// *owned for the caller to free.
+static const char *
+escaped(const char *s, char **owned)
+{
+    *owned = NULL;
+    if (strpbrk(s, "\"\\") == NULL)
+        return s;
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        n += (*p == '"' || *p == '\\') ? 2 : 1;
+    char *o = xmalloc(n + 1);
+    *owned = o;
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            *o++ = '\\';
+        *o++ = *p;
+    }
+    *o = '\0';
+    return *owned;
+}
+
+// Replaces every name in v by its escaped form; subst_release frees what that allocated.
+static void
+subst_escape(struct subst *v, char *owned[6])
+{
+    const char **fields[6] = {&v->application, &v->namespace, &v->component,
+                              &v->table,       &v->rule,      &v->pattern};
+    for (int i = 0; i < 6; i++)
+        *fields[i] = escaped(*fields[i], &owned[i]);
+}
+
+static void
+subst_release(char *owned[6])
+{
+    for (int i = 0; i < 6; i++)
+        free(owned[i]);
+}
+
 static char *
 expand(const char *tmpl, const struct subst *v)
 {
@@ -469,11 +510,16 @@ shorten(char *s, size_t max)
 static char *
 warning_text(const struct eval_finding *f, int setting, const struct policy_rule *r)
 {
-    char *w =
-        f->rule->message
-            ? xstrdup(f->message)
-            : xconcat("table \"", f->table, "\": ", POLICY_SETTING_NAMES[setting], " should be ",
-                      r->require[setting] ? "true" : "false", " (rule ", r->name, ")", NULL);
+    if (f->rule->message) {
+        char *w = xstrdup(f->message);
+        shorten(w, EVAL_WARNING_MAX);
+        return w;
+    }
+    char *t;
+    char *w = xconcat("table \"", escaped(f->table, &t), "\": ", POLICY_SETTING_NAMES[setting],
+                      " should be ", r->require[setting] ? "true" : "false", " (rule ", r->name,
+                      ")", NULL);
+    free(t);
     shorten(w, EVAL_WARNING_MAX);
     return w;
 }
@@ -492,17 +538,24 @@ first_match(const struct policy_globs *g, const char *s)
 static void
 add_finding(struct eval_result *out, const struct eval_finding *f)
 {
-    out->findings = xrealloc(out->findings, (out->finding_count + 1) * sizeof *out->findings);
+    out->findings = xgrow(out->findings, out->finding_count, sizeof *out->findings);
     out->findings[out->finding_count++] = *f;
 }
 
+// kubectl prints every warning on its own line and the API server keeps only a few kilobytes of
+// them: past EVAL_WARNINGS_LISTED the rest are counted, and one last warning says how many.
 static void
 add_warning(struct eval_result *out, char *w)
 {
+    if (out->warning_count == EVAL_WARNINGS_LISTED) {
+        out->warnings_unlisted++;
+        free(w);
+        return;
+    }
     w = defused(w);
     shorten(w, EVAL_WARNING_MAX);
     one_line(w);
-    out->warnings = xrealloc(out->warnings, (out->warning_count + 1) * sizeof *out->warnings);
+    out->warnings = xgrow(out->warnings, out->warning_count, sizeof *out->warnings);
     out->warnings[out->warning_count++] = w;
 }
 
@@ -580,9 +633,12 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
                 continue;
             struct subst v = {app, in->namespace, slot->name, table, rule->name, pattern, NULL};
             struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(table), NULL};
+            char *owned[6];
+            subst_escape(&v, owned);
             f.message = rule->message  ? expand(rule->message, &v)
                         : slot->object ? object_message(&v, slot, rule, k, &pr)
                                        : builtin_message(s, &v, rule, k, &pr);
+            subst_release(owned);
             one_line(f.message);
             f.message = defused(f.message);
             add_finding(out, &f);
@@ -601,30 +657,37 @@ forbid_message(const struct subst *v, const struct transition_change *c)
     const struct transition_slot *o = c->old, *n = c->now;
     const char *kind = o->kind ? o->kind->kind : kinds_rendered()->kind;
     const char *q = "\"";
+    // The names in oldObject and object, escaped like those in v (see escaped).
+    char *own[6] = {0};
+    const char *oname = escaped(o->name, &own[0]), *otable = escaped(o->table, &own[1]);
+    const char *nname = n ? escaped(n->name, &own[2]) : NULL;
+    const char *ntable = n ? escaped(n->table, &own[3]) : NULL;
+    const char *otype = o->type ? escaped(o->type, &own[4]) : NULL;
+    const char *ntype = n && n->type ? escaped(n->type, &own[5]) : NULL;
     char *what;
     switch (c->kind) {
     case POLICY_DELETE:
         what = xconcat("deleting the Application makes KubeVela delete the ", kind,
-                       " of component \"", o->name, "\", and then the DynamoDB table \"", o->table,
+                       " of component \"", oname, "\", and then the DynamoDB table \"", otable,
                        "\" is deleted with its data", NULL);
         break;
     case POLICY_RENAME:
         what =
-            strcmp(o->table, n->table) != 0
-                ? xconcat("component \"", n->name, "\" changes its table name from \"", o->table,
-                          "\" to \"", n->table, "\": a new table is created and the old one is ",
-                          "deleted with its data (set the table name back to \"", o->table, "\")",
+            strcmp(otable, ntable) != 0
+                ? xconcat("component \"", nname, "\" changes its table name from \"", otable,
+                          "\" to \"", ntable, "\": a new table is created and the old one is ",
+                          "deleted with its data (set the table name back to \"", otable, "\")",
                           NULL)
-                : xconcat("the table moves from component \"", o->name, "\" to \"", n->name,
-                          "\": KubeVela deletes the ", kind, " of \"", o->name,
+                : xconcat("the table moves from component \"", oname, "\" to \"", nname,
+                          "\": KubeVela deletes the ", kind, " of \"", oname,
                           "\", and the table is deleted with its data (keep the component name \"",
-                          o->name, "\")", NULL);
+                          oname, "\")", NULL);
         break;
     default:
-        what = n != NULL ? xconcat("component \"", o->name, "\" changes its type from \"", o->type,
-                                   "\" to \"", n->type, "\": KubeVela deletes the ", kind,
+        what = n != NULL ? xconcat("component \"", oname, "\" changes its type from \"", otype,
+                                   "\" to \"", ntype, "\": KubeVela deletes the ", kind,
                                    " it rendered, and the table is deleted with its data", NULL)
-                         : xconcat("component \"", o->name, "\" is removed: KubeVela deletes its ",
+                         : xconcat("component \"", oname, "\" is removed: KubeVela deletes its ",
                                    kind, ", and the table is deleted with its data", NULL);
         break;
     }
@@ -636,9 +699,10 @@ forbid_message(const struct subst *v, const struct transition_change *c)
                                    "--orphan does this) or"
                                  : " in an earlier change: add the finalizer "
                                    "app.oam.dev/orphan-resource or",
-        " a garbage-collect policy rule {selector: {componentNames: [", o->name,
+        " a garbage-collect policy rule {selector: {componentNames: [", oname,
         "]}, strategy: never}; or ask for an approved exception to rule \"", v->rule, q, NULL);
     free(what);
+    subst_release(own);
     return m;
 }
 
@@ -658,6 +722,8 @@ forbid_findings(const struct policy_spec *s, const struct eval_input *in, const 
         struct subst v = {app,     in->namespace,           c->old->name, c->old->table, rule->name,
                           pattern, transition_name(c->kind)};
         struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(v.table), NULL};
+        char *owned[6];
+        subst_escape(&v, owned);
         f.message = rule->message ? expand(rule->message, &v) : forbid_message(&v, c);
         one_line(f.message);
         f.message = defused(f.message);
@@ -666,6 +732,7 @@ forbid_findings(const struct policy_spec *s, const struct eval_input *in, const 
             add_warning(out, rule->message ? xstrdup(f.message)
                                            : xconcat("table \"", v.table, "\": ", v.transition,
                                                      " forbidden (rule ", rule->name, ")", NULL));
+        subst_release(owned);
     }
 }
 
@@ -710,8 +777,10 @@ deny_message(const struct policy *p, const struct eval_result *out)
         return xstrdup("denied by tableguard policy");
     for (size_t i = 0; i < out->finding_count; i++)
         n += out->findings[i].rule->action == POLICY_DENY;
-    fprintf(f, "tableguard policy \"%s\": %zu violation%s: ", policy_spec(p)->name, n,
-            n == 1 ? "" : "s");
+    char *owned;
+    fprintf(f, "tableguard policy \"%s\": %zu violation%s: ", escaped(policy_spec(p)->name, &owned),
+            n, n == 1 ? "" : "s");
+    free(owned);
     size_t k = 0;
     for (size_t i = 0; i < out->finding_count && k < EVAL_DENY_LISTED; i++) {
         if (out->findings[i].rule->action != POLICY_DENY)
@@ -760,6 +829,14 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
         out->denied |= out->findings[i].rule->action == POLICY_DENY;
     if (out->denied)
         out->deny_message = deny_message(p, out);
+    if (out->warnings_unlisted > 0) {
+        char more[EVAL_WARNING_MAX + 1];
+        snprintf(more, sizeof more,
+                 "... and %zu more warnings (each is in the audit log and in `tableguard check`)",
+                 out->warnings_unlisted);
+        out->warnings = xgrow(out->warnings, out->warning_count, sizeof *out->warnings);
+        out->warnings[out->warning_count++] = xstrdup(more);
+    }
     return 0;
 }
 

@@ -63,10 +63,12 @@ struct eval_result {
     size_t finding_count;
     bool denied;        // validate: a deny rule failed
     char *deny_message; // validate: every deny finding in one line, NULL when allowed
-    char **warnings;    // validate: one per warn finding, each under 120 bytes
+    char **warnings;    // validate: one per warn finding, each under 120 bytes; past
+                        // EVAL_WARNINGS_LISTED, one last warning counts the rest
     size_t warning_count;
     struct eval_table *tables; // every table examined, in component order
     size_t table_count;
+    size_t warnings_unlisted; // validate: warn findings past EVAL_WARNINGS_LISTED
 };
 
 // Computes the patch for /mutate into `out` (zeroed first). Returns 0.
@@ -79,6 +81,8 @@ void eval_result_free(struct eval_result *r);
 
 // The longest warning eval emits, in bytes, not counting the terminating NUL.
 #define EVAL_WARNING_MAX 119
+// At most this many warnings name a finding; one more says how many were left out.
+#define EVAL_WARNINGS_LISTED 20
 // A denial names at most this many violations, and is at most EVAL_DENY_MAX bytes long.
 #define EVAL_DENY_LISTED 10
 #define EVAL_DENY_MAX 4096

@@ -94,8 +94,36 @@ next_token(const char *s, char *out, size_t cap)
     return s;
 }
 
+// The last array element a path went through. tableguard's patches add to components in
+// order, so resolving /spec/components/<i> from the previous element instead of the array's
+// head keeps applying n operations linear (cJSON arrays are linked lists).
+struct cursor {
+    const cJSON *array;
+    int index;
+    cJSON *item;
+};
+
+static cJSON *
+array_item(cJSON *array, int index, struct cursor *cur)
+{
+    if (index < 0)
+        return NULL;
+    cJSON *it = array->child;
+    int at = 0;
+    if (cur->array == array && cur->item != NULL && index >= cur->index) {
+        it = cur->item;
+        at = cur->index;
+    }
+    for (; it != NULL && at < index; at++)
+        it = it->next;
+    if (it != NULL)
+        *cur = (struct cursor){array, index, it};
+    return it;
+}
+
 static int
-apply_add(cJSON *doc, const char *path, const cJSON *value, char *err, size_t errlen)
+apply_add(cJSON *doc, const char *path, const cJSON *value, struct cursor *cur, char *err,
+          size_t errlen)
 {
     if (*path != '/') {
         snprintf(err, errlen, "path \"%s\" does not start with \"/\"", path);
@@ -108,7 +136,7 @@ apply_add(cJSON *doc, const char *path, const cJSON *value, char *err, size_t er
         s = next_token(s + 1, token, sizeof token);
         if (*s == '\0')
             break;
-        cJSON *child = cJSON_IsArray(parent) ? cJSON_GetArrayItem(parent, atoi(token))
+        cJSON *child = cJSON_IsArray(parent) ? array_item(parent, atoi(token), cur)
                                              : cJSON_GetObjectItemCaseSensitive(parent, token);
         if (child == NULL) {
             snprintf(err, errlen, "path \"%s\": \"%s\" does not exist", path, token);
@@ -122,9 +150,10 @@ apply_add(cJSON *doc, const char *path, const cJSON *value, char *err, size_t er
         return -1;
     }
     if (cJSON_IsObject(parent)) {
-        if (cJSON_GetObjectItemCaseSensitive(parent, token) != NULL)
+        if (cJSON_GetObjectItemCaseSensitive(parent, token) != NULL) {
+            *cur = (struct cursor){0}; // the replaced value may hold the cursor's array
             cJSON_ReplaceItemInObjectCaseSensitive(parent, token, copy);
-        else
+        } else
             cJSON_AddItemToObject(parent, token, copy);
         return 0;
     }
@@ -135,7 +164,17 @@ apply_add(cJSON *doc, const char *path, const cJSON *value, char *err, size_t er
             return 0;
         }
         if (atoi(token) >= 0 && atoi(token) < size) {
-            cJSON_InsertItemInArray(parent, atoi(token), copy);
+            // Linked by hand: Debian 12's cJSON_InsertItemInArray refuses every insertion.
+            // cJSON keeps the tail in the head's prev, which the links below preserve.
+            cJSON *after = array_item(parent, atoi(token), cur);
+            *cur = (struct cursor){0}; // the elements after the insertion moved up
+            copy->next = after;
+            copy->prev = after->prev;
+            if (after == parent->child)
+                parent->child = copy;
+            else
+                after->prev->next = copy;
+            after->prev = copy;
             return 0;
         }
     }
@@ -149,6 +188,7 @@ int
 patch_apply(cJSON *doc, const cJSON *ops, char *err, size_t errlen)
 {
     const cJSON *op;
+    struct cursor cur = {0};
     cJSON_ArrayForEach(op, ops)
     {
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(op, "op");
@@ -162,7 +202,7 @@ patch_apply(cJSON *doc, const cJSON *ops, char *err, size_t errlen)
             snprintf(err, errlen, "an \"add\" operation needs a path and a value");
             return -1;
         }
-        if (apply_add(doc, path->valuestring, value, err, errlen) != 0)
+        if (apply_add(doc, path->valuestring, value, &cur, err, errlen) != 0)
             return -1;
     }
     return 0;

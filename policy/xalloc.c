@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,18 @@ xrealloc(void *p, size_t n)
     if (q == NULL)
         oom(n);
     return q;
+}
+
+void *
+xgrow(void *p, size_t count, size_t size)
+{
+    if (count == 0)
+        return xrealloc(p, 4 * size);
+    if (count < 4 || (count & (count - 1)) != 0)
+        return p; // not full yet
+    if (count > SIZE_MAX / 2 / size)
+        oom(SIZE_MAX);
+    return xrealloc(p, 2 * count * size);
 }
 
 char *

@@ -648,6 +648,59 @@ profiles_choose_what_mutate_injects(void **state)
     policy_unref(p);
 }
 
+static void
+names_with_quotes_cannot_forge_a_message(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    struct eval_result r;
+    // The table name tries to close its quotes and add a rule of its own.
+    validate_one(p,
+                 "{\"name\":\"x\\\"; rule \\\"fake\\\" allowed \\\\ -prod\","
+                 "\"type\":\"aws-dynamodb-kro\"}",
+                 &r);
+    assert_true(r.denied);
+    assert_non_null(
+        strstr(r.deny_message, "table \"x\\\"; rule \\\"fake\\\" allowed \\\\ -prod\""));
+    assert_null(strstr(r.deny_message, "; rule \"fake\""));
+    assert_int_equal(r.warning_count, 1);
+    assert_non_null(strstr(r.warnings[0], "table \"x\\\"; rule \\\"fake\\\""));
+    eval_result_free(&r);
+    policy_unref(p);
+}
+
+static void
+warnings_past_the_limit_are_counted(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    size_t n = EVAL_WARNINGS_LISTED + 10;
+    char *list = malloc(n * 200 + 2);
+    strcpy(list, "[");
+    for (size_t i = 0; i < n; i++)
+        sprintf(list + strlen(list),
+                "%s{\"name\":\"t%zu-prod\",\"type\":\"aws-dynamodb-kro\",\"traits\":[{\"type\":"
+                "\"dynamodb-protection-kro\",\"properties\":{\"pointInTimeRecovery\":false}}]}",
+                i ? "," : "", i);
+    strcat(list, "]");
+    cJSON *a = cJSON_Parse("{\"apiVersion\":\"core.oam.dev/v1beta1\",\"kind\":\"Application\","
+                           "\"metadata\":{\"name\":\"shop\",\"namespace\":\"ns\"},\"spec\":{}}");
+    cJSON_AddItemToObject(cJSON_GetObjectItem(a, "spec"), "components", cJSON_Parse(list));
+    struct eval_input in = input(a);
+    struct eval_result r;
+    eval_validate(p, &in, &r);
+    assert_false(r.denied);
+    assert_int_equal(r.finding_count, n);
+    assert_int_equal(r.warning_count, EVAL_WARNINGS_LISTED + 1);
+    assert_non_null(strstr(r.warnings[EVAL_WARNINGS_LISTED - 1], "t19-prod"));
+    assert_non_null(strstr(r.warnings[EVAL_WARNINGS_LISTED], "and 10 more warnings"));
+    assert_true(strlen(r.warnings[EVAL_WARNINGS_LISTED]) <= EVAL_WARNING_MAX);
+    eval_result_free(&r);
+    cJSON_Delete(a);
+    free(list);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -661,6 +714,8 @@ main(void)
         cmocka_unit_test(transitions_are_judged_on_update_and_delete),
         cmocka_unit_test(no_message_says_immutable),
         cmocka_unit_test(profiles_choose_what_mutate_injects),
+        cmocka_unit_test(names_with_quotes_cannot_forge_a_message),
+        cmocka_unit_test(warnings_past_the_limit_are_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,33 @@ refuses_missing_parents_and_other_ops(void **state)
     cJSON_Delete(doc);
 }
 
+static void
+resolves_array_indexes_in_any_order_and_after_insertions(void **state)
+{
+    (void)state;
+    // Operations walk forward, back, through an insertion and a replaced array: the shortcut
+    // that keeps in-order operations linear must never resolve a stale element.
+    cJSON *doc = parse("{\"c\":[{\"n\":0},{\"n\":1},{\"n\":2},{\"n\":3}],\"d\":[{}]}");
+    cJSON *ops = cJSON_CreateArray();
+    patch_add(ops, "/c/1/a", cJSON_CreateNumber(1));
+    patch_add(ops, "/c/3/a", cJSON_CreateNumber(3));
+    patch_add(ops, "/c/0/a", cJSON_CreateNumber(0));
+    patch_add(ops, "/c/2/a", cJSON_CreateNumber(2));
+    patch_add(ops, "/c/1", cJSON_CreateString("new"));
+    patch_add(ops, "/c/3/b", cJSON_CreateTrue());
+    patch_add(ops, "/d/0/x", cJSON_CreateNumber(9));
+    patch_add(ops, "/d", cJSON_Parse("[{},{}]"));
+    patch_add(ops, "/d/1/y", cJSON_CreateNumber(8));
+    char err[128];
+    assert_int_equal(patch_apply(doc, ops, err, sizeof err), 0);
+    char *out = cJSON_PrintUnformatted(doc);
+    assert_string_equal(out, "{\"c\":[{\"n\":0,\"a\":0},\"new\",{\"n\":1,\"a\":1},{\"n\":2,"
+                             "\"a\":2,\"b\":true},{\"n\":3,\"a\":3}],\"d\":[{},{\"y\":8}]}");
+    free(out);
+    cJSON_Delete(ops);
+    cJSON_Delete(doc);
+}
+
 int
 main(void)
 {
@@ -78,6 +105,7 @@ main(void)
         cmocka_unit_test(escapes_tilde_and_slash),
         cmocka_unit_test(applies_adds_to_objects_and_arrays),
         cmocka_unit_test(refuses_missing_parents_and_other_ops),
+        cmocka_unit_test(resolves_array_indexes_in_any_order_and_after_insertions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

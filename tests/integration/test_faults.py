@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Faults in the files and inputs the server reads: a FIFO where the policy or the certificate
+should be, policies built to make the loader crawl, names built to forge a denial message, and
+reviews built to make one decision cost quadratic time. After each the server still answers a
+good review, and SIGTERM still ends it in time."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import BINARY, DEFAULT_POLICY, WRAPPER, application, protection, review, table
+
+GOOD = DEFAULT_POLICY.read_text()
+SLACK = 60 if WRAPPER else 1
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.monotonic() + timeout * SLACK
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def log_has(server, text):
+    return text in server.log_path.read_text()
+
+
+def answers(server):
+    status, body = server.admit("validate", review(application([table("orders", "orders-prod")])))
+    return status == 200 and body["response"]["allowed"] is False
+
+
+def stops_in_time(server, bound):
+    """SIGTERM ends the process within `bound` seconds with exit code 0."""
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        code = server.proc.wait(timeout=bound * SLACK)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+        raise AssertionError(f"SIGTERM did not end the process in {bound}s")
+    return code == 0, time.monotonic() - t0
+
+
+def test_a_fifo_at_the_policy_path_is_refused_and_sigterm_still_ends_the_process(
+        start_server, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD)
+    server = start_server(policy=path, reload_interval=1, drain_timeout=2)
+    path.unlink()
+    os.mkfifo(path)
+    # The watcher sees the change, refuses the FIFO at once, and says what the file is.
+    wait_for(lambda: log_has(server, "is a FIFO, not a regular file"))
+    assert "policy reload failed" in server.plain("/readyz")[1]
+    # SIGHUP runs the reload again; the main thread is not held by it.
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: server.log_path.read_text().count("is a FIFO, not a regular file") >= 2)
+    assert answers(server)
+    ok, took = stops_in_time(server, 0 + 2 + 5)
+    assert ok, server.log_path.read_text()[-2000:]
+
+
+def test_a_fifo_at_the_certificate_path_is_refused(start_server, tmp_path, certs):
+    cert = tmp_path / "tls.crt"
+    key = tmp_path / "tls.key"
+    cert.write_bytes((certs / "tls.crt").read_bytes())
+    key.write_bytes((certs / "tls.key").read_bytes())
+    server = start_server(cert=cert, key=key, reload_interval=1, drain_timeout=2)
+    cert.unlink()
+    os.mkfifo(cert)
+    wait_for(lambda: log_has(server, "tls.crt: is a FIFO, not a regular file"))
+    server.proc.send_signal(signal.SIGHUP)
+    assert answers(server)
+    ok, took = stops_in_time(server, 0 + 2 + 5)
+    assert ok, server.log_path.read_text()[-2000:]
+
+
+def test_a_fifo_policy_at_startup_is_an_error_not_a_hang(tmp_path, certs):
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    r = subprocess.run([BINARY, "policy", "lint", str(fifo)], capture_output=True, text=True,
+                       timeout=10 * SLACK)
+    assert r.returncode != 0 and "is a FIFO, not a regular file" in r.stderr, r.stderr
+    r = subprocess.run([BINARY, "serve", "--policy", str(fifo), "--tls-cert",
+                        str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
+                        "--listen", "127.0.0.1:0", "--metrics-listen", "off"],
+                       capture_output=True, text=True, timeout=10 * SLACK)
+    assert r.returncode == 1 and "is a FIFO, not a regular file" in r.stderr + r.stdout
+
+
+# ---- policies built to make the loader crawl ---------------------------------------------------
+
+RULES_AT = GOOD.index("  rules:")
+
+
+def test_a_deeply_nested_policy_is_refused_by_its_depth_and_the_server_keeps_serving(
+        start_server, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD)
+    server = start_server(policy=path)
+    # 200,000 levels: libyaml alone took minutes over this; the limit stops it at level 65.
+    path.write_text(GOOD[:RULES_AT] + "  rules: " + "[" * 200000 + "]" * 200000 + "\n")
+    wait_for(lambda: log_has(server, "nested deeper than 64 levels"))
+    assert answers(server)
+
+
+def test_a_policy_past_the_node_limit_is_refused_with_one_diagnostic(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD[:RULES_AT] + "  rules: [" + "a," * 250000 + "a]\n")
+    r = subprocess.run([BINARY, "policy", "lint", str(path)], capture_output=True, text=True,
+                       timeout=30 * SLACK)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "more than 200000 YAML nodes" in r.stderr, r.stderr
+
+
+def test_a_reload_of_thousands_of_broken_rules_logs_a_bounded_number_of_lines(
+        start_server, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD)
+    server = start_server(policy=path)
+    broken = "".join(f"    - name: r{i}\n      tables: ['*']\n      mach: 1\n" for i in range(5000))
+    path.write_text(GOOD[:RULES_AT] + "  rules:\n" + broken)
+    wait_for(lambda: log_has(server, "more diagnostics not logged"))
+    lines = [l for l in server.log_lines() if l.get("msg", "").startswith("policy reload failed")]
+    assert len(lines) == 21, len(lines)
+    assert lines[-1]["not_logged"] == str(2 * 5000 - 20)
+    # lint, which a person reads, still lists every one.
+    r = subprocess.run([BINARY, "policy", "lint", str(path)], capture_output=True, text=True,
+                       timeout=30 * SLACK)
+    assert r.returncode == 1 and r.stderr.count("\n") == 2 * 5000
+    assert answers(server)
+
+
+# ---- names built to forge a message -------------------------------------------------------------
+
+def test_quotes_in_names_cannot_forge_a_rule_in_the_denial_or_a_warning(start_server):
+    server = start_server()
+    forged = 'x"; rule "fake" allowed \\ -prod'
+    status, body = server.admit("validate", review(application([table("orders", forged)],
+                                                               name='a"b')))
+    assert status == 200
+    r = body["response"]
+    assert r["allowed"] is False
+    message = r["status"]["message"]
+    assert 'table "x\\"; rule \\"fake\\" allowed \\\\ -prod"' in message, message
+    assert 'Application "shop/a\\"b"' in message, message
+    assert '; rule "fake"' not in message
+    assert any('table "x\\"; rule \\"fake\\"' in w for w in r["warnings"]), r["warnings"]
