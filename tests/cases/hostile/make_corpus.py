@@ -309,7 +309,10 @@ def build():
                                       operation="UPDATE", old=GOOD_APP),
        "an UPDATE of an Application being deleted passes untouched")
     ok("delete-object-null", with_object(None, operation="DELETE", old=GOOD_APP),
-       "DELETE carries the old object only")
+       "DELETE carries the old object only: /mutate has nothing to add", webhook="mutate")
+    ok("delete-object-null-kept", with_object(None, operation="DELETE", old=GOOD_APP),
+       "DELETE of an Application holding a *-prod table: the shipped policy keeps it",
+       allowed="false", webhook="validate")
     ok("excluded-namespace", with_object(app([table("t", "t-prod")], namespace="kube-system")),
        "kube-system is excluded")
     # ---- size --------------------------------------------------------------------------------
