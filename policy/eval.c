@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/bypass.h"
 #include "policy/kinds.h"
 #include "policy/patch.h"
 #include "policy/transition.h"
@@ -75,7 +76,8 @@ enum state { ST_ON, ST_OFF, ST_NO_TRAIT, ST_BAD };
 struct protection {
     enum state state[POLICY_SETTING_COUNT];
     bool defaulted[POLICY_SETTING_COUNT]; // ST_ON or ST_OFF from the trait's CUE default
-    char why[POLICY_SETTING_COUNT][192];  // for ST_BAD: what is wrong
+    bool bypassed[POLICY_SETTING_COUNT];  // an override or a patch trait made it what it is
+    char why[POLICY_SETTING_COUNT][320];  // for ST_BAD, or when bypassed: what is wrong
 };
 
 static void
@@ -312,6 +314,20 @@ mutated_row(const struct policy_spec *s, const struct eval_input *in, const cJSO
                           ? def
                           : setting_value(pr.state[i]);
     }
+    // Override policies and patch traits are not mutated away: what they do still counts.
+    const char *cname = str_at(comp, "name");
+    struct transition_slot slot = {.component = comp,
+                                   .name = cname ? cname : "",
+                                   .type = str_at(comp, "type"),
+                                   .table = table};
+    struct bypass_result b;
+    bypass_weakest(s, in->object, &slot, &b);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
+        if (b.value[i] == BYPASS_ERROR)
+            t->after[i] = -2;
+        else if (b.value[i] == BYPASS_OFF && t->after[i] == 1)
+            t->after[i] = 0;
+    }
 }
 
 int
@@ -478,6 +494,8 @@ builtin_message(const struct policy_spec *s, const struct subst *v, const struct
 #define HEAD_PIECES                                                                                \
     "Application \"", v->namespace, "/", v->application, "\" table \"", v->table, "\": rule \"",   \
         v->rule, "\" (tables ", v->pattern, ") requires ", name, ": ", want, "; "
+    if (pr->bypassed[setting])
+        return xconcat(HEAD_PIECES, pr->why[setting], NULL);
     switch (pr->state[setting]) {
     case ST_NO_TRAIT:
         return xconcat(HEAD_PIECES, "the component has no ", s->trait_type,
@@ -577,14 +595,30 @@ object_protection(const struct transition_slot *slot, struct protection *pr)
     }
 }
 
+// The settings of the table in `slot` of Application `app`: its trait (or the guarded object's
+// fields), then the weakest that override policies and patch traits make of them.
 static void
-slot_protection(const struct policy_spec *s, const struct transition_slot *slot,
+slot_protection(const struct policy_spec *s, const cJSON *app, const struct transition_slot *slot,
                 struct protection *pr)
 {
-    if (slot->object != NULL)
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        pr->bypassed[i] = false;
+    if (slot->object != NULL) {
         object_protection(slot, pr);
-    else
-        protection_of(s, slot->component, pr);
+        return;
+    }
+    protection_of(s, slot->component, pr);
+    struct bypass_result b;
+    bypass_weakest(s, app, slot, &b);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
+        bool worse = (b.value[i] == BYPASS_ERROR && pr->state[i] != ST_BAD) ||
+                     (b.value[i] == BYPASS_OFF && pr->state[i] == ST_ON);
+        if (!worse)
+            continue;
+        pr->state[i] = b.value[i] == BYPASS_ERROR ? ST_BAD : ST_OFF;
+        pr->bypassed[i] = true;
+        snprintf(pr->why[i], sizeof pr->why[i], "%s", b.why[i]);
+    }
 }
 
 static char *
@@ -611,7 +645,7 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
 {
     const char *table = slot->table;
     struct protection pr;
-    slot_protection(s, slot, &pr);
+    slot_protection(s, in->object, slot, &pr);
     struct eval_table *row = add_row(out, slot->name, table);
     const struct policy_profile *prof = policy_profile_for(s, table, in->namespace);
     row->profile = prof ? prof->name : NULL;
@@ -754,7 +788,7 @@ judge_transitions(const struct policy_spec *s, const struct eval_input *in, cons
         if (row == NULL || row->old_table != NULL)
             row = add_row(out, c->old->name, NULL); // gone, or a second table moved onto one place
         struct protection pr;
-        slot_protection(s, c->old, &pr);
+        slot_protection(s, in->old_object, c->old, &pr);
         row->old_table = xstrdup(c->old->table);
         for (int k = 0; k < POLICY_SETTING_COUNT; k++)
             row->before[k] = setting_value(pr.state[k]);

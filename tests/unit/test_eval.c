@@ -701,6 +701,57 @@ warnings_past_the_limit_are_counted(void **state)
     policy_unref(p);
 }
 
+static void
+bypasses_and_carried_objects_are_judged(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    struct eval_result r;
+    // An override policy switches the trait off: the denial names the policy and the fix.
+    cJSON *a = app("[" PROTECTED("orders", "orders-prod") "]");
+    cJSON_AddItemToObject(cJSON_GetObjectItem(a, "spec"), "policies",
+                          cJSON_Parse("[{\"name\":\"fast\",\"type\":\"override\",\"properties\":"
+                                      "{\"components\":[{\"name\":\"orders\",\"traits\":[{\"type\":"
+                                      "\"dynamodb-protection-kro\",\"disable\":true}]}]}}]"));
+    struct eval_input in = input(a);
+    eval_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.deny_message, "override policy \"fast\" disables the "
+                                           "dynamodb-protection-kro trait (disable: true)"));
+    assert_non_null(strstr(r.deny_message, "remove the disable"));
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 0);
+    eval_result_free(&r);
+    // Mutation cannot undo it: the row says so.
+    eval_mutate(p, &in, &r);
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 0);
+    eval_result_free(&r);
+    cJSON_Delete(a);
+    // A k8s-objects component carrying a DynamoDBTable with protection off, and an ACK Table
+    // without the field: tables too, read as ACK reads them.
+    validate_one(
+        p,
+        "{\"name\":\"raw\",\"type\":\"k8s-objects\",\"properties\":{\"objects\":["
+        "{\"apiVersion\":\"kro.run/v1alpha1\",\"kind\":\"DynamoDBTable\",\"metadata\":"
+        "{\"name\":\"d\"},\"spec\":{\"tableName\":\"a-prod\",\"deletionProtectionEnabled\":"
+        "false,\"pointInTimeRecoveryEnabled\":true}},"
+        "{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+        "\"metadata\":{\"name\":\"t\"},\"spec\":{\"tableName\":\"b-prod\"}}]}}",
+        &r);
+    assert_true(r.denied);
+    assert_int_equal(r.table_count, 2);
+    assert_string_equal(r.tables[0].table, "a-prod");
+    assert_string_equal(r.tables[1].table, "b-prod");
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 0);
+    assert_int_equal(r.tables[0].after[POLICY_PITR], 1);
+    assert_int_equal(r.tables[1].after[POLICY_PITR], 0);
+    assert_non_null(strstr(r.deny_message, "carries the DynamoDBTable \"d\" directly and it is "
+                                           "false: set spec.deletionProtectionEnabled: true"));
+    assert_non_null(strstr(r.deny_message, "the field is absent, which ACK reads as false"));
+    assert_int_equal(r.warning_count, 1); // b-prod's PITR (spec.continuousBackups...) is absent
+    eval_result_free(&r);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -713,6 +764,7 @@ main(void)
         cmocka_unit_test(tables_list_every_component_that_holds_one),
         cmocka_unit_test(transitions_are_judged_on_update_and_delete),
         cmocka_unit_test(no_message_says_immutable),
+        cmocka_unit_test(bypasses_and_carried_objects_are_judged),
         cmocka_unit_test(profiles_choose_what_mutate_injects),
         cmocka_unit_test(names_with_quotes_cannot_forge_a_message),
         cmocka_unit_test(warnings_past_the_limit_are_counted),

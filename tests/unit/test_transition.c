@@ -9,18 +9,7 @@
 #include <cmocka.h>
 
 #include "policy/transition.h"
-
-static struct policy *
-load(void)
-{
-    static const char yaml[] = "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\n"
-                               "metadata: {name: t}\nspec: {}\n";
-    struct diag d = {0};
-    struct policy *p = policy_load_buffer(yaml, strlen(yaml), "t.yaml", &d);
-    assert_non_null(p);
-    diag_free(&d);
-    return p;
-}
+#include "tests/unit/minimal_policy.h"
 
 // An Application: `meta` is extra metadata members ("" or `"finalizers":[...]`), `policies` a
 // JSON array text or "".
