@@ -15,6 +15,11 @@
 // err set to "FILE:LINE:COL: message" or "FILE: message".
 cJSON *manifest_load(const char *path, char *err, size_t errlen);
 
+// The same for a buffer already read (NUL-terminated at buf[len]): `name` stands for the file in
+// messages. Input that holds a NUL byte or is not valid UTF-8 is refused before any parser sees
+// it.
+cJSON *manifest_parse(const char *buf, size_t len, const char *name, char *err, size_t errlen);
+
 // Writes v as one YAML document (without a "---" line) to out. Strings that would read back as
 // another type are quoted. Returns 0, or -1 when the emitter fails.
 int manifest_print_yaml(const cJSON *v, FILE *out);

@@ -144,6 +144,12 @@ utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
+bool
+review_utf8_valid(const char *s, size_t n)
+{
+    return utf8_valid((const unsigned char *)s, n);
+}
+
 // True when a string in the (already parsed, so valid) JSON text holds the escape \u0000. cJSON
 // decodes it into a C string that ends there, so tableguard would judge "orders\u0000-prod" as
 // "orders" while the API server and KubeVela see the whole name. Outside strings a backslash

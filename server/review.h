@@ -52,4 +52,8 @@ char *review_encode(const struct review_response *r, size_t *len);
 // Encodes {"error": message} for an HTTP error answer.
 char *review_error_body(const char *message, size_t *len);
 
+// True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code points past
+// U+10FFFF): the check every body gets, for other readers of outside JSON to share.
+bool review_utf8_valid(const char *s, size_t n);
+
 #endif

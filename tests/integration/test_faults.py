@@ -151,3 +151,17 @@ def test_quotes_in_names_cannot_forge_a_rule_in_the_denial_or_a_warning(start_se
     assert 'Application "shop/a\\"b"' in message, message
     assert '; rule "fake"' not in message
     assert any('table "x\\"; rule \\"fake\\"' in w for w in r["warnings"]), r["warnings"]
+
+
+# ---- manifests the offline check did not write ---------------------------------------------------
+
+def test_check_refuses_a_manifest_that_is_not_utf8_instead_of_crashing(tmp_path):
+    """cJSON took any bytes in a key and libyaml's emitter, printing the manifest back,
+    double-freed (ASan) or looped for ever (release)."""
+    path = tmp_path / "app.json"
+    path.write_bytes(json.dumps(application([table("orders", "orders-prod")])).encode()
+                     .replace(b'"region"', b'"\xff\xfe"'))
+    r = subprocess.run([BINARY, "check", "--policy", str(DEFAULT_POLICY), str(path)],
+                       capture_output=True, timeout=30 * SLACK)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.decode() == f"tableguard check: {path}: is not valid UTF-8\n"
