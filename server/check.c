@@ -22,18 +22,21 @@ get_str(const cJSON *obj, const char *key)
 struct check_flags {
     const char *policy;
     struct simulate_request ro;
+    const char *old; // --old FILE
     bool json;
 };
 
 static void
 check_usage(FILE *f)
 {
-    fputs("usage: tableguard check --policy FILE [--operation CREATE|UPDATE] [--namespace NS]\n"
-          "                        [--user NAME] [--group NAME]... [--output text|json]\n"
-          "                        MANIFEST... | -\n\n"
+    fputs("usage: tableguard check --policy FILE [--operation CREATE|UPDATE|DELETE] [--old FILE]\n"
+          "                        [--namespace NS] [--user NAME] [--group NAME]...\n"
+          "                        [--output text|json] MANIFEST... | -\n\n"
           "Runs each manifest (YAML, several documents allowed, or JSON) through the mutating\n"
           "and then the validating webhook, as the API server would, and prints the decision,\n"
           "the rules that fired, the warnings and the mutated manifest.\n"
+          "--old FILE judges an UPDATE from the objects in FILE (paired by kind and name) to the\n"
+          "manifests; --operation DELETE judges deleting each manifest (validating webhook only).\n"
           "The policy may also come from TABLEGUARD_POLICY.\n"
           "Exit status: 0 all allowed, 1 any denied, 2 usage or input error.\n",
           f);
@@ -44,6 +47,7 @@ check_parse(int argc, char **argv, struct check_flags *fl)
 {
     static const struct option longs[] = {{"policy", required_argument, NULL, 'p'},
                                           {"operation", required_argument, NULL, 'o'},
+                                          {"old", required_argument, NULL, 'P'},
                                           {"namespace", required_argument, NULL, 'n'},
                                           {"user", required_argument, NULL, 'u'},
                                           {"group", required_argument, NULL, 'g'},
@@ -64,6 +68,9 @@ check_parse(int argc, char **argv, struct check_flags *fl)
             break;
         case 'n':
             fl->ro.namespace = optarg;
+            break;
+        case 'P':
+            fl->old = optarg;
             break;
         case 'u':
             fl->ro.user = optarg;
@@ -86,8 +93,14 @@ check_parse(int argc, char **argv, struct check_flags *fl)
             return 2;
         }
     }
+    if (fl->ro.operation == NULL)
+        fl->ro.operation = fl->old ? "UPDATE" : "CREATE";
     if (!simulate_operation_valid(fl->ro.operation)) {
-        fprintf(stderr, "tableguard check: --operation must be CREATE or UPDATE\n");
+        fprintf(stderr, "tableguard check: --operation must be CREATE, UPDATE or DELETE\n");
+        return 2;
+    }
+    if (fl->old != NULL && strcmp(fl->ro.operation, "UPDATE") != 0) {
+        fprintf(stderr, "tableguard check: --old goes with --operation UPDATE\n");
         return 2;
     }
     if (fl->policy == NULL || optind >= argc) {
@@ -106,6 +119,29 @@ object_label(const cJSON *m, char *buf, size_t len)
     const char *kind = get_str(m, "kind"), *name = get_str(meta, "name");
     snprintf(buf, len, "%s \"%s\"", kind ? kind : "object", name ? name : "");
     return buf;
+}
+
+static bool
+same_string(const cJSON *a, const cJSON *b, const char *key)
+{
+    const char *x = get_str(a, key), *y = get_str(b, key);
+    return x != NULL && y != NULL && strcmp(x, y) == 0;
+}
+
+// The object of `olds` that `m` updates: the same kind and name (and namespace when both say).
+static const cJSON *
+old_of(const cJSON *olds, const cJSON *m)
+{
+    const cJSON *mm = cJSON_GetObjectItemCaseSensitive(m, "metadata"), *o;
+    cJSON_ArrayForEach(o, olds)
+    {
+        const cJSON *om = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+        const char *ons = get_str(om, "namespace"), *mns = get_str(mm, "namespace");
+        if (cJSON_IsObject(o) && same_string(o, m, "kind") && same_string(om, mm, "name") &&
+            (ons == NULL || mns == NULL || strcmp(ons, mns) == 0))
+            return o;
+    }
+    return NULL;
 }
 
 static void
@@ -178,7 +214,8 @@ result_json(const char *source, int index, const cJSON *m, const struct simulate
 int
 check_main(int argc, char **argv)
 {
-    struct check_flags fl = {.ro = {"CREATE", NULL, "", cJSON_CreateArray()}};
+    struct check_flags fl = {.ro = {.user = "", .groups = cJSON_CreateArray()}};
+    cJSON *olds = NULL;
     int rc = check_parse(argc, argv, &fl);
     struct policy *p = NULL;
     if (rc >= 0)
@@ -189,6 +226,15 @@ check_main(int argc, char **argv)
     if (p == NULL) {
         rc = 2;
         goto out;
+    }
+    if (fl.old != NULL) {
+        char err[512];
+        olds = manifest_load(fl.old, err, sizeof err);
+        if (olds == NULL) {
+            fprintf(stderr, "tableguard check: --old %s\n", err);
+            rc = 2;
+            goto out;
+        }
     }
     rc = 0;
     unsigned seq = 0;
@@ -210,6 +256,13 @@ check_main(int argc, char **argv)
             if (!cJSON_IsObject(m)) {
                 fprintf(stderr, "tableguard check: %s[%d]: not a Kubernetes object (mapping)\n",
                         source, index);
+                rc = 2;
+                continue;
+            }
+            if (olds != NULL && (fl.ro.old = old_of(olds, m)) == NULL) {
+                char label[300];
+                fprintf(stderr, "tableguard check: %s[%d]: --old %s holds no %s\n", source, index,
+                        fl.old, object_label(m, label, sizeof label));
                 rc = 2;
                 continue;
             }
@@ -238,6 +291,7 @@ check_main(int argc, char **argv)
         cJSON_Delete(report);
     }
 out:
+    cJSON_Delete(olds);
     policy_unref(p);
     cJSON_Delete(fl.ro.groups);
     return rc;

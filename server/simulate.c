@@ -40,11 +40,13 @@ simulate_namespace(const cJSON *manifest, const struct simulate_request *o)
     return o->namespace ? o->namespace : ns ? ns : "default";
 }
 
-// An AdmissionReview v1 request as kube-apiserver serialises it.
+// An AdmissionReview v1 request as kube-apiserver serialises it; on DELETE `object` is NULL and
+// the request names what `old` is.
 static char *
 review_body(const cJSON *object, const cJSON *old, const struct simulate_request *o, unsigned seq)
 {
-    const char *api = get_str(object, "apiVersion"), *kind = get_str(object, "kind");
+    const cJSON *subject = object ? object : old;
+    const char *api = get_str(subject, "apiVersion"), *kind = get_str(subject, "kind");
     api = api ? api : "";
     kind = kind ? kind : "";
     const char *slash = strchr(api, '/');
@@ -52,7 +54,7 @@ review_body(const cJSON *object, const cJSON *old, const struct simulate_request
     char *resource = xasprintf("%ss", kind);
     for (char *p = resource; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    const char *name = get_str(cJSON_GetObjectItemCaseSensitive(object, "metadata"), "name");
+    const char *name = get_str(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
     char uid[40];
     snprintf(uid, sizeof uid, "00000000-0000-4000-8000-%012u", seq);
 
@@ -72,17 +74,19 @@ review_body(const cJSON *object, const cJSON *old, const struct simulate_request
     cJSON_AddItemToObject(rq, "requestKind", cJSON_Duplicate(gvk, 1));
     cJSON_AddItemToObject(rq, "requestResource", cJSON_Duplicate(gvr, 1));
     cJSON_AddStringToObject(rq, "name", name ? name : "");
-    cJSON_AddStringToObject(rq, "namespace", simulate_namespace(object, o));
+    cJSON_AddStringToObject(rq, "namespace", simulate_namespace(subject, o));
     cJSON_AddStringToObject(rq, "operation", o->operation);
     cJSON *user = cJSON_AddObjectToObject(rq, "userInfo");
     cJSON_AddStringToObject(user, "username", o->user);
     cJSON_AddItemToObject(user, "groups", cJSON_Duplicate(o->groups, 1));
-    cJSON_AddItemToObject(rq, "object", cJSON_Duplicate(object, 1));
+    cJSON_AddItemToObject(rq, "object", object ? cJSON_Duplicate(object, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(rq, "oldObject", old ? cJSON_Duplicate(old, 1) : cJSON_CreateNull());
     cJSON_AddBoolToObject(rq, "dryRun", true);
     cJSON *opts = cJSON_AddObjectToObject(rq, "options");
-    cJSON_AddStringToObject(
-        opts, "kind", strcmp(o->operation, "UPDATE") == 0 ? "UpdateOptions" : "CreateOptions");
+    cJSON_AddStringToObject(opts, "kind",
+                            strcmp(o->operation, "UPDATE") == 0   ? "UpdateOptions"
+                            : strcmp(o->operation, "DELETE") == 0 ? "DeleteOptions"
+                                                                  : "CreateOptions");
     cJSON_AddStringToObject(opts, "apiVersion", "meta.k8s.io/v1");
     char *body = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -173,9 +177,16 @@ simulate_run(const struct policy *p, const cJSON *manifest, const struct simulat
     o->patch = cJSON_CreateArray();
     o->warnings = cJSON_CreateArray();
     o->mutated = cJSON_Duplicate(manifest, 1);
-    const cJSON *old = strcmp(ro->operation, "UPDATE") == 0 ? manifest : NULL;
+    bool deleting = strcmp(ro->operation, "DELETE") == 0;
+    const cJSON *old = deleting                               ? manifest
+                       : strcmp(ro->operation, "UPDATE") != 0 ? NULL
+                       : ro->old != NULL                      ? ro->old
+                                                              : manifest;
     cJSON *record = NULL;
-    cJSON *answer = call_webhook(p, ADMIT_MUTATE, manifest, old, ro, seq, &record, o);
+    cJSON *answer = NULL;
+    if (deleting)
+        goto validate; // nothing is mutated on its way out
+    answer = call_webhook(p, ADMIT_MUTATE, manifest, old, ro, seq, &record, o);
     if (answer == NULL)
         return -1;
     cJSON_Delete(record);
@@ -202,8 +213,10 @@ simulate_run(const struct policy *p, const cJSON *manifest, const struct simulat
     }
     cJSON_Delete(answer);
 
+validate:
     record = NULL;
-    answer = call_webhook(p, ADMIT_VALIDATE, o->mutated, old, ro, seq, &record, o);
+    answer =
+        call_webhook(p, ADMIT_VALIDATE, deleting ? NULL : o->mutated, old, ro, seq, &record, o);
     if (answer == NULL)
         return -1;
     resp = cJSON_GetObjectItemCaseSensitive(answer, "response");
@@ -234,5 +247,5 @@ simulate_policy_load(const char *path)
 bool
 simulate_operation_valid(const char *op)
 {
-    return strcmp(op, "CREATE") == 0 || strcmp(op, "UPDATE") == 0;
+    return strcmp(op, "CREATE") == 0 || strcmp(op, "UPDATE") == 0 || strcmp(op, "DELETE") == 0;
 }

@@ -13,10 +13,11 @@
 
 // The request around a manifest. Every member is borrowed.
 struct simulate_request {
-    const char *operation; // CREATE or UPDATE
+    const char *operation; // CREATE, UPDATE or DELETE
     const char *namespace; // NULL: the manifest's, else "default"
     const char *user;
-    cJSON *groups; // array of strings, borrowed
+    cJSON *groups;    // array of strings, borrowed
+    const cJSON *old; // UPDATE: the object before it, NULL: the manifest itself
 };
 
 // What the simulated API server made of one manifest. Owned by whoever filled it.
@@ -38,15 +39,17 @@ void simulate_outcome_free(struct simulate_outcome *o);
 const char *simulate_namespace(const cJSON *manifest, const struct simulate_request *o);
 
 // Runs the mutating webhook, applies its patch, then runs the validating webhook on the result.
-// Fills *o (the caller frees it with simulate_outcome_free, also on failure). Returns 0 when both
-// answered (o->allowed says the decision), -1 with o->error otherwise.
+// A DELETE sends the manifest as oldObject (object null) to the validating webhook only, as the
+// API server does when only that webhook registers DELETE. Fills *o (the caller frees it with
+// simulate_outcome_free, also on failure). Returns 0 when both answered (o->allowed says the
+// decision), -1 with o->error otherwise.
 int simulate_run(const struct policy *p, const cJSON *manifest, const struct simulate_request *ro,
                  unsigned seq, struct simulate_outcome *o);
 
 // Loads a policy file, printing its diagnostics on stderr. Returns NULL when it does not load.
 struct policy *simulate_policy_load(const char *path);
 
-// Whether op is an operation the offline commands simulate: CREATE or UPDATE.
+// Whether op is an operation the offline commands simulate: CREATE, UPDATE or DELETE.
 bool simulate_operation_valid(const char *op);
 
 #endif

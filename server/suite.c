@@ -259,12 +259,13 @@ run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, 
                 "name, description, manifest, operation, namespace, user, groups, expect") != 0 ||
         keys_ok(where, expect, EXPECT_KEYS, "allowed, rules, warnings, message, mutated") != 0)
         return -1;
-    struct simulate_request ro = {get_str(c, "operation"), get_str(c, "namespace"),
-                                  get_str(c, "user"), NULL};
+    struct simulate_request ro = {.operation = get_str(c, "operation"),
+                                  .namespace = get_str(c, "namespace"),
+                                  .user = get_str(c, "user")};
     ro.operation = ro.operation ? ro.operation : "CREATE";
     ro.user = ro.user ? ro.user : "tableguard-test";
     if (!simulate_operation_valid(ro.operation)) {
-        fprintf(stderr, "%s: operation must be CREATE or UPDATE\n", where);
+        fprintf(stderr, "%s: operation must be CREATE, UPDATE or DELETE\n", where);
         return -1;
     }
     const cJSON *groups = cJSON_GetObjectItemCaseSensitive(c, "groups");
