@@ -35,13 +35,13 @@ DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
 # The image test: podman with runc, and debootstrap for the base image (no registry is needed).
 DEB_IMAGE := podman runc containernetworking-plugins debootstrap
 
-LIB_SRCS  := $(sort $(wildcard policy/*.c certs/*.c) $(filter-out server/main.c,$(wildcard server/*.c)))
+LIB_SRCS  := $(sort $(wildcard util/*.c policy/*.c certs/*.c) $(filter-out server/main.c,$(wildcard server/*.c)))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
-HDRS      := $(wildcard policy/*.h certs/*.h server/*.h tests/unit/*.h)
+HDRS      := $(wildcard util/*.h policy/*.h certs/*.h server/*.h tests/unit/*.h)
 
 .PHONY: all run test check asan fuzz fuzz-replay bench leakcheck install clean format \
 	deps deps-build deps-test deps-bench deps-image unit cases integration chart tls-audit image \
@@ -156,7 +156,7 @@ install: all
 	install -D -m 0755 $(BUILD)/tableguard $(DESTDIR)$(PREFIX)/bin/tableguard
 
 format:
-	clang-format -i $(wildcard policy/*.[ch] certs/*.[ch] server/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c)
+	clang-format -i $(wildcard util/*.[ch] policy/*.[ch] certs/*.[ch] server/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c)
 
 clean:
 	rm -rf build

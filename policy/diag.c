@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 void
 diag_add(struct diag *d, const char *file, unsigned long line, unsigned long col, const char *fmt,

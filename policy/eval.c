@@ -11,7 +11,7 @@
 #include "policy/kinds.h"
 #include "policy/patch.h"
 #include "policy/transition.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 // The trait's own CUE defaults: a present trait with a missing property renders as true.
 static const bool TRAIT_CUE_DEFAULT = true;

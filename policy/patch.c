@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 static void
 put(struct patch_path *p, const char *s, size_t n)

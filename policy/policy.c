@@ -14,7 +14,7 @@
 #include <yaml.h>
 
 #include "policy/file.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtection",
                                                                 "pointInTimeRecovery"};

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 #define ORPHAN_FINALIZER "app.oam.dev/orphan-resource"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "policy/eval.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/review.h"
 
 const char *

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/log.h"
 
 struct budget {

@@ -16,7 +16,7 @@
 
 #include "certs/certgen.h"
 #include "certs/certs.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 #define DAY_SECONDS 86400L
 

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 struct holder {
     pthread_mutex_t lock;

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/admit.h"
 #include "server/budget.h"
 #include "server/log.h"

@@ -12,8 +12,8 @@
 #include <strings.h>
 #include <yaml.h>
 
-#include "policy/xalloc.h"
 #include "server/review.h"
+#include "util/xalloc.h"
 
 // Manifests are Kubernetes objects (at most 3 MiB in etcd); the reader allows some slack.
 #define MANIFEST_MAX_INPUT (16u << 20)

@@ -12,7 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 static const char *const WEBHOOKS[] = {"mutate", "validate"};
 static const char *const OPERATIONS[] = {"CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"};

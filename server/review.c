@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 // ---- the request tree's arena ------------------------------------------------------------------
 //

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/audit.h"
 #include "server/holder.h"
 #include "server/http.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "policy/patch.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/admit.h"
 
 void

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/manifest.h"
 #include "server/simulate.h"
 

@@ -14,7 +14,7 @@
 
 #include "certs/certs.h"
 #include "policy/file.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 // AEAD ciphers with ECDHE key exchange only, TLS 1.2 and 1.3; Debian's NORMAL still has TLS 1.0
 // and CBC suites. %SERVER_PRECEDENCE lets our order win.

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 #define WATCH_MAX 8
 #define DEBOUNCE_MS 100

@@ -13,7 +13,7 @@
 
 #include "policy/eval.h"
 #include "policy/policy.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/admit.h"
 #include "server/review.h"
 

@@ -12,7 +12,7 @@
 #include "policy/patch.h"
 #include "policy/policy.h"
 #include "tests/fuzz/fuzz_util.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/review.h"
 
 static const char POLICY[] = "apiVersion: tableguard.io/v1\n"

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "policy/policy.h"
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 #define HEAD "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata: {name: t}\n"
 
