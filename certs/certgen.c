@@ -18,6 +18,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include "util/file.h"
+#include "util/xalloc.h"
+
 // Certificates start this long before "now" so a node whose clock runs a little behind does
 // not reject a certificate made a moment ago.
 #define CERTGEN_BACKDATE_SECONDS 300
@@ -254,23 +257,6 @@ write_pem_fd(int fd, X509 *cert, EVP_PKEY *key)
     return ok ? 0 : -1;
 }
 
-// Makes a rename durable: the directory entry itself is flushed.
-static void
-fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    int fd;
-
-    if (copy == NULL)
-        return;
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
-
 int
 certgen_write_pem(const char *path, X509 *cert, EVP_PKEY *key, unsigned mode, char *err,
                   size_t errlen)
@@ -303,7 +289,7 @@ certgen_write_pem(const char *path, X509 *cert, EVP_PKEY *key, unsigned mode, ch
         snprintf(err, errlen, "%s: cannot rename into place: %s", path, strerror(errno));
         goto fail;
     }
-    fsync_dir_of(path);
+    file_sync_dir(path); // the rename itself is durable
     return 0;
 fail:
     if (fd >= 0)
@@ -324,9 +310,8 @@ certgen_ca_bundle(X509 *cert, char *err, size_t errlen)
         goto out;
     len = BIO_get_mem_data(bio, &pem);
     // EVP_EncodeBlock writes 4 bytes per 3 input bytes, rounded up, then a NUL.
-    out = malloc((size_t)(len + 2) / 3 * 4 + 1);
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)pem, (int)len);
+    out = xmalloc((size_t)(len + 2) / 3 * 4 + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)pem, (int)len);
 out:
     if (out == NULL)
         ossl_error(err, errlen, "cannot encode CA bundle");

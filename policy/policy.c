@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <yaml.h>
 
-#include "policy/file.h"
+#include "util/file.h"
 #include "util/xalloc.h"
 
 const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtection",
@@ -1055,10 +1055,10 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
 char *
 policy_read_file(const char *path, size_t *len, struct diag *diags)
 {
-    char err[256];
-    char *buf = file_read(path, POLICY_MAX_FILE, len, err, sizeof err);
+    char why[300];
+    char *buf = file_read(path, POLICY_MAX_FILE, len, why, sizeof why);
     if (buf == NULL)
-        diag_add(diags, path, 0, 0, "%s", err);
+        diag_add(diags, path, 0, 0, "%s", why);
     return buf;
 }
 

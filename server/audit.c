@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "server/chain.h"
+#include "util/file.h"
+#include "util/xalloc.h"
 
 /* Room for the members the module adds around the caller's: time, seq, replica (counted
  * apart), event, prev; at most 167 bytes with a 20-digit seq. */
@@ -124,20 +126,6 @@ write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-static void
-fsync_dir(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int d = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d >= 0) {
-        (void)fsync(d);
-        close(d);
-    }
-    free(copy);
-}
-
 /* Now as RFC 3339 UTC with milliseconds. The date and time to the second are formatted once a
  * second, not once a record; called under the lock. */
 static void
@@ -203,12 +191,7 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     }
     size_t cap = inner_len + strlen(a->replica_json) + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN;
     if (cap > a->line_cap) {
-        char *grown = realloc(a->line, cap);
-        if (!grown) {
-            chain_seterr(err, errlen, "audit log: out of memory");
-            return -1;
-        }
-        a->line = grown;
+        a->line = xrealloc(a->line, cap);
         a->line_cap = cap;
     }
     char *line = a->line;
@@ -392,7 +375,7 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     if (open_file(a, err, errlen) < 0)
         return -1;
     if (a->sync == AUDIT_SYNC_ALWAYS)
-        fsync_dir(a->path);
+        file_sync_dir(a->path);
     else if (a->sync == AUDIT_SYNC_BATCH) {
         a->dir_sync_pending = true;
         pthread_cond_broadcast(&a->tick_cv);
@@ -463,8 +446,8 @@ scan_tail(const char *path, uint64_t size, struct tail *t, char *err, size_t err
             window = size;
         uint64_t off = size - window;
         free(buf);
-        buf = malloc(window);
-        if (!buf || pread(fd, buf, window, (off_t)off) != (ssize_t)window) {
+        buf = xmalloc(window);
+        if (pread(fd, buf, window, (off_t)off) != (ssize_t)window) {
             chain_seterr(err, errlen, "audit log %s: cannot read: %s", path, strerror(errno));
             goto out;
         }
@@ -550,7 +533,7 @@ batcher_main(void *arg)
             a->dir_sync_pending = false;
             pthread_mutex_unlock(&a->mu);
             int e = fd >= 0 ? retire(fd) : 0;
-            fsync_dir(a->path);
+            file_sync_dir(a->path);
             if (doomed >= 0)
                 close(doomed);
             pthread_mutex_lock(&a->mu);
@@ -594,11 +577,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
         chain_seterr(err, errlen, "audit log: rotation by size needs at least one rotated file");
         return NULL;
     }
-    struct audit *a = calloc(1, sizeof(*a));
-    if (!a) {
-        chain_seterr(err, errlen, "audit log: out of memory");
-        return NULL;
-    }
+    struct audit *a = xcalloc(1, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->synced_cv, NULL);
     pthread_cond_init(&a->tick_cv, NULL);
@@ -607,8 +586,8 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     a->sync = o->sync;
     a->max_size = o->max_size;
     a->max_files = o->max_files;
-    a->path = strdup(o->path);
-    a->replica = strdup(o->replica ? o->replica : "");
+    a->path = xstrdup(o->path);
+    a->replica = xstrdup(o->replica ? o->replica : "");
     a->replica_json = json_quote(a->replica);
     memcpy(a->prev, CHAIN_GENESIS, sizeof(a->prev));
     a->start_after = "new";
@@ -634,7 +613,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
             goto fail;
         if (!a->regular)
             a->max_size = 0;
-        fsync_dir(a->path);
+        file_sync_dir(a->path);
     }
     if (a->sync == AUDIT_SYNC_BATCH) {
         if (pthread_create(&a->batcher, NULL, batcher_main, a) != 0) {
@@ -693,12 +672,12 @@ print_record(const cJSON *record, size_t *len, bool *owned)
 {
     pthread_once(&print_once, print_key_create);
     struct print_buf *pb = pthread_getspecific(print_key);
-    if (!pb && (pb = calloc(1, sizeof(*pb))) != NULL && pthread_setspecific(print_key, pb) != 0) {
+    if (!pb && (pb = xcalloc(1, sizeof(*pb))) != NULL && pthread_setspecific(print_key, pb) != 0) {
         free(pb);
         pb = NULL;
     }
     *owned = false;
-    if (pb && !pb->buf && (pb->buf = malloc(16 * 1024)) != NULL)
+    if (pb && !pb->buf && (pb->buf = xmalloc(16 * 1024)) != NULL)
         pb->cap = 16 * 1024;
     if (pb && pb->buf && cJSON_PrintPreallocated((cJSON *)record, pb->buf, (int)pb->cap, 0)) {
         *len = strlen(pb->buf);

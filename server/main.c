@@ -6,6 +6,7 @@
 #include "server/certtool.h"
 #include "server/check.h"
 #include "server/lint.h"
+#include "server/review.h"
 #include "server/serve.h"
 #include "server/suite.h"
 #include "server/verify.h"
@@ -51,6 +52,7 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
+    review_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "server/review.h"
+#include "util/file.h"
 #include "util/xalloc.h"
 
 // Manifests are Kubernetes objects (at most 3 MiB in etcd); the reader allows some slack.
@@ -274,23 +275,12 @@ parse_manifests(const char *buf, size_t len, const char *file, cJSON *docs, char
 static char *
 read_input(const char *path, size_t *len, char *err, size_t errlen)
 {
-    bool stdin_ = strcmp(path, "-") == 0;
-    FILE *f = stdin_ ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = xmalloc(MANIFEST_MAX_INPUT + 1);
-    *len = fread(buf, 1, MANIFEST_MAX_INPUT + 1, f);
-    bool bad = ferror(f) != 0;
-    if (!stdin_)
-        fclose(f);
-    if (bad || *len > MANIFEST_MAX_INPUT) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "cannot read" : "larger than 16 MiB");
-        free(buf);
-        return NULL;
-    }
-    buf[*len] = '\0';
+    char why[256];
+    char *buf = strcmp(path, "-") == 0
+                    ? file_read_stream(stdin, MANIFEST_MAX_INPUT, len, why, sizeof why)
+                    : file_read(path, MANIFEST_MAX_INPUT, len, why, sizeof why);
+    if (buf == NULL)
+        snprintf(err, errlen, "%s: %s", path, why);
     return buf;
 }
 

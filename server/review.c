@@ -56,7 +56,7 @@ static void *
 arena_malloc(size_t n)
 {
     if (tl_arena == NULL)
-        return malloc(n);
+        return xmalloc(n);
     n = (n + 15) & ~(size_t)15;
     struct review_chunk *c = *tl_arena;
     if (c == NULL || c->size - c->used < n) {
@@ -91,9 +91,8 @@ arena_release(struct review_chunk *c)
     }
 }
 
-// Installed before main, while the process has one thread.
-__attribute__((constructor)) static void
-review_hooks(void)
+void
+review_init(void)
 {
     cJSON_Hooks hooks = {arena_malloc, arena_free};
     cJSON_InitHooks(&hooks);

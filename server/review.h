@@ -27,6 +27,13 @@ struct review_request {
     const cJSON *old_object;                // likewise
 };
 
+// Installs the decoder's allocator into cJSON, process-wide: inside review_decode cJSON
+// allocates from one arena per body, released at once by review_request_free; elsewhere it
+// allocates with xmalloc, so a cJSON call never returns NULL for want of memory. Call it once,
+// before any thread starts (main does; so do the tests, fuzzers and benchmarks that decode).
+// Without it decoding still works, with cJSON's own malloc and a free per node.
+void review_init(void);
+
 // Decodes an AdmissionReview v1 request body. Returns 0, or -1 with a short reason in err when
 // the body is not an AdmissionReview v1 request the API server could have sent (the caller
 // answers 400). `req` needs review_request_free either way.

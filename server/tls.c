@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "certs/certs.h"
-#include "policy/file.h"
+#include "util/file.h"
 #include "util/xalloc.h"
 
 // AEAD ciphers with ECDHE key exchange only, TLS 1.2 and 1.3; Debian's NORMAL still has TLS 1.0
@@ -80,11 +80,14 @@ tls_priorities(const char *min_version)
     return NULL;
 }
 
+// Certificates, keys and CA bundles are a few KiB; the cap leaves room for long chains.
+#define TLS_MAX_FILE (4u << 20)
+
 static char *
 read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
     char why[256];
-    char *buf = file_read(path, 4u << 20, len, why, sizeof why);
+    char *buf = file_read(path, TLS_MAX_FILE, len, why, sizeof why);
     if (buf == NULL)
         snprintf(err, errlen, "%s: %s", path, why);
     return buf;

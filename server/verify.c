@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "server/chain.h"
+#include "util/xalloc.h"
 
 #define CHECKPOINTS_MAX 32
 
@@ -243,9 +244,7 @@ verify_main(int argc, char **argv)
     bool sealed = false, options = true;
     int rc = 2;
     size_t nfiles = 0, last_nonempty = 0;
-    struct vfile *files = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*files));
-    if (!files)
-        return 2;
+    struct vfile *files = xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*files));
     /* Options may come before or after the files; "--" ends them. */
     for (int i = 1; i < argc; i++) {
         char err[256];

@@ -228,6 +228,7 @@ profile_main(char **argv)
 int
 main(int argc, char **argv)
 {
+    review_init();
     if (argc == 6 && strcmp(argv[1], "--profile") == 0)
         return profile_main(argv);
     if (argc != 3) {

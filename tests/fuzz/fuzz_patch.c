@@ -113,6 +113,7 @@ mutate(const struct policy *policy, const cJSON *obj)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    review_init(); // cheap, and what main does before serving
     const struct policy *policy = policy_once(POLICY, sizeof POLICY - 1);
     // The object travels inside a review, so it passes the decoder's checks (UTF-8, no NUL,
     // no duplicate keys, nesting) exactly as on the server.

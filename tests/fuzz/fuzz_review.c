@@ -9,6 +9,7 @@
 #include "policy/policy.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "server/admit.h"
+#include "server/review.h"
 
 // The shipped policy's shape, with an exclusion and a warn rule so every branch can be reached.
 static const char POLICY[] = "apiVersion: tableguard.io/v1\n"
@@ -99,6 +100,7 @@ check_answer(enum admit_webhook w, const struct admit_result *res)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    review_init(); // cheap, and what main does before serving
     const struct policy *policy = policy_once(POLICY, sizeof POLICY - 1);
     for (int w = ADMIT_MUTATE; w <= ADMIT_VALIDATE; w++) {
         struct admit_result res;

@@ -194,6 +194,7 @@ byte_checks_hold_at_every_alignment(void **state)
 int
 main(void)
 {
+    review_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(accepts_a_minimal_review),
         cmocka_unit_test(rejects_what_the_api_server_never_sends),
