@@ -2,6 +2,7 @@
 // `tableguard policy lint`: the policy loader's diagnostics, one file after another.
 #include "server/lint.h"
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,25 +23,27 @@ usage(FILE *f)
 int
 lint_main(int argc, char **argv)
 {
+    static const struct option longs[] = {
+        {"print", no_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     bool print = false, files = false;
     size_t printed = 0;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            i++;
-            break;
-        }
-        if (strcmp(argv[i], "--print") == 0) {
+    int c;
+    // "+": options come before the files, as they always have.
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
+        if (c == 'p') {
             print = true;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        } else if (c == 'h') {
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "tableguard policy lint: unknown flag \"%s\"\n", argv[i]);
+            fprintf(stderr, "tableguard policy lint: unknown flag \"%s\"\n", argv[optind - 1]);
             usage(stderr);
             return 2;
         }
     }
+    int i = optind;
     int rc = 0;
     for (; i < argc; i++) {
         files = true;

@@ -4,6 +4,7 @@
 #include "server/verify.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -241,31 +242,33 @@ verify_main(int argc, char **argv)
 {
     struct verifier v;
     memset(&v, 0, sizeof(v));
-    bool sealed = false, options = true;
-    int rc = 2;
+    bool sealed = false;
+    int rc = 2, c;
     size_t nfiles = 0, last_nonempty = 0;
     struct vfile *files = xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*files));
-    /* Options may come before or after the files; "--" ends them. */
-    for (int i = 1; i < argc; i++) {
+    static const struct option longs[] = {{"hmac-key", required_argument, NULL, 'k'},
+                                          {"checkpoint", required_argument, NULL, 'c'},
+                                          {"sealed", no_argument, NULL, 's'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    /* Options may come before or after the files (getopt_long permutes); "--" ends them. */
+    optind = 0;
+    opterr = 0; /* an unknown option gets the usage line, as before */
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         char err[256];
-        if (!options || argv[i][0] != '-' || !argv[i][1]) {
-            files[nfiles] = (struct vfile){.name = argv[i], .order = nfiles};
-            nfiles++;
-        } else if (strcmp(argv[i], "--") == 0) {
-            options = false;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (c == 'h') {
             verify_usage(stdout);
             rc = 0;
             goto out;
-        } else if (strcmp(argv[i], "--sealed") == 0) {
+        } else if (c == 's') {
             sealed = true;
-        } else if (strcmp(argv[i], "--hmac-key") == 0 && i + 1 < argc && !v.chain.mac) {
-            if (chain_load_key(&v.chain, argv[++i], err, sizeof(err)) < 0) {
+        } else if (c == 'k' && !v.chain.mac) {
+            if (chain_load_key(&v.chain, optarg, err, sizeof(err)) < 0) {
                 fprintf(stderr, "tableguard audit verify: %s\n", err);
                 goto out;
             }
-        } else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
-            if (parse_checkpoint(&v, argv[++i]) < 0) {
+        } else if (c == 'c') {
+            if (parse_checkpoint(&v, optarg) < 0) {
                 fprintf(stderr, "tableguard audit verify: --checkpoint wants SEQ or SEQ:HASH "
                                 "(64 lowercase hex digits)\n");
                 goto out;
@@ -274,6 +277,10 @@ verify_main(int argc, char **argv)
             verify_usage(stderr);
             goto out;
         }
+    }
+    for (int i = optind; i < argc; i++) {
+        files[nfiles] = (struct vfile){.name = argv[i], .order = nfiles};
+        nfiles++;
     }
     if (nfiles == 0) {
         verify_usage(stderr);
