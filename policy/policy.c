@@ -897,46 +897,6 @@ policy_digest(const char *buf, size_t len, char out[65])
     out[mdlen ? 64 : 0] = '\0';
 }
 
-struct keyed_line {
-    unsigned long line, col;
-    size_t seq;
-    char *text;
-};
-
-static int
-cmp_keyed(const void *a, const void *b)
-{
-    const struct keyed_line *x = a, *y = b;
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
-    if (x->col != y->col)
-        return x->col < y->col ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-// Puts the diagnostics added since `first` in file order (checks run per section, not per line).
-static void
-sort_diags(struct diag *d, size_t first, const char *file)
-{
-    size_t n = d->count - first, skip = strlen(file) + 1;
-    if (n < 2)
-        return;
-    struct keyed_line *k = xcalloc(n, sizeof *k);
-    for (size_t i = 0; i < n; i++) {
-        const char *t = d->lines[first + i];
-        char *end;
-        k[i] = (struct keyed_line){0, 0, i, d->lines[first + i]};
-        if (strlen(t) > skip && t[skip - 1] == ':') {
-            k[i].line = strtoul(t + skip, &end, 10);
-            k[i].col = *end == ':' ? strtoul(end + 1, NULL, 10) : 0;
-        }
-    }
-    qsort(k, n, sizeof *k, cmp_keyed);
-    for (size_t i = 0; i < n; i++)
-        d->lines[first + i] = k[i].text;
-    free(k);
-}
-
 // Walks the parser's events only, stopping at the first nesting or node count past the limits,
 // so the cost of refusing a hostile file is bounded by the limits, not by the file. Returns 0
 // when the document stays inside them (syntax errors are left for the real load to report).
@@ -1043,7 +1003,7 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
-    sort_diags(diags, first, file);
+    diag_sort(diags, first);
     if (c.errors > 0) {
         policy_unref(p);
         return NULL;

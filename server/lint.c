@@ -49,8 +49,7 @@ lint_main(int argc, char **argv)
         files = true;
         struct diag d = {0};
         struct policy *p = policy_load_file(argv[i], &d);
-        for (size_t k = 0; k < d.count; k++)
-            fprintf(stderr, "%s\n", d.lines[k]);
+        diag_print(&d, stderr);
         diag_free(&d);
         if (p == NULL) {
             rc = 1;

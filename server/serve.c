@@ -202,8 +202,11 @@ reload_policy(void *arg)
     char digest[65] = "";
     if (buf != NULL)
         policy_digest(buf, len, digest);
-    else if (d.count > 0)
-        policy_digest(d.lines[0], strlen(d.lines[0]), digest);
+    else if (d.count > 0) {
+        char *first = diag_format(&d.items[0]);
+        policy_digest(first, strlen(first), digest);
+        free(first);
+    }
     struct policy *cur = holder_get(r->policies);
     bool same = buf != NULL && cur != NULL && strcmp(digest, policy_sha256(cur)) == 0;
     policy_unref(cur);
@@ -221,9 +224,13 @@ reload_policy(void *arg)
     struct policy *p = buf ? policy_load_buffer(buf, len, r->policy_path, &d) : NULL;
     if (p == NULL) {
         snprintf(r->failed_digest, sizeof r->failed_digest, "%s", digest);
-        for (size_t i = 0; i < d.count && i < RELOAD_LOGGED_DIAGS; i++)
+        char *first = d.count ? diag_format(&d.items[0]) : xstrdup("unknown error");
+        for (size_t i = 0; i < d.count && i < RELOAD_LOGGED_DIAGS; i++) {
+            char *line = diag_format(&d.items[i]);
             log_msg(LOGL_ERROR, "policy reload failed; the last good policy keeps serving",
-                    "diagnostic", d.lines[i], NULL);
+                    "diagnostic", line, NULL);
+            free(line);
+        }
         if (d.count > RELOAD_LOGGED_DIAGS) {
             char more[24];
             snprintf(more, sizeof more, "%zu", d.count - RELOAD_LOGGED_DIAGS);
@@ -232,9 +239,9 @@ reload_policy(void *arg)
                     "`tableguard policy lint` on the file for all of them",
                     "not_logged", more, NULL);
         }
-        char *detail = xasprintf("policy reload failed, last good policy serving: %s%s",
-                                 d.count ? d.lines[0] : "unknown error",
+        char *detail = xasprintf("policy reload failed, last good policy serving: %s%s", first,
                                  d.count > 1 ? " (and more, see the log)" : "");
+        free(first);
         http_set_detail(r->http, detail);
         free(detail);
         metrics_policy_reload(r->metrics, 0, time(NULL));
@@ -372,8 +379,7 @@ serve_main(int argc, char **argv)
     struct diag d = {0};
     struct policy *policy = policy_load_file(val[O_POLICY], &d);
     if (policy == NULL) {
-        for (size_t i = 0; i < d.count; i++)
-            fprintf(stderr, "%s\n", d.lines[i]);
+        diag_print(&d, stderr);
         log_msg(LOGL_ERROR, "the policy does not load; not serving", "policy", val[O_POLICY], NULL);
         diag_free(&d);
         return 1;

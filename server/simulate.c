@@ -238,8 +238,7 @@ simulate_policy_load(const char *path)
 {
     struct diag d = {0};
     struct policy *p = policy_load_file(path, &d);
-    for (size_t i = 0; i < d.count; i++)
-        fprintf(stderr, "%s\n", d.lines[i]);
+    diag_print(&d, stderr);
     diag_free(&d);
     return p;
 }

@@ -92,8 +92,7 @@ load_policy(const char *text, size_t len, const char *name)
     struct policy *p = policy_load_buffer(text, len, name, &d);
     if (p == NULL) {
         fprintf(stderr, "core_bench: policy %s does not load:\n", name);
-        for (size_t i = 0; i < d.count; i++)
-            fprintf(stderr, "  %s\n", d.lines[i]);
+        diag_print(&d, stderr);
         exit(2);
     }
     diag_free(&d);

@@ -36,7 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct policy *p = policy_load_buffer((const char *)data, size, "fuzz.yaml", &d);
     check((p == NULL) == (d.count > 0));
     for (size_t i = 0; i < d.count; i++)
-        check(strncmp(d.lines[i], "fuzz.yaml:", 10) == 0 && strchr(d.lines[i], '\n') == NULL);
+        check(strcmp(d.items[i].file, "fuzz.yaml") == 0 &&
+              strchr(d.items[i].message, '\n') == NULL);
     diag_free(&d);
     if (p == NULL)
         return 0;

@@ -20,8 +20,11 @@ load_ok(const char *yaml)
 {
     struct diag d = {0};
     struct policy *p = policy_load_buffer(yaml, strlen(yaml), "p.yaml", &d);
-    for (size_t i = 0; i < d.count; i++)
-        print_message("unexpected: %s\n", d.lines[i]);
+    for (size_t i = 0; i < d.count; i++) {
+        char *line = diag_format(&d.items[i]);
+        print_message("unexpected: %s\n", line);
+        free(line);
+    }
     assert_non_null(p);
     assert_int_equal(d.count, 0);
     diag_free(&d);
@@ -38,7 +41,9 @@ load_fail(const char *yaml, size_t *count)
     assert_true(d.count > 0);
     char *all = xstrdup("");
     for (size_t i = 0; i < d.count; i++) {
-        char *next = xasprintf("%s%s\n", all, d.lines[i]);
+        char *line = diag_format(&d.items[i]);
+        char *next = xasprintf("%s%s\n", all, line);
+        free(line);
         free(all);
         all = next;
     }
