@@ -16,14 +16,12 @@ admit_webhook_name(enum admit_webhook w)
     return w == ADMIT_MUTATE ? "mutate" : "validate";
 }
 
-static const char *
-static_operation(const char *op)
+const char *
+admit_decision_name(enum admit_decision d)
 {
-    static const char *const ops[] = {"CREATE", "UPDATE", "DELETE", "CONNECT"};
-    for (size_t i = 0; i < 4; i++)
-        if (op != NULL && strcmp(op, ops[i]) == 0)
-            return ops[i];
-    return "unknown";
+    static const char *const names[ADMIT_DECISION_COUNT] = {"allow", "patch", "deny", "invalid",
+                                                            "error"};
+    return d < ADMIT_DECISION_COUNT ? names[d] : names[ADMIT_ERROR];
 }
 
 // The record's members point into what the result keeps alive (the decoded request, the
@@ -46,7 +44,7 @@ add_object(cJSON *o, const char *key, cJSON *item)
 // as raw JSON (NULL: no operations), so it is neither copied nor printed twice.
 static cJSON *
 build_record(const struct policy *p, enum admit_webhook w, const struct review_request *req,
-             const struct eval_result *ev, const char *decision, char *patch_json)
+             const struct eval_result *ev, enum admit_decision decision, char *patch_json)
 {
     cJSON *r = cJSON_CreateObject();
     add_ref(r, "uid", req->uid);
@@ -71,9 +69,8 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
     add_ref(res, "resource", req->resource);
     add_ref(res, "namespace", req->namespace);
     add_ref(res, "name", name);
-    add_ref(r, "decision", decision);
-    cJSON_AddItemToObjectCS(r, "code",
-                            cJSON_CreateNumber(strcmp(decision, "deny") == 0 ? 403 : 200));
+    add_ref(r, "decision", admit_decision_name(decision));
+    cJSON_AddItemToObjectCS(r, "code", cJSON_CreateNumber(decision == ADMIT_DENY ? 403 : 200));
     if (ev->skip != EVAL_EVALUATED)
         add_ref(r, "skipped", eval_skip_name(ev->skip));
     cJSON *rules = add_object(r, "rules", cJSON_CreateArray());
@@ -145,13 +142,13 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     char err[160];
     if (review_decode(body, len, rq, err, sizeof err) != 0) {
         res->status = 400;
-        res->decision = "invalid";
-        res->operation = static_operation(rq->operation);
+        res->decision = ADMIT_INVALID;
+        res->operation = rq->op;
         res->body = review_error_body(err, &res->body_len);
         return;
     }
     const struct review_request req = *rq;
-    res->operation = static_operation(req.operation);
+    res->operation = req.op;
     struct eval_input in = {.object = req.object,
                             .namespace = req.namespace,
                             .username = req.username,
@@ -162,8 +159,8 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     struct eval_result ev;
     // A DELETE is judged by /validate on the oldObject it removes: it has nothing to patch.
     // CONNECT is not an object write.
-    bool writes = strcmp(req.operation, "CREATE") == 0 || strcmp(req.operation, "UPDATE") == 0;
-    bool deletes = strcmp(req.operation, "DELETE") == 0 && w == ADMIT_VALIDATE;
+    bool writes = req.op == REVIEW_CREATE || req.op == REVIEW_UPDATE;
+    bool deletes = req.op == REVIEW_DELETE && w == ADMIT_VALIDATE;
     if (!writes && !deletes) {
         memset(&ev, 0, sizeof ev);
         ev.skip = EVAL_NOT_APPLICATION;
@@ -173,7 +170,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
         eval_validate(p, &in, &ev);
     }
 
-    const char *decision = ev.denied ? "deny" : ev.patch ? "patch" : "allow";
+    enum admit_decision decision = ev.denied ? ADMIT_DENY : ev.patch ? ADMIT_PATCH : ADMIT_ALLOW;
     char *rules = rule_names(p, &ev);
     char *ops = NULL;
     if (w == ADMIT_MUTATE && ev.patch != NULL && cJSON_GetArraySize(ev.patch) > 0)
@@ -186,7 +183,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
         .message = ev.deny_message,
         .warnings = ev.warnings,
         .warning_count = ev.warning_count,
-        .audit_decision = decision,
+        .audit_decision = admit_decision_name(decision),
         .audit_rules = rules,
     };
     res->status = 200;

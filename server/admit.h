@@ -13,15 +13,25 @@
 #include "policy/policy.h"
 #include "server/review.h"
 
-enum admit_webhook { ADMIT_MUTATE, ADMIT_VALIDATE };
+enum admit_webhook { ADMIT_MUTATE, ADMIT_VALIDATE, ADMIT_WEBHOOK_COUNT };
+
+// What became of a request; metrics and audit carry it as this index.
+enum admit_decision {
+    ADMIT_ALLOW,
+    ADMIT_PATCH, // allowed with a patch
+    ADMIT_DENY,
+    ADMIT_INVALID, // the body is not a review: HTTP 400
+    ADMIT_ERROR,   // the server could not answer (the audit log cannot be written)
+    ADMIT_DECISION_COUNT
+};
 
 struct admit_result {
     int status; // HTTP status: 200, or 400 for a body that is not a review
     char *body; // the response body (JSON), owned
     size_t body_len;
-    cJSON *record;         // the audit record for a 200, NULL for a 400; owned
-    const char *decision;  // "allow", "patch", "deny", or "invalid" (static)
-    const char *operation; // the request's operation, or "unknown" (static)
+    cJSON *record;                   // the audit record for a 200, NULL for a 400; owned
+    enum admit_decision decision;    // ADMIT_ALLOW, _PATCH, _DENY or _INVALID
+    enum review_operation operation; // the request's, or REVIEW_UNKNOWN
     // What the record's strings point into (it copies none): the decoded request and the
     // evaluation, kept until admit_result_free. The record also points into the policy, which
     // must outlive the result's use of the record.
@@ -29,7 +39,11 @@ struct admit_result {
     struct eval_result ev;
 };
 
+// "mutate" or "validate" (static).
 const char *admit_webhook_name(enum admit_webhook w);
+
+// "allow", "patch", "deny", "invalid" or "error" (static).
+const char *admit_decision_name(enum admit_decision d);
 
 // Answers one request. Always fills `res` (free it with admit_result_free).
 // With `record` false no audit record is built (res->record stays NULL): a server without an

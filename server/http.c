@@ -142,12 +142,11 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
             if (!h->opts.audit_fail_open) {
                 metrics_rejected(h->deps.metrics, METRICS_REJECT_AUDIT);
                 admit_fail(&res, 500, "the audit log cannot be written; refusing to answer");
-                res.decision = "error";
+                res.decision = ADMIT_ERROR;
             }
         }
     }
-    metrics_observe(h->deps.metrics, w == ADMIT_VALIDATE, res.operation, res.decision,
-                    since(&rq->start));
+    metrics_observe(h->deps.metrics, w, res.operation, res.decision, since(&rq->start));
     enum MHD_Result ret = send_body(h, c, (unsigned)res.status, "application/json", res.body,
                                     res.body_len, MHD_RESPMEM_MUST_FREE);
     res.body = NULL; // libmicrohttpd frees it

@@ -14,9 +14,6 @@
 
 #include "util/xalloc.h"
 
-static const char *const WEBHOOKS[] = {"mutate", "validate"};
-static const char *const OPERATIONS[] = {"CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"};
-static const char *const DECISIONS[] = {"allow", "patch", "deny", "invalid", "error"};
 static const char *const REJECTS[] = {"body_too_large", "bad_request",        "method_not_allowed",
                                       "not_found",      "client_certificate", "audit_failure",
                                       "body_memory"};
@@ -24,9 +21,9 @@ static const char *const REJECTS[] = {"body_too_large", "bad_request",        "m
 static const double BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 #define NB (sizeof BUCKETS / sizeof *BUCKETS)
-#define NW 2
-#define NO 5
-#define ND 5
+#define NW ADMIT_WEBHOOK_COUNT
+#define NO REVIEW_OPERATION_COUNT
+#define ND ADMIT_DECISION_COUNT
 
 struct metrics {
     atomic_uint_fast64_t requests[NW][NO][ND];
@@ -39,15 +36,6 @@ struct metrics {
     atomic_llong last_success;
     double start_time;
 };
-
-static size_t
-index_of(const char *const *names, size_t n, const char *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s != NULL && strcmp(names[i], s) == 0)
-            return i;
-    return n - 1;
-}
 
 struct metrics *
 metrics_new(void)
@@ -67,11 +55,12 @@ metrics_free(struct metrics *m)
 }
 
 void
-metrics_observe(struct metrics *m, int webhook, const char *operation, const char *decision,
-                double seconds)
+metrics_observe(struct metrics *m, enum admit_webhook webhook, enum review_operation operation,
+                enum admit_decision decision, double seconds)
 {
-    int w = webhook ? 1 : 0;
-    size_t o = index_of(OPERATIONS, NO, operation), d = index_of(DECISIONS, ND, decision);
+    size_t w = webhook < NW ? webhook : NW - 1;
+    size_t o = operation < NO ? operation : REVIEW_UNKNOWN;
+    size_t d = decision < ND ? decision : ADMIT_ERROR;
     atomic_fetch_add_explicit(&m->requests[w][o][d], 1, memory_order_relaxed);
     size_t b = 0;
     while (b < NB && seconds > BUCKETS[b])
@@ -164,7 +153,9 @@ metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
                     fprintf(f,
                             "tableguard_admission_requests_total{webhook=\"%s\",operation=\"%s\","
                             "decision=\"%s\"} %llu\n",
-                            WEBHOOKS[w], OPERATIONS[o], DECISIONS[d], (unsigned long long)v);
+                            admit_webhook_name((enum admit_webhook)w),
+                            review_operation_name((enum review_operation)o),
+                            admit_decision_name((enum admit_decision)d), (unsigned long long)v);
             }
     head(f, "tableguard_admission_request_duration_seconds", "histogram",
          "Time from the complete request body to the answer, audit write included.");
@@ -176,17 +167,18 @@ metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
                 fprintf(f,
                         "tableguard_admission_request_duration_seconds_bucket{webhook=\"%s\","
                         "le=\"%g\"} %llu\n",
-                        WEBHOOKS[w], BUCKETS[b], (unsigned long long)cum);
+                        admit_webhook_name((enum admit_webhook)w), BUCKETS[b],
+                        (unsigned long long)cum);
             else
                 fprintf(f,
                         "tableguard_admission_request_duration_seconds_bucket{webhook=\"%s\","
                         "le=\"+Inf\"} %llu\n",
-                        WEBHOOKS[w], (unsigned long long)cum);
+                        admit_webhook_name((enum admit_webhook)w), (unsigned long long)cum);
         }
         fprintf(f, "tableguard_admission_request_duration_seconds_sum{webhook=\"%s\"} %.9f\n",
-                WEBHOOKS[w], atomic_load(&m->sum_ns[w]) / 1e9);
+                admit_webhook_name((enum admit_webhook)w), atomic_load(&m->sum_ns[w]) / 1e9);
         fprintf(f, "tableguard_admission_request_duration_seconds_count{webhook=\"%s\"} %llu\n",
-                WEBHOOKS[w], (unsigned long long)cum);
+                admit_webhook_name((enum admit_webhook)w), (unsigned long long)cum);
     }
     head(f, "tableguard_admission_requests_in_flight", "gauge",
          "Admission requests being read or answered.");

@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "server/admit.h"
+#include "server/review.h"
+
 enum metrics_reject {
     METRICS_REJECT_BODY_TOO_LARGE,
     METRICS_REJECT_BAD_REQUEST,
@@ -34,10 +37,9 @@ struct metrics_gauges {
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 
-// webhook: 0 mutate, 1 validate; operation: CREATE/UPDATE/DELETE/CONNECT/unknown;
-// decision: allow/patch/deny/invalid/error.
-void metrics_observe(struct metrics *m, int webhook, const char *operation, const char *decision,
-                     double seconds);
+// One answered admission request and the seconds it took.
+void metrics_observe(struct metrics *m, enum admit_webhook webhook, enum review_operation operation,
+                     enum admit_decision decision, double seconds);
 void metrics_in_flight(struct metrics *m, int delta);
 void metrics_rejected(struct metrics *m, enum metrics_reject reason);
 // A policy (re)load: ok or failed; a success also records its time.

@@ -91,6 +91,15 @@ arena_release(struct review_chunk *c)
     }
 }
 
+static const char *const OPERATIONS[REVIEW_OPERATION_COUNT] = {"CREATE", "UPDATE", "DELETE",
+                                                               "CONNECT", "unknown"};
+
+const char *
+review_operation_name(enum review_operation op)
+{
+    return op < REVIEW_OPERATION_COUNT ? OPERATIONS[op] : OPERATIONS[REVIEW_UNKNOWN];
+}
+
 void
 review_init(void)
 {
@@ -283,6 +292,7 @@ int
 review_decode(const char *body, size_t len, struct review_request *req, char *err, size_t errlen)
 {
     memset(req, 0, sizeof *req);
+    req->op = REVIEW_UNKNOWN;
     if (len == 0)
         return fail(err, errlen, "empty body");
     if (!utf8_valid((const unsigned char *)body, len))
@@ -323,12 +333,12 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
         return fail(err, errlen, "request.uid is missing or not a non-empty string");
     if (opt_string(request, "operation", NULL, &req->operation) != 0 || req->operation == NULL)
         return fail(err, errlen, "request.operation is missing or not a string");
-    static const char *const ops[] = {"CREATE", "UPDATE", "DELETE", "CONNECT"};
-    size_t i = 0;
-    while (i < 4 && strcmp(req->operation, ops[i]) != 0)
-        i++;
-    if (i == 4)
+    enum review_operation op = REVIEW_CREATE;
+    while (op < REVIEW_UNKNOWN && strcmp(req->operation, OPERATIONS[op]) != 0)
+        op++;
+    if (op == REVIEW_UNKNOWN)
         return fail(err, errlen, "request.operation is not CREATE, UPDATE, DELETE or CONNECT");
+    req->op = op;
     if (opt_string(request, "namespace", "", &req->namespace) != 0)
         return fail(err, errlen, "request.namespace is not a string");
     if (opt_string(request, "name", "", &req->name) != 0)

@@ -11,15 +11,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+// The operation of a request, as an index: metrics and audit carry it without comparing strings.
+enum review_operation {
+    REVIEW_CREATE,
+    REVIEW_UPDATE,
+    REVIEW_DELETE,
+    REVIEW_CONNECT,
+    REVIEW_UNKNOWN, // not (yet) decoded: a body that is not a review
+    REVIEW_OPERATION_COUNT
+};
+
+// "CREATE", "UPDATE", "DELETE", "CONNECT" or "unknown" (static).
+const char *review_operation_name(enum review_operation op);
+
 struct review_request {
     cJSON *root;                // allocated in `arena` when that is set: never detach its items
     struct review_chunk *arena; // private to review.c
     const char *uid;
-    const char *operation; // CREATE, UPDATE, DELETE or CONNECT
-    const char *namespace; // "" when absent
-    const char *name;      // "" when absent
-    const char *username;  // "" when absent
-    const char **groups;   // owned array of borrowed strings
+    const char *operation;    // CREATE, UPDATE, DELETE or CONNECT
+    enum review_operation op; // the same; REVIEW_UNKNOWN until decoded
+    const char *namespace;    // "" when absent
+    const char *name;         // "" when absent
+    const char *username;     // "" when absent
+    const char **groups;      // owned array of borrowed strings
     size_t group_count;
     bool dry_run;
     const char *group, *version, *resource; // request.resource, "" when absent
