@@ -448,33 +448,32 @@ subst_release(char *owned[6])
 static char *
 expand(const char *tmpl, const struct subst *v)
 {
-    const struct {
-        const char *name;
-        const char *value;
-    } vars[] = {{"application", v->application},
-                {"namespace", v->namespace},
-                {"component", v->component},
-                {"table", v->table},
-                {"rule", v->rule},
-                {"pattern", v->pattern},
-                {"transition", v->transition ? v->transition : ""}};
+    const char *const values[POLICY_PLACEHOLDER_COUNT] = {[POLICY_PH_APPLICATION] = v->application,
+                                                          [POLICY_PH_NAMESPACE] = v->namespace,
+                                                          [POLICY_PH_COMPONENT] = v->component,
+                                                          [POLICY_PH_TABLE] = v->table,
+                                                          [POLICY_PH_RULE] = v->rule,
+                                                          [POLICY_PH_PATTERN] = v->pattern,
+                                                          [POLICY_PH_TRANSITION] =
+                                                              v->transition ? v->transition : ""};
+    const char *const *names = POLICY_PLACEHOLDER_NAMES;
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     if (f == NULL)
         return xstrdup(tmpl);
     for (const char *p = tmpl; *p; p++) {
-        size_t i = 0, n = sizeof vars / sizeof *vars;
+        size_t i = 0, n = POLICY_PLACEHOLDER_COUNT;
         if (*p == '{') {
             for (; i < n; i++) {
-                size_t k = strlen(vars[i].name);
-                if (strncmp(p + 1, vars[i].name, k) == 0 && p[1 + k] == '}')
+                size_t k = strlen(names[i]);
+                if (strncmp(p + 1, names[i], k) == 0 && p[1 + k] == '}')
                     break;
             }
         }
         if (*p == '{' && i < n) {
-            fputs(vars[i].value, f);
-            p += strlen(vars[i].name) + 1;
+            fputs(values[i], f);
+            p += strlen(names[i]) + 1;
         } else {
             fputc(*p, f);
         }

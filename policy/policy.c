@@ -82,10 +82,6 @@ static const struct field COMPONENTS_FIELDS[C_N] = {{"types", F_STRLIST, false},
 enum { T_TYPE, T_DEFAULTS, T_N };
 static const struct field TRAIT_FIELDS[T_N] = {{"type", F_STR, false}, {"defaults", F_MAP, false}};
 
-// Indexed by enum policy_setting.
-static const struct field SETTING_FIELDS[POLICY_SETTING_COUNT] = {
-    {"deletionProtection", F_BOOL, false}, {"pointInTimeRecovery", F_BOOL, false}};
-
 enum { X_NAMESPACES, X_USERS, X_GROUPS, X_N };
 static const struct field EXCLUDE_FIELDS[X_N] = {
     {"namespaces", F_STRLIST, false}, {"users", F_STRLIST, false}, {"groups", F_STRLIST, false}};
@@ -117,8 +113,14 @@ static const struct field PROFILE_FIELDS[P_N] = {
 static const char *const ACTION_NAMES[] = {
     [POLICY_DENY] = "deny", [POLICY_WARN] = "warn", [POLICY_AUDIT] = "audit"};
 
-static const char *const PLACEHOLDERS[] = {"application", "namespace", "component", "table",
-                                           "rule",        "pattern",   "transition"};
+const char *const POLICY_PLACEHOLDER_NAMES[POLICY_PLACEHOLDER_COUNT] = {
+    [POLICY_PH_APPLICATION] = "application",
+    [POLICY_PH_NAMESPACE] = "namespace",
+    [POLICY_PH_COMPONENT] = "component",
+    [POLICY_PH_TABLE] = "table",
+    [POLICY_PH_RULE] = "rule",
+    [POLICY_PH_PATTERN] = "pattern",
+    [POLICY_PH_TRANSITION] = "transition"};
 
 // ---- Load context ----------------------------------------------------------------------------
 
@@ -494,23 +496,29 @@ check_template(struct ctx *c, const yaml_node_t *n, const char *what)
             return;
         }
         size_t len = (size_t)(end - p - 1), i = 0;
-        size_t np = sizeof PLACEHOLDERS / sizeof *PLACEHOLDERS;
-        while (i < np &&
-               !(strlen(PLACEHOLDERS[i]) == len && strncmp(PLACEHOLDERS[i], p + 1, len) == 0))
+        const char *const *names = POLICY_PLACEHOLDER_NAMES;
+        while (i < POLICY_PLACEHOLDER_COUNT &&
+               !(strlen(names[i]) == len && strncmp(names[i], p + 1, len) == 0))
             i++;
-        if (i == np)
-            err_at(c, n,
-                   "%s: unknown placeholder \"{%.*s}\" in message (expected one of {application} "
-                   "{namespace} {component} {table} {rule} {pattern} {transition})",
-                   what, (int)len, p + 1);
+        if (i == POLICY_PLACEHOLDER_COUNT) {
+            char expected[160] = "", *q = expected;
+            for (size_t k = 0; k < POLICY_PLACEHOLDER_COUNT; k++)
+                q += snprintf(q, sizeof expected - (size_t)(q - expected), "%s{%s}", k ? " " : "",
+                              names[k]);
+            err_at(c, n, "%s: unknown placeholder \"{%.*s}\" in message (expected one of %s)", what,
+                   (int)len, p + 1, expected);
+        }
     }
 }
 
 static void
 load_settings(struct ctx *c, const yaml_node_t *map, const char *what, int *out)
 {
+    struct field fields[POLICY_SETTING_COUNT];
+    for (int s = 0; s < POLICY_SETTING_COUNT; s++)
+        fields[s] = (struct field){POLICY_SETTING_NAMES[s], F_BOOL, false};
     const yaml_node_t *found[POLICY_SETTING_COUNT];
-    check_map(c, map, what, SETTING_FIELDS, POLICY_SETTING_COUNT, found);
+    check_map(c, map, what, fields, POLICY_SETTING_COUNT, found);
     for (int s = 0; s < POLICY_SETTING_COUNT; s++) {
         bool b;
         if (found[s] != NULL && as_bool(found[s], &b) == 0)

@@ -22,6 +22,21 @@ enum policy_setting { POLICY_DELETION_PROTECTION, POLICY_PITR, POLICY_SETTING_CO
 // Trait property names: "deletionProtection", "pointInTimeRecovery".
 extern const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT];
 
+// The placeholders a rule's message may hold, in the order of POLICY_PLACEHOLDER_NAMES.
+enum policy_placeholder {
+    POLICY_PH_APPLICATION,
+    POLICY_PH_NAMESPACE,
+    POLICY_PH_COMPONENT,
+    POLICY_PH_TABLE,
+    POLICY_PH_RULE,
+    POLICY_PH_PATTERN,
+    POLICY_PH_TRANSITION,
+    POLICY_PLACEHOLDER_COUNT
+};
+
+// Their names without braces: "application", "namespace", ... ("{table}" in a message).
+extern const char *const POLICY_PLACEHOLDER_NAMES[POLICY_PLACEHOLDER_COUNT];
+
 // The transitions a `forbid` rule names, as bits of policy_rule.forbid.
 enum policy_transition {
     POLICY_REMOVE = 1 << 0, // a component holding the table is gone, or its type changed
