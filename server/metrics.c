@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,135 @@ process_metrics(FILE *f, double start_time)
     fprintf(f, "process_start_time_seconds %.3f\n", start_time);
 }
 
+// ---- The exposition: one row a metric -------------------------------------------------------
+
+// The single-value metrics, read once per scrape; every one is an integer.
+struct scalars {
+    long long in_flight, body_bytes, body_memory, waiting, policy_rules, last_reload_ok,
+        last_success, audit_records, audit_errors, cert_not_after;
+};
+
+static void
+emit_requests(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    for (int w = 0; w < NW; w++)
+        for (int o = 0; o < NO; o++)
+            for (int d = 0; d < ND; d++) {
+                uint64_t v = atomic_load(&m->requests[w][o][d]);
+                // The common series are there from the start, at 0, so rates need no absent().
+                if (v > 0 || (o < 2 && d < 3))
+                    fprintf(f, "%s{webhook=\"%s\",operation=\"%s\",decision=\"%s\"} %llu\n", name,
+                            admit_webhook_name((enum admit_webhook)w),
+                            review_operation_name((enum review_operation)o),
+                            admit_decision_name((enum admit_decision)d), (unsigned long long)v);
+            }
+}
+
+static void
+emit_duration(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    for (int w = 0; w < NW; w++) {
+        const char *wh = admit_webhook_name((enum admit_webhook)w);
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= NB; b++) {
+            cum += atomic_load(&m->buckets[w][b]);
+            if (b < NB)
+                fprintf(f, "%s_bucket{webhook=\"%s\",le=\"%g\"} %llu\n", name, wh, BUCKETS[b],
+                        (unsigned long long)cum);
+            else
+                fprintf(f, "%s_bucket{webhook=\"%s\",le=\"+Inf\"} %llu\n", name, wh,
+                        (unsigned long long)cum);
+        }
+        fprintf(f, "%s_sum{webhook=\"%s\"} %.9f\n", name, wh, atomic_load(&m->sum_ns[w]) / 1e9);
+        fprintf(f, "%s_count{webhook=\"%s\"} %llu\n", name, wh, (unsigned long long)cum);
+    }
+}
+
+static void
+emit_rejected(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    for (int r = 0; r < METRICS_REJECT_COUNT; r++)
+        fprintf(f, "%s{reason=\"%s\"} %llu\n", name, REJECTS[r],
+                (unsigned long long)atomic_load(&m->rejected[r]));
+}
+
+static void
+emit_results(FILE *f, const char *name, unsigned long long ok, unsigned long long failed)
+{
+    fprintf(f, "%s{result=\"success\"} %llu\n", name, ok);
+    fprintf(f, "%s{result=\"failure\"} %llu\n", name, failed);
+}
+
+static void
+emit_policy_reloads(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    emit_results(f, name, atomic_load(&m->reload_ok), atomic_load(&m->reload_failed));
+}
+
+static void
+emit_tls_reloads(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)m;
+    emit_results(f, name, g->tls_reload_ok, g->tls_reload_failed);
+}
+
+static void
+emit_build_info(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)m;
+    (void)g;
+    fprintf(f, "%s{version=\"%s\",revision=\"%s\"} 1\n", name, TG_VERSION, TG_REVISION);
+}
+
+// A row prints its value from struct scalars (at `value`) or, with `emit`, its own series.
+static const struct row {
+    const char *name, *type, *help;
+    size_t value;
+    void (*emit)(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g);
+} ROWS[] = {
+    {"tableguard_admission_requests_total", "counter",
+     "Admission requests answered, by webhook, operation and decision.", 0, emit_requests},
+    {"tableguard_admission_request_duration_seconds", "histogram",
+     "Time from the complete request body to the answer, audit write included.", 0, emit_duration},
+    {"tableguard_admission_requests_in_flight", "gauge",
+     "Admission requests being read or answered.", offsetof(struct scalars, in_flight), NULL},
+    {"tableguard_http_request_body_bytes", "gauge",
+     "Bytes of admission request bodies held (reserved from Content-Length).",
+     offsetof(struct scalars, body_bytes), NULL},
+    {"tableguard_http_request_body_limit_bytes", "gauge",
+     "The most body bytes held at once (--body-memory).", offsetof(struct scalars, body_memory),
+     NULL},
+    {"tableguard_http_requests_waiting", "gauge",
+     "Admission requests waiting, before their body is read, for room under --body-memory.",
+     offsetof(struct scalars, waiting), NULL},
+    {"tableguard_http_rejected_total", "counter",
+     "Requests refused before or instead of an admission decision, by reason.", 0, emit_rejected},
+    {"tableguard_policy_rules", "gauge", "Rules in the policy being served.",
+     offsetof(struct scalars, policy_rules), NULL},
+    {"tableguard_policy_reload_total", "counter", "Policy reloads, by result.", 0,
+     emit_policy_reloads},
+    {"tableguard_policy_last_reload_successful", "gauge",
+     "1 when the last policy load succeeded, 0 when the last good policy is still serving.",
+     offsetof(struct scalars, last_reload_ok), NULL},
+    {"tableguard_policy_last_reload_success_timestamp_seconds", "gauge",
+     "Time of the last successful policy load.", offsetof(struct scalars, last_success), NULL},
+    {"tableguard_audit_records_total", "counter", "Audit records written.",
+     offsetof(struct scalars, audit_records), NULL},
+    {"tableguard_audit_write_errors_total", "counter", "Audit records that failed to write.",
+     offsetof(struct scalars, audit_errors), NULL},
+    {"tableguard_tls_certificate_expiry_timestamp_seconds", "gauge",
+     "notAfter of the serving certificate.", offsetof(struct scalars, cert_not_after), NULL},
+    {"tableguard_tls_reload_total", "counter",
+     "Certificate reloads that changed the serving pair, by result (a refused pair is counted "
+     "once).",
+     0, emit_tls_reloads},
+    {"tableguard_build_info", "gauge", "Build version and revision; always 1.", 0, emit_build_info},
+};
+
 char *
 metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
 {
@@ -143,91 +273,26 @@ metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
     FILE *f = open_memstream(&buf, len);
     if (f == NULL)
         return NULL;
-    head(f, "tableguard_admission_requests_total", "counter",
-         "Admission requests answered, by webhook, operation and decision.");
-    for (int w = 0; w < NW; w++)
-        for (int o = 0; o < NO; o++)
-            for (int d = 0; d < ND; d++) {
-                uint64_t v = atomic_load(&m->requests[w][o][d]);
-                if (v > 0 || (o < 2 && d < 3))
-                    fprintf(f,
-                            "tableguard_admission_requests_total{webhook=\"%s\",operation=\"%s\","
-                            "decision=\"%s\"} %llu\n",
-                            admit_webhook_name((enum admit_webhook)w),
-                            review_operation_name((enum review_operation)o),
-                            admit_decision_name((enum admit_decision)d), (unsigned long long)v);
-            }
-    head(f, "tableguard_admission_request_duration_seconds", "histogram",
-         "Time from the complete request body to the answer, audit write included.");
-    for (int w = 0; w < NW; w++) {
-        uint64_t cum = 0;
-        for (size_t b = 0; b <= NB; b++) {
-            cum += atomic_load(&m->buckets[w][b]);
-            if (b < NB)
-                fprintf(f,
-                        "tableguard_admission_request_duration_seconds_bucket{webhook=\"%s\","
-                        "le=\"%g\"} %llu\n",
-                        admit_webhook_name((enum admit_webhook)w), BUCKETS[b],
-                        (unsigned long long)cum);
-            else
-                fprintf(f,
-                        "tableguard_admission_request_duration_seconds_bucket{webhook=\"%s\","
-                        "le=\"+Inf\"} %llu\n",
-                        admit_webhook_name((enum admit_webhook)w), (unsigned long long)cum);
-        }
-        fprintf(f, "tableguard_admission_request_duration_seconds_sum{webhook=\"%s\"} %.9f\n",
-                admit_webhook_name((enum admit_webhook)w), atomic_load(&m->sum_ns[w]) / 1e9);
-        fprintf(f, "tableguard_admission_request_duration_seconds_count{webhook=\"%s\"} %llu\n",
-                admit_webhook_name((enum admit_webhook)w), (unsigned long long)cum);
+    const struct scalars v = {
+        .in_flight = atomic_load(&m->in_flight),
+        .body_bytes = (long long)g->body_bytes,
+        .body_memory = (long long)g->body_memory,
+        .waiting = (long long)g->waiting,
+        .policy_rules = (long long)g->policy_rules,
+        .last_reload_ok = atomic_load(&m->last_reload_ok),
+        .last_success = atomic_load(&m->last_success),
+        .audit_records = (long long)g->audit_records,
+        .audit_errors = (long long)g->audit_errors,
+        .cert_not_after = (long long)g->cert_not_after,
+    };
+    for (size_t i = 0; i < sizeof ROWS / sizeof *ROWS; i++) {
+        const struct row *r = &ROWS[i];
+        head(f, r->name, r->type, r->help);
+        if (r->emit != NULL)
+            r->emit(f, r->name, m, g);
+        else
+            fprintf(f, "%s %lld\n", r->name, *(const long long *)((const char *)&v + r->value));
     }
-    head(f, "tableguard_admission_requests_in_flight", "gauge",
-         "Admission requests being read or answered.");
-    fprintf(f, "tableguard_admission_requests_in_flight %d\n", atomic_load(&m->in_flight));
-    head(f, "tableguard_http_request_body_bytes", "gauge",
-         "Bytes of admission request bodies held (reserved from Content-Length).");
-    fprintf(f, "tableguard_http_request_body_bytes %zu\n", g->body_bytes);
-    head(f, "tableguard_http_request_body_limit_bytes", "gauge",
-         "The most body bytes held at once (--body-memory).");
-    fprintf(f, "tableguard_http_request_body_limit_bytes %zu\n", g->body_memory);
-    head(f, "tableguard_http_requests_waiting", "gauge",
-         "Admission requests waiting, before their body is read, for room under --body-memory.");
-    fprintf(f, "tableguard_http_requests_waiting %zu\n", g->waiting);
-    head(f, "tableguard_http_rejected_total", "counter",
-         "Requests refused before or instead of an admission decision, by reason.");
-    for (int r = 0; r < METRICS_REJECT_COUNT; r++)
-        fprintf(f, "tableguard_http_rejected_total{reason=\"%s\"} %llu\n", REJECTS[r],
-                (unsigned long long)atomic_load(&m->rejected[r]));
-    head(f, "tableguard_policy_rules", "gauge", "Rules in the policy being served.");
-    fprintf(f, "tableguard_policy_rules %zu\n", g->policy_rules);
-    head(f, "tableguard_policy_reload_total", "counter", "Policy reloads, by result.");
-    fprintf(f, "tableguard_policy_reload_total{result=\"success\"} %llu\n",
-            (unsigned long long)atomic_load(&m->reload_ok));
-    fprintf(f, "tableguard_policy_reload_total{result=\"failure\"} %llu\n",
-            (unsigned long long)atomic_load(&m->reload_failed));
-    head(f, "tableguard_policy_last_reload_successful", "gauge",
-         "1 when the last policy load succeeded, 0 when the last good policy is still serving.");
-    fprintf(f, "tableguard_policy_last_reload_successful %d\n", atomic_load(&m->last_reload_ok));
-    head(f, "tableguard_policy_last_reload_success_timestamp_seconds", "gauge",
-         "Time of the last successful policy load.");
-    fprintf(f, "tableguard_policy_last_reload_success_timestamp_seconds %lld\n",
-            atomic_load(&m->last_success));
-    head(f, "tableguard_audit_records_total", "counter", "Audit records written.");
-    fprintf(f, "tableguard_audit_records_total %llu\n", (unsigned long long)g->audit_records);
-    head(f, "tableguard_audit_write_errors_total", "counter",
-         "Audit records that failed to write.");
-    fprintf(f, "tableguard_audit_write_errors_total %llu\n", (unsigned long long)g->audit_errors);
-    head(f, "tableguard_tls_certificate_expiry_timestamp_seconds", "gauge",
-         "notAfter of the serving certificate.");
-    fprintf(f, "tableguard_tls_certificate_expiry_timestamp_seconds %lld\n",
-            (long long)g->cert_not_after);
-    head(f, "tableguard_tls_reload_total", "counter",
-         "Certificate reloads that changed the serving pair, by result (a refused pair is "
-         "counted once).");
-    fprintf(f, "tableguard_tls_reload_total{result=\"success\"} %lu\n", g->tls_reload_ok);
-    fprintf(f, "tableguard_tls_reload_total{result=\"failure\"} %lu\n", g->tls_reload_failed);
-    head(f, "tableguard_build_info", "gauge", "Build version and revision; always 1.");
-    fprintf(f, "tableguard_build_info{version=\"%s\",revision=\"%s\"} 1\n", TG_VERSION,
-            TG_REVISION);
     process_metrics(f, m->start_time);
     fclose(f);
     return buf;
