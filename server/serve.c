@@ -59,6 +59,7 @@ static const struct flag {
     const char *name;
     const char *def;
     const char *help;
+    unsigned long long max; // a whole number up to this; 0: the flag is text
 } FLAGS[O_COUNT] = {
     [O_POLICY] = {"policy", NULL, "policy file (required)"},
     [O_TLS_CERT] = {"tls-cert", NULL, "serving certificate, PEM (required)"},
@@ -68,24 +69,26 @@ static const struct flag {
     [O_AUDIT_LOG] = {"audit-log", NULL, "audit log file, or - for stdout"},
     [O_AUDIT_HMAC_KEY] = {"audit-hmac-key", NULL, "key file: chain records with HMAC-SHA256"},
     [O_AUDIT_SYNC] = {"audit-sync", "batch", "none | batch | always"},
-    [O_AUDIT_MAX_SIZE] = {"audit-max-size", "104857600", "rotate the audit log at this size"},
-    [O_AUDIT_MAX_FILES] = {"audit-max-files", "10", "rotated audit files kept"},
+    [O_AUDIT_MAX_SIZE] = {"audit-max-size", "104857600", "rotate the audit log at this size",
+                          1ULL << 40},
+    [O_AUDIT_MAX_FILES] = {"audit-max-files", "10", "rotated audit files kept", 10000},
     [O_AUDIT_FAILURE] = {"audit-failure", "closed", "closed (answer 500) | open (serve, count)"},
     [O_CLIENT_CA] = {"client-ca", NULL, "require client certificates signed by this CA"},
     [O_TLS_MIN_VERSION] = {"tls-min-version", "1.2", "1.2 | 1.3"},
     [O_LOG_LEVEL] = {"log-level", "info", "debug | info | warn | error"},
-    [O_SHUTDOWN_DELAY] = {"shutdown-delay", "5",
-                          "seconds between SIGTERM and closing the listener"},
-    [O_DRAIN_TIMEOUT] = {"drain-timeout", "20", "seconds to finish requests in flight"},
-    [O_MAX_BODY] = {"max-body", "8388608", "request body cap in bytes (413 above)"},
+    [O_SHUTDOWN_DELAY] = {"shutdown-delay", "5", "seconds between SIGTERM and closing the listener",
+                          3600},
+    [O_DRAIN_TIMEOUT] = {"drain-timeout", "20", "seconds to finish requests in flight", 3600},
+    [O_MAX_BODY] = {"max-body", "8388608", "request body cap in bytes (413 above)", 1ULL << 30},
     [O_BODY_MEMORY] = {"body-memory", "8388608",
                        "bytes of request bodies held at once (at least max-body); more requests "
-                       "wait their turn"},
-    [O_THREADS] = {"threads", "0", "worker threads; 0: one per core"},
-    [O_CONNECTION_LIMIT] = {"connection-limit", "1024", "concurrent connections"},
-    [O_CONNECTION_TIMEOUT] = {"connection-timeout", "30",
-                              "idle seconds before a connection closes"},
-    [O_RELOAD_INTERVAL] = {"reload-interval", "10", "polling backstop for reloads, seconds"},
+                       "wait their turn",
+                       1ULL << 40},
+    [O_THREADS] = {"threads", "0", "worker threads; 0: one per core", 256},
+    [O_CONNECTION_LIMIT] = {"connection-limit", "1024", "concurrent connections", 65536},
+    [O_CONNECTION_TIMEOUT] = {"connection-timeout", "30", "idle seconds before a connection closes",
+                              86400},
+    [O_RELOAD_INTERVAL] = {"reload-interval", "10", "polling backstop for reloads, seconds", 3600},
     [O_SERVICE] = {"service", NULL, "Service name, to check the certificate's names"},
     [O_NAMESPACE] = {"namespace", NULL, "Service namespace, likewise"},
 };
@@ -293,20 +296,88 @@ static const struct holder_type POLICY_HOLDER = {policy_ref_v, policy_unref_v};
 // After the drain, how long SIGTERM waits for a reload in progress before exiting anyway.
 #define WATCH_STOP_WAIT 3
 
-static struct audit *
-open_audit(const char *val[O_COUNT])
+// The flags, converted: text as given (or NULL), whole numbers checked against their limits.
+struct config {
+    const char *val[O_COUNT];
+    unsigned long long num[O_COUNT];
+    enum log_level level;
+    bool audit_fail_open, metrics_off;
+};
+
+// Parses and checks the flags. Returns 0, 1 after --help, or -1 (a usage error, reported).
+static int
+configure(int argc, char **argv, struct config *cfg)
 {
-    unsigned long long max_size, max_files;
-    struct audit_options ao = {.path = val[O_AUDIT_LOG], .hmac_key_path = val[O_AUDIT_HMAC_KEY]};
-    if (audit_sync_parse(val[O_AUDIT_SYNC], &ao.sync) != 0) {
-        fprintf(stderr, "tableguard serve: --audit-sync must be none, batch or always\n");
-        return NULL;
+    int rc = parse_flags(argc, argv, cfg->val);
+    if (rc != 0)
+        return rc;
+    const char **val = cfg->val;
+    for (int i = O_POLICY; i <= O_TLS_KEY; i++) {
+        if (val[i] == NULL) {
+            fprintf(stderr, "tableguard serve: --%s is required\n", FLAGS[i].name);
+            return -1;
+        }
     }
-    if (to_uint("audit-max-size", val[O_AUDIT_MAX_SIZE], 1ULL << 40, &max_size) != 0 ||
-        to_uint("audit-max-files", val[O_AUDIT_MAX_FILES], 10000, &max_files) != 0)
-        return NULL;
-    ao.max_size = max_size;
-    ao.max_files = (unsigned)max_files;
+    if (log_level_parse(val[O_LOG_LEVEL], &cfg->level) != 0) {
+        fprintf(stderr, "tableguard serve: --log-level must be debug, info, warn or error\n");
+        return -1;
+    }
+    // The audit flags count only with an audit log.
+    bool audit = val[O_AUDIT_LOG] != NULL;
+    for (int i = 0; i < O_COUNT; i++) {
+        bool audit_flag = i == O_AUDIT_MAX_SIZE || i == O_AUDIT_MAX_FILES;
+        if (FLAGS[i].max != 0 && (audit || !audit_flag) &&
+            to_uint(FLAGS[i].name, val[i], FLAGS[i].max, &cfg->num[i]) != 0)
+            return -1;
+    }
+    // Left at its default, the budget grows with a raised cap rather than refusing to start.
+    if (val[O_BODY_MEMORY] == FLAGS[O_BODY_MEMORY].def &&
+        cfg->num[O_BODY_MEMORY] < cfg->num[O_MAX_BODY])
+        cfg->num[O_BODY_MEMORY] = cfg->num[O_MAX_BODY];
+    if (cfg->num[O_BODY_MEMORY] < cfg->num[O_MAX_BODY]) {
+        fprintf(stderr,
+                "tableguard serve: --body-memory (%llu) must be at least --max-body (%llu)"
+                ", or a request at the cap could never be read\n",
+                cfg->num[O_BODY_MEMORY], cfg->num[O_MAX_BODY]);
+        return -1;
+    }
+    cfg->audit_fail_open = strcmp(val[O_AUDIT_FAILURE], "open") == 0;
+    if (!cfg->audit_fail_open && strcmp(val[O_AUDIT_FAILURE], "closed") != 0) {
+        fprintf(stderr, "tableguard serve: --audit-failure must be closed or open\n");
+        return -1;
+    }
+    enum audit_sync sync;
+    if (audit && audit_sync_parse(val[O_AUDIT_SYNC], &sync) != 0) {
+        fprintf(stderr, "tableguard serve: --audit-sync must be none, batch or always\n");
+        return -1;
+    }
+    if (cfg->num[O_THREADS] == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->num[O_THREADS] = n > 0 ? (unsigned long long)n : 1;
+    }
+    cfg->metrics_off = strcmp(val[O_METRICS_LISTEN], "off") == 0 || val[O_METRICS_LISTEN][0] == 0;
+    return 0;
+}
+
+// What serve_main opens, in order, and closes in reverse.
+struct server {
+    struct tls *tls;
+    struct audit *audit;
+    struct metrics *metrics;
+    struct holder *policies;
+    struct http *http;
+    struct watch *watch;
+    struct reloader rl;
+};
+
+static struct audit *
+open_audit(const struct config *cfg)
+{
+    struct audit_options ao = {.path = cfg->val[O_AUDIT_LOG],
+                               .hmac_key_path = cfg->val[O_AUDIT_HMAC_KEY],
+                               .max_size = cfg->num[O_AUDIT_MAX_SIZE],
+                               .max_files = (unsigned)cfg->num[O_AUDIT_MAX_FILES]};
+    (void)audit_sync_parse(cfg->val[O_AUDIT_SYNC], &ao.sync); // checked by configure
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     ao.replica = host;
@@ -317,65 +388,15 @@ open_audit(const char *val[O_COUNT])
     return a;
 }
 
-int
-serve_main(int argc, char **argv)
+// Loads the policy and the certificate, opens the audit log and starts the listeners and the
+// reload watcher. Returns 0, or 1 with the reason logged; s holds what was opened either way.
+static int
+server_open(const struct config *cfg, struct server *s)
 {
-    const char *val[O_COUNT];
-    int rc = parse_flags(argc, argv, val);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    for (int i = O_POLICY; i <= O_TLS_KEY; i++) {
-        if (val[i] == NULL) {
-            fprintf(stderr, "tableguard serve: --%s is required\n", FLAGS[i].name);
-            return 2;
-        }
-    }
-    enum log_level level;
-    if (log_level_parse(val[O_LOG_LEVEL], &level) != 0) {
-        fprintf(stderr, "tableguard serve: --log-level must be debug, info, warn or error\n");
-        return 2;
-    }
-    log_set_level(level);
-    unsigned long long delay, drain, max_body, body_memory, threads, conn_limit, conn_timeout,
-        interval;
-    if (to_uint("shutdown-delay", val[O_SHUTDOWN_DELAY], 3600, &delay) ||
-        to_uint("drain-timeout", val[O_DRAIN_TIMEOUT], 3600, &drain) ||
-        to_uint("max-body", val[O_MAX_BODY], 1ULL << 30, &max_body) ||
-        to_uint("body-memory", val[O_BODY_MEMORY], 1ULL << 40, &body_memory) ||
-        to_uint("threads", val[O_THREADS], 256, &threads) ||
-        to_uint("connection-limit", val[O_CONNECTION_LIMIT], 65536, &conn_limit) ||
-        to_uint("connection-timeout", val[O_CONNECTION_TIMEOUT], 86400, &conn_timeout) ||
-        to_uint("reload-interval", val[O_RELOAD_INTERVAL], 3600, &interval))
-        return 2;
-    // Left at its default, the budget grows with a raised cap rather than refusing to start.
-    if (val[O_BODY_MEMORY] == FLAGS[O_BODY_MEMORY].def && body_memory < max_body)
-        body_memory = max_body;
-    if (body_memory < max_body) {
-        fprintf(stderr,
-                "tableguard serve: --body-memory (%llu) must be at least --max-body (%llu)"
-                ", or a request at the cap could never be read\n",
-                body_memory, max_body);
-        return 2;
-    }
-    bool fail_open = strcmp(val[O_AUDIT_FAILURE], "open") == 0;
-    if (!fail_open && strcmp(val[O_AUDIT_FAILURE], "closed") != 0) {
-        fprintf(stderr, "tableguard serve: --audit-failure must be closed or open\n");
-        return 2;
-    }
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned long long)n : 1;
-    }
-
-    // Signals are taken by sigwait below, never delivered to the worker threads.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+    const char *const *val = cfg->val;
+    s->rl = (struct reloader){.policy_path = val[O_POLICY]};
+    pthread_mutex_init(&s->rl.lock, NULL);
+    atomic_init(&s->rl.force, false);
     struct diag d = {0};
     struct policy *policy = policy_load_file(val[O_POLICY], &d);
     if (policy == NULL) {
@@ -387,86 +408,116 @@ serve_main(int argc, char **argv)
     struct tls_options to = {val[O_TLS_CERT],        val[O_TLS_KEY], val[O_CLIENT_CA],
                              val[O_TLS_MIN_VERSION], val[O_SERVICE], val[O_NAMESPACE]};
     char err[512];
-    struct tls *tls = tls_new(&to, warn_cert, err, sizeof err);
-    if (tls == NULL) {
+    s->tls = tls_new(&to, warn_cert, err, sizeof err);
+    if (s->tls == NULL) {
         log_msg(LOGL_ERROR, "the certificate does not load; not serving", "error", err, NULL);
         policy_unref(policy);
         return 1;
     }
-    struct audit *audit = NULL;
-    if (val[O_AUDIT_LOG] != NULL && (audit = open_audit(val)) == NULL) {
-        tls_free(tls);
+    if (val[O_AUDIT_LOG] != NULL && (s->audit = open_audit(cfg)) == NULL) {
         policy_unref(policy);
         return 1;
     }
-    struct metrics *metrics = metrics_new();
-    metrics_policy_reload(metrics, 1, time(NULL));
-    struct holder *policies = holder_new(&POLICY_HOLDER, policy);
-    bool metrics_off = strcmp(val[O_METRICS_LISTEN], "off") == 0 || val[O_METRICS_LISTEN][0] == 0;
+    s->metrics = metrics_new();
+    metrics_policy_reload(s->metrics, 1, time(NULL));
+    s->policies = holder_new(&POLICY_HOLDER, policy);
     struct http_options ho = {.listen = val[O_LISTEN],
-                              .metrics_listen = metrics_off ? NULL : val[O_METRICS_LISTEN],
-                              .threads = (unsigned)threads,
-                              .max_body = (size_t)max_body,
-                              .body_memory = (size_t)body_memory,
-                              .connection_limit = (unsigned)conn_limit,
-                              .connection_timeout = (unsigned)conn_timeout,
-                              .audit_fail_open = fail_open};
-    struct http_deps hd = {policies, tls, audit, metrics};
-    struct http *http = http_start(&ho, &hd, err, sizeof err);
-    struct reloader rl = {.policy_path = val[O_POLICY],
-                          .policies = policies,
-                          .tls = tls,
-                          .http = http,
-                          .metrics = metrics};
-    pthread_mutex_init(&rl.lock, NULL);
-    atomic_init(&rl.force, false);
-    struct watch *watch = http ? watch_new((unsigned)interval, err, sizeof err) : NULL;
-    if (watch == NULL || watch_add(watch, val[O_POLICY], reload_policy, &rl, err, sizeof err) ||
-        watch_add(watch, val[O_TLS_CERT], reload_tls, &rl, err, sizeof err) ||
-        watch_start(watch, err, sizeof err)) {
+                              .metrics_listen = cfg->metrics_off ? NULL : val[O_METRICS_LISTEN],
+                              .threads = (unsigned)cfg->num[O_THREADS],
+                              .max_body = (size_t)cfg->num[O_MAX_BODY],
+                              .body_memory = (size_t)cfg->num[O_BODY_MEMORY],
+                              .connection_limit = (unsigned)cfg->num[O_CONNECTION_LIMIT],
+                              .connection_timeout = (unsigned)cfg->num[O_CONNECTION_TIMEOUT],
+                              .audit_fail_open = cfg->audit_fail_open};
+    struct http_deps hd = {s->policies, s->tls, s->audit, s->metrics};
+    s->http = http_start(&ho, &hd, err, sizeof err);
+    s->rl.policies = s->policies;
+    s->rl.tls = s->tls;
+    s->rl.http = s->http;
+    s->rl.metrics = s->metrics;
+    s->watch = s->http ? watch_new((unsigned)cfg->num[O_RELOAD_INTERVAL], err, sizeof err) : NULL;
+    if (s->watch == NULL ||
+        watch_add(s->watch, val[O_POLICY], reload_policy, &s->rl, err, sizeof err) ||
+        watch_add(s->watch, val[O_TLS_CERT], reload_tls, &s->rl, err, sizeof err) ||
+        watch_start(s->watch, err, sizeof err)) {
         log_msg(LOGL_ERROR, "cannot start serving", "error", err, NULL);
-        rc = 1;
-        goto out;
+        return 1;
     }
     char port[16], mport[16], nthreads[16];
-    snprintf(port, sizeof port, "%u", http_port(http));
-    snprintf(mport, sizeof mport, "%u", http_metrics_port(http));
-    snprintf(nthreads, sizeof nthreads, "%llu", threads);
+    snprintf(port, sizeof port, "%u", http_port(s->http));
+    snprintf(mport, sizeof mport, "%u", http_metrics_port(s->http));
+    snprintf(nthreads, sizeof nthreads, "%llu", cfg->num[O_THREADS]);
     log_msg(LOGL_INFO, "serving", "listen", val[O_LISTEN], "port", port, "metrics_port", mport,
             "threads", nthreads, "policy", policy_spec(policy)->name, "sha256",
             policy_sha256(policy), "version", TG_VERSION, NULL);
+    return 0;
+}
 
+// Serves until SIGTERM or SIGINT, reloading on SIGHUP, then drains.
+static void
+server_run(const struct config *cfg, struct server *s, const sigset_t *sigs)
+{
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        if (sigwait(sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
             // The watcher's thread reloads: this thread takes no lock a reload holds, so a
             // reload that hangs or crawls can never keep SIGTERM from being handled.
             log_msg(LOGL_INFO, "SIGHUP: reloading the policy and certificate", NULL);
-            atomic_store(&rl.force, true);
-            watch_kick(watch);
+            atomic_store(&s->rl.force, true);
+            watch_kick(s->watch);
             continue;
         }
         log_msg(LOGL_INFO, sig == SIGTERM ? "SIGTERM: draining" : "SIGINT: draining", NULL);
-        http_drain(http, (unsigned)delay, (unsigned)drain);
-        break;
+        http_drain(s->http, (unsigned)cfg->num[O_SHUTDOWN_DELAY],
+                   (unsigned)cfg->num[O_DRAIN_TIMEOUT]);
+        return;
     }
-    rc = 0;
-    if (watch_stop(watch, WATCH_STOP_WAIT) != 0) {
-        // Its objects are still in use by the reload: leave them to the exit.
-        log_msg(LOGL_WARN, "a reload is still running; exiting without waiting for it", NULL);
+}
+
+// Closes what server_open opened, newest first; any member may be NULL.
+static void
+server_close(struct server *s)
+{
+    watch_free(s->watch);
+    http_stop(s->http);
+    audit_close(s->audit);
+    holder_free(s->policies);
+    metrics_free(s->metrics);
+    tls_free(s->tls);
+    pthread_mutex_destroy(&s->rl.lock);
+}
+
+int
+serve_main(int argc, char **argv)
+{
+    struct config cfg = {0};
+    int rc = configure(argc, argv, &cfg);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    log_set_level(cfg.level);
+    // Signals are taken by sigwait in server_run, never delivered to the worker threads.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct server s = {0};
+    rc = server_open(&cfg, &s);
+    if (rc == 0) {
+        server_run(&cfg, &s, &sigs);
+        if (watch_stop(s.watch, WATCH_STOP_WAIT) != 0) {
+            // Its objects are still in use by the reload: leave them to the exit.
+            log_msg(LOGL_WARN, "a reload is still running; exiting without waiting for it", NULL);
+            log_msg(LOGL_INFO, "stopped", NULL);
+            return 0;
+        }
         log_msg(LOGL_INFO, "stopped", NULL);
-        return rc;
     }
-    log_msg(LOGL_INFO, "stopped", NULL);
-out:
-    watch_free(watch);
-    http_stop(http);
-    audit_close(audit);
-    holder_free(policies);
-    metrics_free(metrics);
-    tls_free(tls);
-    pthread_mutex_destroy(&rl.lock);
+    server_close(&s);
     return rc;
 }
