@@ -22,18 +22,16 @@
 #include "util/file.h"
 #include "util/xalloc.h"
 
-/* Room for the members the module adds around the caller's: time, seq, replica (counted
- * apart), event, prev; at most 167 bytes with a 20-digit seq. */
+// Room for the members the module adds around the caller's: time, seq, replica (counted
+// apart), event, prev; at most 167 bytes with a 20-digit seq.
 #define LINE_OVERHEAD 200
-/*
- * batch: how often the background thread fsyncs. Every 100 ms rather than every second: the same
- * writeback in smaller pieces, so the requests sharing the core wait less behind it (make bench,
- * 1 component: p99.9 3-6 ms against 5-9 ms) and a host crash loses less.
- */
+// batch: how often the background thread fsyncs. Every 100 ms rather than every second: the same
+// writeback in smaller pieces, so the requests sharing the core wait less behind it (make bench,
+// 1 component: p99.9 3-6 ms against 5-9 ms) and a host crash loses less.
 #ifndef BATCH_INTERVAL_MS
 #define BATCH_INTERVAL_MS 100
 #endif
-/* Line and serialisation buffers up to this size are kept for the next record. */
+// Line and serialisation buffers up to this size are kept for the next record.
 #define LINE_KEEP_MAX (256 * 1024)
 
 struct written {
@@ -46,47 +44,47 @@ struct written {
 
 struct audit {
     pthread_mutex_t mu;
-    pthread_cond_t synced_cv; /* a leader's fsync finished */
-    pthread_cond_t tick_cv;   /* wakes the batch thread early (close) */
+    pthread_cond_t synced_cv; // a leader's fsync finished
+    pthread_cond_t tick_cv;   // wakes the batch thread early (close)
     pthread_t batcher;
     bool has_batcher, stopping;
-    bool ready; /* audit_open finished: audit_close writes a "stop" record */
+    bool ready; // audit_open finished: audit_close writes a "stop" record
 
     char *path;
-    bool regular; /* a regular file: fsync, truncate-on-failure and rotation apply */
-    int fd;       /* -1 after a failed rotation; the next append reopens */
+    bool regular; // a regular file: fsync, truncate-on-failure and rotation apply
+    int fd;       // -1 after a failed rotation; the next append reopens
     enum audit_sync sync;
     uint64_t max_size;
     unsigned max_files;
-    char *replica;      /* plain */
-    char *replica_json; /* quoted and escaped */
+    char *replica;      // plain
+    char *replica_json; // quoted and escaped
     struct chain chain;
-    time_t time_sec;    /* the second time_text shows */
-    char time_text[24]; /* YYYY-MM-DDTHH:MM:SS of time_sec */
+    time_t time_sec;    // the second time_text shows
+    char time_text[24]; // YYYY-MM-DDTHH:MM:SS of time_sec
     size_t time_len;
-    char *line;      /* the line being written, reused from record to record */
-    size_t line_cap; /* its allocated size */
+    char *line;      // the line being written, reused from record to record
+    size_t line_cap; // its allocated size
 
-    uint64_t seq;                  /* seq of the last record written */
-    char prev[CHAIN_HASH_HEX + 1]; /* hash of the last record written */
-    uint64_t size;                 /* bytes of complete records in the current file */
-    bool damaged;                  /* a failed write left bytes that could not be cut off */
-    bool start_pending;            /* the "start" record is still to be written */
-    const char *start_after;       /* what the start record says preceded it */
-    uint64_t start_repaired;       /* bytes of an incomplete line cut off at open */
+    uint64_t seq;                  // seq of the last record written
+    char prev[CHAIN_HASH_HEX + 1]; // hash of the last record written
+    uint64_t size;                 // bytes of complete records in the current file
+    bool damaged;                  // a failed write left bytes that could not be cut off
+    bool start_pending;            // the "start" record is still to be written
+    const char *start_after;       // what the start record says preceded it
+    uint64_t start_repaired;       // bytes of an incomplete line cut off at open
 
-    uint64_t written_gen;          /* records written (write(2) done) into the log */
-    uint64_t synced_gen;           /* records known to be on stable storage */
-    uint64_t failed_lo, failed_hi; /* records in (lo, hi] were covered by a failed fsync */
+    uint64_t written_gen;          // records written (write(2) done) into the log
+    uint64_t synced_gen;           // records known to be on stable storage
+    uint64_t failed_lo, failed_hi; // records in (lo, hi] were covered by a failed fsync
     int failed_errno;
-    bool syncing; /* a leader is in fsync outside the lock */
+    bool syncing; // a leader is in fsync outside the lock
     int batch_errno;
-    /* batch: a file rotated away, for the batch thread to fsync and close off the request path
-     * (-1: none), and whether the directory's renames still need an fsync. */
+    // batch: a file rotated away, for the batch thread to fsync and close off the request path
+    // (-1: none), and whether the directory's renames still need an fsync.
     int retired_fd;
     bool dir_sync_pending;
-    /* batch: the oldest rotated file, which the rotation's renames removed, held open so that
-     * freeing its blocks happens when the batch thread closes it (-1: none) */
+    // batch: the oldest rotated file, which the rotation's renames removed, held open so that
+    // freeing its blocks happens when the batch thread closes it (-1: none)
     int doomed_fd;
 
     _Atomic uint64_t records, write_errors;
@@ -126,8 +124,8 @@ write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-/* Now as RFC 3339 UTC with milliseconds. The date and time to the second are formatted once a
- * second, not once a record; called under the lock. */
+// Now as RFC 3339 UTC with milliseconds. The date and time to the second are formatted once a
+// second, not once a record; called under the lock.
 static void
 format_time(struct audit *a, char out[32])
 {
@@ -157,26 +155,22 @@ put(char *dst, const char *src, size_t n)
     return n;
 }
 
-/*
- * A failed write may have left part of a line. Cut the file back to the last complete record so
- * that later records still verify; if that is impossible the log stays damaged and every append
- * fails until a cut succeeds.
- */
+// A failed write may have left part of a line. Cut the file back to the last complete record so
+// that later records still verify; if that is impossible the log stays damaged and every append
+// fails until a cut succeeds.
 static void
 cut_partial(struct audit *a)
 {
     if (!a->regular) {
-        /* A pipe or device cannot be cut; a partial line there shows up in verification. */
+        // A pipe or device cannot be cut; a partial line there shows up in verification.
         return;
     }
     a->damaged = ftruncate(a->fd, (off_t)a->size) != 0;
 }
 
-/*
- * Writes the next record of the chain: event and the caller's members (inner, without braces),
- * under the lock. On success advances seq and prev and fills w; on failure leaves the chain as it
- * was.
- */
+// Writes the next record of the chain: event and the caller's members (inner, without braces),
+// under the lock. On success advances seq and prev and fills w; on failure leaves the chain as it
+// was.
 static int
 write_record_locked(struct audit *a, const char *event, const char *inner, size_t inner_len,
                     struct written *w, char *err, size_t errlen)
@@ -211,14 +205,14 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
         chain_seterr(err, errlen, "audit log: digest failed");
         return -1;
     }
-    len--; /* replace the closing brace by the hash member */
+    len--; // replace the closing brace by the hash member
     len += put(line + len, CHAIN_HASH_PREFIX, sizeof(CHAIN_HASH_PREFIX) - 1);
     len += put(line + len, w->hash, CHAIN_HASH_HEX);
     len += put(line + len, "\"}\n", 3);
     int rc = write_all(a->fd, line, len);
     int e = errno;
     if (a->line_cap > LINE_KEEP_MAX) {
-        /* A rare huge record (a 1000-component review) does not pin its buffer for good. */
+        // A rare huge record (a 1000-component review) does not pin its buffer for good.
         free(a->line);
         a->line = NULL;
         a->line_cap = 0;
@@ -233,14 +227,12 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     a->size += len;
     w->gen = ++a->written_gen;
     if (!a->regular)
-        a->synced_gen = a->written_gen; /* nothing to fsync on a pipe or device */
+        a->synced_gen = a->written_gen; // nothing to fsync on a pipe or device
     return 0;
 }
 
-/*
- * After a failed fsync the kernel may have dropped those pages: every record written since the
- * last good fsync is reported as failed to its waiter, even if a later fsync succeeds.
- */
+// After a failed fsync the kernel may have dropped those pages: every record written since the
+// last good fsync is reported as failed to its waiter, even if a later fsync succeeds.
 static void
 mark_sync_failed(struct audit *a, uint64_t target, int e)
 {
@@ -251,11 +243,9 @@ mark_sync_failed(struct audit *a, uint64_t target, int e)
     a->failed_errno = e;
 }
 
-/*
- * Group commit: waits until record gen is on stable storage. The first waiter becomes the leader
- * and fsyncs outside the lock for everything written so far; the others wait for its result, so
- * a burst of concurrent appends costs one fsync instead of one each.
- */
+// Group commit: waits until record gen is on stable storage. The first waiter becomes the leader
+// and fsyncs outside the lock for everything written so far; the others wait for its result, so
+// a burst of concurrent appends costs one fsync instead of one each.
 static int
 sync_locked(struct audit *a, uint64_t gen, char *err, size_t errlen)
 {
@@ -312,7 +302,7 @@ rotated_name(const struct audit *a, unsigned i, char *out, size_t n)
     snprintf(out, n, "%s.%u", a->path, i);
 }
 
-/* Fsyncs and closes a file rotated away; returns 0 or an errno. */
+// Fsyncs and closes a file rotated away; returns 0 or an errno.
 static int
 retire(int fd)
 {
@@ -321,16 +311,14 @@ retire(int fd)
     return e;
 }
 
-/*
- * Seals the current file with a "rotate" record, shifts FILE.i to FILE.i+1 (the oldest falls
- * off), renames FILE to FILE.1 and opens a fresh FILE. The chain simply continues: the next
- * record's prev is the rotate record's hash. Called with the lock held and no leader in fsync.
- *
- * How the sealed file reaches the disk follows the sync mode. always: it is fsynced here, before
- * any record goes to the new file. batch: the batch thread fsyncs it (then the directory) within
- * its usual interval, so a rotation does not stall the requests behind the lock for the flush of
- * a whole file. none: nothing is fsynced.
- */
+// Seals the current file with a "rotate" record, shifts FILE.i to FILE.i+1 (the oldest falls
+// off), renames FILE to FILE.1 and opens a fresh FILE. The chain simply continues: the next
+// record's prev is the rotate record's hash. Called with the lock held and no leader in fsync.
+//
+// How the sealed file reaches the disk follows the sync mode. always: it is fsynced here, before
+// any record goes to the new file. batch: the batch thread fsyncs it (then the directory) within
+// its usual interval, so a rotation does not stall the requests behind the lock for the flush of
+// a whole file. none: nothing is fsynced.
 static int
 rotate_locked(struct audit *a, char *err, size_t errlen)
 {
@@ -347,8 +335,8 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
         close(a->fd);
     } else if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
         if (a->retired_fd >= 0) {
-            /* The batch thread has not reached the previous one yet (two rotations within its
-             * interval): flush that one here. */
+            // The batch thread has not reached the previous one yet (two rotations within its
+            // interval): flush that one here.
             int e = retire(a->retired_fd);
             if (e)
                 a->batch_errno = e;
@@ -367,10 +355,10 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
         rotated_name(a, i - 1, from, sizeof(from));
         rotated_name(a, i, to, sizeof(to));
         if (rename(from, to) < 0 && errno != ENOENT)
-            break; /* keep going: a gap in the numbers only costs an old file */
+            break; // keep going: a gap in the numbers only costs an old file
     }
     rotated_name(a, 1, to, sizeof(to));
-    /* If the rename fails the records simply continue in FILE after its rotate record. */
+    // If the rename fails the records simply continue in FILE after its rotate record.
     (void)rename(a->path, to);
     if (open_file(a, err, errlen) < 0)
         return -1;
@@ -383,7 +371,7 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     return 0;
 }
 
-/* Makes the log ready for a record of about len bytes: reopen, start record, rotation. */
+// Makes the log ready for a record of about len bytes: reopen, start record, rotation.
 static int
 prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
 {
@@ -397,7 +385,7 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
         return -1;
     while (a->max_size && a->regular && a->size > 0 && a->size + len > a->max_size) {
         if (a->syncing) {
-            /* The leader's fd must stay open until its fsync returns. */
+            // The leader's fd must stay open until its fsync returns.
             pthread_cond_wait(&a->synced_cv, &a->mu);
             continue;
         }
@@ -407,7 +395,7 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
     if (a->start_pending) {
         char inner[160];
         int n = snprintf(inner, sizeof(inner), "\"chain\":\"%s\",\"after\":\"%s\"",
-                         a->chain.mac ? "hmac-sha256" : "sha256", a->start_after);
+                         a->chain.mac != NULL ? "hmac-sha256" : "sha256", a->start_after);
         if (a->start_repaired)
             n += snprintf(inner + n, sizeof(inner) - (size_t)n, ",\"repairedBytes\":%" PRIu64,
                           a->start_repaired);
@@ -419,15 +407,15 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- reading the tail of an existing log ---- */
+// ---- reading the tail of an existing log ----
 
 struct tail {
     bool found;
     struct chain_record last;
-    uint64_t good_end; /* offset just past the last complete line */
+    uint64_t good_end; // offset just past the last complete line
 };
 
-/* Finds the last complete line of a file of size bytes and parses its chain members. */
+// Finds the last complete line of a file of size bytes and parses its chain members.
 static int
 scan_tail(const char *path, uint64_t size, struct tail *t, char *err, size_t errlen)
 {
@@ -452,15 +440,15 @@ scan_tail(const char *path, uint64_t size, struct tail *t, char *err, size_t err
             goto out;
         }
         char *nl = memrchr(buf, '\n', window);
-        if (!nl && off > 0)
+        if (nl == NULL && off > 0)
             continue;
-        if (!nl) { /* only an incomplete line */
+        if (nl == NULL) { // only an incomplete line
             rc = 0;
             goto out;
         }
         size_t end = (size_t)(nl - buf);
         char *start = memrchr(buf, '\n', end);
-        if (!start && off > 0)
+        if (start == NULL && off > 0)
             continue;
         start = start ? start + 1 : buf;
         t->good_end = off + end + 1;
@@ -484,7 +472,7 @@ out:
     return rc;
 }
 
-/* Reads the existing log (or FILE.1 after a crash mid-rotation) to continue its chain. */
+// Reads the existing log (or FILE.1 after a crash mid-rotation) to continue its chain.
 static int
 continue_chain(struct audit *a, char *err, size_t errlen)
 {
@@ -518,7 +506,7 @@ continue_chain(struct audit *a, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- the public writer ---- */
+// ---- the public writer ----
 
 static void *
 batcher_main(void *arg)
@@ -526,7 +514,7 @@ batcher_main(void *arg)
     struct audit *a = arg;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        /* A rotated-away file first, so its records reach the disk before those that follow. */
+        // A rotated-away file first, so its records reach the disk before those that follow.
         if (a->retired_fd >= 0 || a->dir_sync_pending) {
             int fd = a->retired_fd, doomed = a->doomed_fd;
             a->retired_fd = a->doomed_fd = -1;
@@ -569,7 +557,7 @@ json_quote(const char *s)
 struct audit *
 audit_open(const struct audit_options *o, char *err, size_t errlen)
 {
-    if (!o || !o->path || !*o->path) {
+    if (o == NULL || o->path == NULL || o->path[0] == '\0') {
         chain_seterr(err, errlen, "audit log: no path");
         return NULL;
     }
@@ -592,7 +580,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     memcpy(a->prev, CHAIN_GENESIS, sizeof(a->prev));
     a->start_after = "new";
     a->start_pending = true;
-    if (!a->path || !a->replica || !a->replica_json) {
+    if (a->replica_json == NULL) {
         chain_seterr(err, errlen, "audit log: out of memory");
         goto fail;
     }
@@ -622,7 +610,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
         }
         a->has_batcher = true;
     }
-    /* A log that cannot be written yet (disk full) still opens: each append reports it. */
+    // A log that cannot be written yet (disk full) still opens: each append reports it.
     pthread_mutex_lock(&a->mu);
     char ignored[256];
     if (prepare_locked(a, 0, ignored, sizeof(ignored)) < 0 ||
@@ -636,11 +624,9 @@ fail:
     return NULL;
 }
 
-/*
- * The record's text goes into a buffer of the calling thread kept from record to record: a
- * record is printed on every request, and printing into a fresh allocation that grows by copies
- * cost more than the print. The buffer is freed when its thread exits.
- */
+// The record's text goes into a buffer of the calling thread kept from record to record: a
+// record is printed on every request, and printing into a fresh allocation that grows by copies
+// cost more than the print. The buffer is freed when its thread exits.
 struct print_buf {
     char *buf;
     size_t cap;
@@ -663,33 +649,36 @@ print_key_create(void)
     (void)pthread_key_create(&print_key, print_buf_free);
 }
 
-/*
- * Prints record. Returns its text (NUL-terminated, length in *len) and sets *owned when the
- * caller must free it (a record too large for the thread's buffer), or returns NULL.
- */
+// Prints record. Returns its text (NUL-terminated, length in *len) and sets *owned when the
+// caller must free it (a record too large for the thread's buffer), or returns NULL.
 static char *
 print_record(const cJSON *record, size_t *len, bool *owned)
 {
     pthread_once(&print_once, print_key_create);
     struct print_buf *pb = pthread_getspecific(print_key);
-    if (!pb && (pb = xcalloc(1, sizeof(*pb))) != NULL && pthread_setspecific(print_key, pb) != 0) {
-        free(pb);
-        pb = NULL;
+    if (pb == NULL) {
+        pb = xcalloc(1, sizeof(*pb));
+        if (pthread_setspecific(print_key, pb) != 0) {
+            free(pb);
+            pb = NULL;
+        }
     }
     *owned = false;
-    if (pb && !pb->buf && (pb->buf = xmalloc(16 * 1024)) != NULL)
+    if (pb != NULL && pb->buf == NULL) {
+        pb->buf = xmalloc(16 * 1024);
         pb->cap = 16 * 1024;
-    if (pb && pb->buf && cJSON_PrintPreallocated((cJSON *)record, pb->buf, (int)pb->cap, 0)) {
+    }
+    if (pb != NULL && cJSON_PrintPreallocated((cJSON *)record, pb->buf, (int)pb->cap, 0)) {
         *len = strlen(pb->buf);
         return pb->buf;
     }
-    /* Too large for the buffer: print into an allocation of the right size and keep it as the
-     * thread's buffer, unless it is huge. */
+    // Too large for the buffer: print into an allocation of the right size and keep it as the
+    // thread's buffer, unless it is huge.
     char *out = cJSON_PrintUnformatted(record);
-    if (!out)
+    if (out == NULL)
         return NULL;
     *len = strlen(out);
-    if (!pb || *len + 1 > LINE_KEEP_MAX) {
+    if (pb == NULL || *len + 1 > LINE_KEEP_MAX) {
         *owned = true;
         return out;
     }
@@ -703,11 +692,11 @@ int
 audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *err, size_t errlen)
 {
     static const char *const reserved[] = {"time", "seq", "replica", "event", "prev", "hash"};
-    if (!a || !cJSON_IsObject(record)) {
+    if (a == NULL || !cJSON_IsObject(record)) {
         chain_seterr(err, errlen, "audit log: no record");
         return -1;
     }
-    /* One pass over the members, not one lookup per reserved name. */
+    // One pass over the members, not one lookup per reserved name.
     for (cJSON *m = record->child, *next; m != NULL; m = next) {
         next = m->next;
         for (size_t i = 0; m->string && i < sizeof(reserved) / sizeof(reserved[0]); i++)
@@ -716,7 +705,7 @@ audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *er
                 break;
             }
     }
-    /* Serialise outside the lock: only the chain members need the order of the log. */
+    // Serialise outside the lock: only the chain members need the order of the log.
     size_t blen = 0;
     bool owned = false;
     char *body = print_record(record, &blen, &owned);
@@ -742,7 +731,7 @@ audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *er
         return -1;
     }
     atomic_fetch_add(&a->records, 1);
-    if (out) {
+    if (out != NULL) {
         out->seq = w.seq;
         memcpy(out->hash, w.hash, sizeof(out->hash));
     }
@@ -761,7 +750,7 @@ audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors)
 void
 audit_close(struct audit *a)
 {
-    if (!a)
+    if (a == NULL)
         return;
     pthread_mutex_lock(&a->mu);
     a->stopping = true;

@@ -8,74 +8,67 @@
 
 #include <cjson/cJSON.h>
 
-/*
- * Every line of the log is a JSON object whose last member is "hash": the hex SHA-256 (or
- * HMAC-SHA256 with a key) of the line's own bytes without that member, and whose "prev" member
- * is the previous record's hash. docs/audit.md gives the exact format and an independent check.
- *
- * Besides decisions the log holds three kinds of marker records, told apart by "event":
- * "start" (the log was opened), "stop" (closed cleanly) and "rotate" (the last record of a file
- * that was rotated away). Decision records carry "event":"decision".
- *
- * The module never prints and never exits. server/verify.c checks a log (`tableguard audit
- * verify`); server/chain.c holds the hashing and line format both share.
- */
+// Every line of the log is a JSON object whose last member is "hash": the hex SHA-256 (or
+// HMAC-SHA256 with a key) of the line's own bytes without that member, and whose "prev" member
+// is the previous record's hash. docs/audit.md gives the exact format and an independent check.
+//
+// Besides decisions the log holds three kinds of marker records, told apart by "event":
+// "start" (the log was opened), "stop" (closed cleanly) and "rotate" (the last record of a file
+// that was rotated away). Decision records carry "event":"decision".
+//
+// The module never prints and never exits. server/verify.c checks a log (`tableguard audit
+// verify`); server/chain.c holds the hashing and line format both share.
 
-/* How durable a record is when audit_append returns. */
+// How durable a record is when audit_append returns.
 enum audit_sync {
-    AUDIT_SYNC_NONE,   /* write(2) only: survives a process crash, not a host crash */
-    AUDIT_SYNC_BATCH,  /* a background thread fsyncs at most ~0.1 s after a write */
-    AUDIT_SYNC_ALWAYS, /* fsync'd before audit_append returns; concurrent callers share one */
+    AUDIT_SYNC_NONE,   // write(2) only: survives a process crash, not a host crash
+    AUDIT_SYNC_BATCH,  // a background thread fsyncs at most ~0.1 s after a write
+    AUDIT_SYNC_ALWAYS, // fsync'd before audit_append returns; concurrent callers share one
 };
 
 struct audit_options {
-    const char *path;          /* the log file, or "-" for stdout */
-    const char *hmac_key_path; /* NULL: plain SHA-256 chain; else HMAC-SHA256 with this key */
+    const char *path;          // the log file, or "-" for stdout
+    const char *hmac_key_path; // NULL: plain SHA-256 chain; else HMAC-SHA256 with this key
     enum audit_sync sync;
-    uint64_t max_size; /* rotate before a file would grow past this many bytes; 0: never */
-    unsigned
-        max_files; /* rotated files kept (FILE.1 newest .. FILE.N oldest); >= 1 with max_size */
-    const char *replica; /* written into every record, usually the hostname; NULL: "" */
+    uint64_t max_size;   // rotate before a file would grow past this many bytes; 0: never
+    unsigned max_files;  // rotated files kept (FILE.1 newest .. FILE.N oldest); >= 1 with max_size
+    const char *replica; // written into every record, usually the hostname; NULL: ""
 };
 
 struct audit;
 
-/* Parses "none", "batch" or "always". Returns 0, or -1 for anything else. */
+// Parses "none", "batch" or "always". Returns 0, or -1 for anything else.
 int audit_sync_parse(const char *s, enum audit_sync *out);
 
-/*
- * Opens or creates the log. On an existing file the chain continues from its last record (seq
- * and hash); an incomplete last line (a write cut by a crash) is truncated away and counted in
- * the "start" record. When FILE is missing or empty but FILE.1 exists (a crash during rotation)
- * the chain continues from FILE.1. A "start" record is written at once; if that write fails
- * (disk full) the open still succeeds, the failure is counted and the record is retried by the
- * next append. The caller owns the result and frees it with audit_close. Returns NULL and fills
- * err when the file cannot be opened, the key cannot be read, or the last record is damaged.
- */
+// Opens or creates the log. On an existing file the chain continues from its last record (seq
+// and hash); an incomplete last line (a write cut by a crash) is truncated away and counted in
+// the "start" record. When FILE is missing or empty but FILE.1 exists (a crash during rotation)
+// the chain continues from FILE.1. A "start" record is written at once; if that write fails
+// (disk full) the open still succeeds, the failure is counted and the record is retried by the
+// next append. The caller owns the result and frees it with audit_close. Returns NULL and fills
+// err when the file cannot be opened, the key cannot be read, or the last record is damaged.
 struct audit *audit_open(const struct audit_options *o, char *err, size_t errlen);
 
-/* Where an appended record sits in the chain. */
+// Where an appended record sits in the chain.
 struct audit_written {
     uint64_t seq;
-    char hash[65]; /* 64 hex digits */
+    char hash[65]; // 64 hex digits
 };
 
-/*
- * Appends one decision record. Thread-safe. Adds "time" (RFC 3339 UTC, milliseconds), "seq",
- * "replica", "event" ("decision"), "prev" and "hash" to the line, in that order
- * around the caller's members, replacing any member of the same name. Returns only once the
- * record is as durable as the sync mode promises. On success fills *out (when not NULL) with the
- * record's seq and hash, so the caller can quote them. The caller keeps ownership of record.
- * Returns -1 and fills err on any failure (ENOSPC, EIO, fsync error); the chain is left intact
- * (a partial line is cut off) and the next append may succeed.
- */
+// Appends one decision record. Thread-safe. Adds "time" (RFC 3339 UTC, milliseconds), "seq",
+// "replica", "event" ("decision"), "prev" and "hash" to the line, in that order
+// around the caller's members, replacing any member of the same name. Returns only once the
+// record is as durable as the sync mode promises. On success fills *out (when not NULL) with the
+// record's seq and hash, so the caller can quote them. The caller keeps ownership of record.
+// Returns -1 and fills err on any failure (ENOSPC, EIO, fsync error); the chain is left intact
+// (a partial line is cut off) and the next append may succeed.
 int audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *err,
                  size_t errlen);
 
-/* Counters since audit_open: records appended, failed appends. Either pointer may be NULL. */
+// Counters since audit_open: records appended, failed appends. Either pointer may be NULL.
 void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors);
 
-/* Writes a "stop" record, fsyncs and frees. audit_close(NULL) is a no-op. */
+// Writes a "stop" record, fsyncs and frees. audit_close(NULL) is a no-op.
 void audit_close(struct audit *a);
 
 #endif

@@ -17,7 +17,7 @@
 void
 chain_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || errlen == 0)
+    if (err == NULL || errlen == 0)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -31,14 +31,14 @@ chain_load_key(struct chain *c, const char *path, char *err, size_t errlen)
     unsigned char key[KEY_MAX + 2];
     int rc = -1;
     FILE *f = fopen(path, "rb");
-    if (!f) {
+    if (f == NULL) {
         chain_seterr(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     size_t n = fread(key, 1, sizeof(key), f);
     bool bad = ferror(f);
     fclose(f);
-    /* A trailing newline from `echo` or an editor is not part of the key. */
+    // A trailing newline from `echo` or an editor is not part of the key.
     while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r'))
         n--;
     if (bad || n > KEY_MAX || n < KEY_MIN) {
@@ -46,11 +46,11 @@ chain_load_key(struct chain *c, const char *path, char *err, size_t errlen)
         goto out;
     }
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    c->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    c->mac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac);
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
                            OSSL_PARAM_construct_end()};
-    if (!c->mac || !EVP_MAC_init(c->mac, key, n, params)) {
+    if (c->mac == NULL || !EVP_MAC_init(c->mac, key, n, params)) {
         EVP_MAC_CTX_free(c->mac);
         c->mac = NULL;
         chain_seterr(err, errlen, "%s: cannot set up HMAC-SHA256", path);
@@ -84,13 +84,13 @@ hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. */
+// Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256.
 int
 chain_digest(struct chain *c, const char *data, size_t len, char out[CHAIN_HASH_HEX + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
-    if (c->mac) {
+    if (c->mac != NULL) {
         EVP_MAC_CTX *m = EVP_MAC_CTX_dup(c->mac);
         int ok = m && EVP_MAC_update(m, (const unsigned char *)data, len) &&
                  EVP_MAC_final(m, md, &mdlen, sizeof(md));
@@ -125,12 +125,10 @@ chain_is_hex64(const char *s, size_t n)
     return true;
 }
 
-/*
- * Splits a line (without its newline) into the hashed body and the hash, and reads the chain
- * members. The body is the line with its trailing ,"hash":"..." member removed; it is written
- * into line itself (len - CHAIN_HASH_TAIL_LEN + 1 bytes, the closing brace moved up). Returns
- * 0, or -1 with a message for the reader.
- */
+// Splits a line (without its newline) into the hashed body and the hash, and reads the chain
+// members. The body is the line with its trailing ,"hash":"..." member removed; it is written
+// into line itself (len - CHAIN_HASH_TAIL_LEN + 1 bytes, the closing brace moved up). Returns
+// 0, or -1 with a message for the reader.
 int
 chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
                  size_t errlen)
@@ -170,4 +168,4 @@ chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_le
     return 0;
 }
 
-/* ---- writing ---- */
+// ---- writing ----

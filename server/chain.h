@@ -10,24 +10,24 @@
 
 #include <openssl/evp.h>
 
-/* A hash as hex digits. */
+// A hash as hex digits.
 #define CHAIN_HASH_HEX 64
-/* The fixed tail of every line: ,"hash":"<64 hex>"} */
+// The fixed tail of every line: ,"hash":"<64 hex>"}
 #define CHAIN_HASH_PREFIX ",\"hash\":\""
 #define CHAIN_HASH_TAIL_LEN (sizeof(CHAIN_HASH_PREFIX) - 1 + CHAIN_HASH_HEX + 2)
-/* The "prev" of seq 1. */
+// The "prev" of seq 1.
 #define CHAIN_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
-/* How lines are hashed. Zero-initialise it; chain_free releases what it holds. */
+// How lines are hashed. Zero-initialise it; chain_free releases what it holds.
 struct chain {
-    EVP_MAC_CTX *mac; /* keyed template, duplicated per digest; NULL: plain SHA-256 */
-    /* Plain SHA-256: fetched once and reused, since an implicit fetch per record costs more
-     * than hashing a short line. Used by one thread at a time (the writer holds its lock). */
+    EVP_MAC_CTX *mac; // keyed template, duplicated per digest; NULL: plain SHA-256
+    // Plain SHA-256: fetched once and reused, since an implicit fetch per record costs more
+    // than hashing a short line. Used by one thread at a time (the writer holds its lock).
     EVP_MD *md;
     EVP_MD_CTX *ctx;
 };
 
-/* The chain members of one line. */
+// The chain members of one line.
 struct chain_record {
     uint64_t seq;
     char prev[CHAIN_HASH_HEX + 1];
@@ -35,30 +35,28 @@ struct chain_record {
     char event[16];
 };
 
-/* Formats into err; nothing when err is NULL or errlen 0. */
+// Formats into err; nothing when err is NULL or errlen 0.
 void chain_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Switches c to HMAC-SHA256 with the key in the file at path (16 to 4096 bytes, a trailing
- * newline not counted). Returns 0, or -1 with err filled. */
+// Switches c to HMAC-SHA256 with the key in the file at path (16 to 4096 bytes, a trailing
+// newline not counted). Returns 0, or -1 with err filled.
 int chain_load_key(struct chain *c, const char *path, char *err, size_t errlen);
 
-/* Releases what c holds; c is a plain SHA-256 chain again. */
+// Releases what c holds; c is a plain SHA-256 chain again.
 void chain_free(struct chain *c);
 
-/* Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. Returns 0 or
- * -1. Not thread-safe for one chain: callers serialise. */
+// Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. Returns 0 or
+// -1. Not thread-safe for one chain: callers serialise.
 int chain_digest(struct chain *c, const char *data, size_t len, char out[CHAIN_HASH_HEX + 1]);
 
-/* Whether s (n bytes) is 64 lowercase hex digits. */
+// Whether s (n bytes) is 64 lowercase hex digits.
 bool chain_is_hex64(const char *s, size_t n);
 
-/*
- * Splits a line (without its newline) into the hashed body and the hash, and reads the chain
- * members. The body is the line with its trailing ,"hash":"..." member removed; it is written
- * into line itself (len - CHAIN_HASH_TAIL_LEN + 1 bytes, the closing brace moved up). Returns 0, or
- * -1 with a message for the reader.
- */
+// Splits a line (without its newline) into the hashed body and the hash, and reads the chain
+// members. The body is the line with its trailing ,"hash":"..." member removed; it is written
+// into line itself (len - CHAIN_HASH_TAIL_LEN + 1 bytes, the closing brace moved up). Returns 0, or
+// -1 with a message for the reader.
 int chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
                      size_t errlen);
 

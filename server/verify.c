@@ -18,7 +18,7 @@
 
 struct checkpoint {
     uint64_t seq;
-    char hash[CHAIN_HASH_HEX + 1]; /* empty: only the presence of seq is checked */
+    char hash[CHAIN_HASH_HEX + 1]; // empty: only the presence of seq is checked
     bool seen;
 };
 
@@ -26,8 +26,8 @@ struct verifier {
     struct chain chain;
     struct checkpoint cp[CHECKPOINTS_MAX];
     size_t ncp;
-    bool have;      /* a record was seen */
-    uint64_t first; /* seq of the first record seen */
+    bool have;      // a record was seen
+    uint64_t first; // seq of the first record seen
     struct chain_record last;
     const char *last_file;
     size_t last_line;
@@ -35,7 +35,7 @@ struct verifier {
 
 struct vfile {
     const char *name;
-    uint64_t first; /* seq of its first record; 0 unreadable; UINT64_MAX empty */
+    uint64_t first; // seq of its first record; 0 unreadable; UINT64_MAX empty
     size_t order;
 };
 
@@ -46,12 +46,12 @@ verify_usage(FILE *out)
                  "[--sealed] FILE...\n");
 }
 
-/* Reads the seq of a file's first record so files can be given in any order. */
+// Reads the seq of a file's first record so files can be given in any order.
 static int
 verify_first_seq(struct vfile *f)
 {
     FILE *in = fopen(f->name, "rb");
-    if (!in) {
+    if (in == NULL) {
         printf("%s: cannot open: %s\n", f->name, strerror(errno));
         return -1;
     }
@@ -80,7 +80,7 @@ vfile_cmp(const void *x, const void *y)
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
-/* Checks one line against the chain so far. Returns 0, or -1 with msg filled. */
+// Checks one line against the chain so far. Returns 0, or -1 with msg filled.
 static int
 verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen)
 {
@@ -95,8 +95,8 @@ verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen
     }
     if (strcmp(digest, p.hash) != 0) {
         chain_seterr(msg, msglen, "hash mismatch: the record was modified%s",
-                     v->chain.mac ? " (or the HMAC key is wrong)"
-                                  : " (or the log is HMAC-chained: pass --hmac-key)");
+                     v->chain.mac != NULL ? " (or the HMAC key is wrong)"
+                                          : " (or the log is HMAC-chained: pass --hmac-key)");
         return -1;
     }
     if (v->have && p.seq != v->last.seq + 1) {
@@ -135,12 +135,12 @@ verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen
     return 0;
 }
 
-/* Walks one file. more: a later file continues the chain. Returns 0 intact, 1 broken. */
+// Walks one file. more: a later file continues the chain. Returns 0 intact, 1 broken.
 static int
 verify_file(struct verifier *v, const char *name, bool more)
 {
     FILE *in = fopen(name, "rb");
-    if (!in) {
+    if (in == NULL) {
         printf("%s: cannot open: %s\n", name, strerror(errno));
         return 1;
     }
@@ -197,7 +197,7 @@ parse_checkpoint(struct verifier *v, const char *s)
     return 0;
 }
 
-/* Checkpoints and --sealed, once every file is walked. Returns 0 intact, 1 broken. */
+// Checkpoints and --sealed, once every file is walked. Returns 0 intact, 1 broken.
 static int
 verify_end(const struct verifier *v, bool sealed)
 {
@@ -251,9 +251,9 @@ verify_main(int argc, char **argv)
                                           {"sealed", no_argument, NULL, 's'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    /* Options may come before or after the files (getopt_long permutes); "--" ends them. */
+    // Options may come before or after the files (getopt_long permutes); "--" ends them.
     optind = 0;
-    opterr = 0; /* an unknown option gets the usage line, as before */
+    opterr = 0; // an unknown option gets the usage line, as before
     while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         char err[256];
         if (c == 'h') {
@@ -262,7 +262,7 @@ verify_main(int argc, char **argv)
             goto out;
         } else if (c == 's') {
             sealed = true;
-        } else if (c == 'k' && !v.chain.mac) {
+        } else if (c == 'k' && v.chain.mac == NULL) {
             if (chain_load_key(&v.chain, optarg, err, sizeof(err)) < 0) {
                 fprintf(stderr, "tableguard audit verify: %s\n", err);
                 goto out;
