@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,7 +50,14 @@ struct request {
     bool counted;                // in the in-flight gauge
     struct budget_ticket ticket; // its place in the body budget
     struct timespec start;
+    bool begun;          // the handler has seen the headers
+    size_t raw_uri_len;  // the request target's length up to its first NUL, before parsing
+    size_t raw_uri_args; // its '&' and '?' separators
 };
+
+// A request target with more query arguments is refused: the API server sends
+// "/validate?timeout=10s".
+#define HTTP_MAX_ARGS 16
 
 static double
 since(const struct timespec *t0)
@@ -268,18 +276,138 @@ request_answer(struct http *h, struct MHD_Connection *c, const char *url, struct
     }
 }
 
+// Called with the request target before libmicrohttpd splits it at '?' and unescapes it (which
+// hides a NUL inside it); what it returns becomes the request's state.
+static void *
+on_uri(void *cls, const char *uri_, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    char *uri = (char *)uri_; // see below: written only past the limits
+    struct request *rq = xcalloc(1, sizeof *rq);
+    clock_gettime(CLOCK_MONOTONIC, &rq->start);
+    rq->raw_uri_len = strlen(uri);
+    for (const char *p = uri; *p; p++)
+        rq->raw_uri_args += *p == '&' || *p == '?';
+    if (rq->raw_uri_args > HTTP_MAX_ARGS) {
+        // libmicrohttpd parses the query next, a record per argument from the connection's
+        // memory: 600 arguments exhaust it and the connection then hangs without an answer.
+        // The target lies in its read buffer, which it cuts up in place itself; joining the
+        // arguments into one leaves a single record, and the handler refuses the request (the
+        // counts recorded above stand).
+        for (char *p = strchr(uri, '?'); p != NULL && *p; p++)
+            if (*p == '&')
+                *p = '_';
+    }
+    return rq;
+}
+
+struct framing {
+    size_t lengths, encodings;
+    const char *end; // where the previous header's value ended, in the read buffer
+    const char *length;
+    size_t length_size;
+    bool differ, not_number, bad_byte, chunked;
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
+            size_t value_size)
+{
+    (void)kind;
+    struct framing *f = cls;
+    // libmicrohttpd keeps the headers in its read buffer, in order, and cuts a value at a NUL:
+    // only line ends and blanks may lie between one value and the next key, or a NUL hid the
+    // rest of a line. (Bounded by the connection's memory, where the buffer lives.)
+    if (f->end != NULL && key > f->end && key - f->end < 64 * 1024) {
+        for (const char *p = f->end; p < key; p++)
+            if (*p != '\0' && *p != '\r' && *p != '\n' && *p != ' ' && *p != '\t')
+                f->bad_byte = true;
+    }
+    f->end = value != NULL ? value + value_size : key + key_size;
+    if (memchr(key, '\0', key_size) || memchr(key, '\r', key_size) ||
+        (value != NULL && (memchr(value, '\0', value_size) || memchr(value, '\r', value_size))))
+        f->bad_byte = true;
+    if (value == NULL)
+        return MHD_YES;
+    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0) {
+        if (f->lengths++ > 0 &&
+            (value_size != f->length_size || memcmp(value, f->length, value_size) != 0))
+            f->differ = true;
+        f->length = value;
+        f->length_size = value_size;
+        f->not_number |= value_size == 0 || strspn(value, "0123456789") != value_size;
+    } else if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0) {
+        f->encodings++;
+        f->chunked = value_size == 7 && strncasecmp(value, "chunked", 7) == 0;
+    }
+    return MHD_YES;
+}
+
+// Why the request's framing or target is ambiguous (RFC 9112 section 6.3: such a message is
+// refused, and the connection closed, since its body's end cannot be trusted), or NULL.
+static const char *
+framing_error(struct MHD_Connection *c, const char *url, const char *version,
+              const struct request *rq)
+{
+    struct framing f = {.end = version + strlen(version)};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_header, &f);
+    if (f.bad_byte)
+        return "a header holds a NUL byte or a bare CR";
+    if (rq->raw_uri_args > HTTP_MAX_ARGS)
+        return "the query string has too many arguments";
+    // The target runs from url to the space before the version; a NUL inside it shortened it.
+    if (version > url && (size_t)(version - url) != rq->raw_uri_len + 1)
+        return "the request target holds a NUL byte";
+    if (f.encodings > 0 && f.lengths > 0)
+        return "both Content-Length and Transfer-Encoding: the body's end is ambiguous";
+    if (f.encodings > 1 || (f.encodings == 1 && !f.chunked))
+        return "unsupported Transfer-Encoding (only chunked is accepted)";
+    if (f.differ)
+        return "two different Content-Length values";
+    if (f.not_number)
+        return "Content-Length is not a number";
+    return NULL;
+}
+
+// An answer after which the connection closes: what follows the headers cannot be trusted.
+static enum MHD_Result
+refuse_and_close(struct http *h, struct MHD_Connection *c, const char *why)
+{
+    metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
+    log_msg(LOGL_DEBUG, "request refused before its body", "reason", why, NULL);
+    size_t len;
+    char *body = review_error_body(why, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, 400, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 // libmicrohttpd calls this once with the headers, once per piece of the body, and once more
 // when the body is complete.
 static enum MHD_Result
 on_https(void *cls, struct MHD_Connection *c, const char *url, const char *method,
          const char *version, const char *data, size_t *data_size, void **con_cls)
 {
-    (void)version;
     struct http *h = cls;
     struct request *rq = *con_cls;
-    if (rq == NULL) {
-        rq = xcalloc(1, sizeof *rq);
+    if (rq == NULL) { // not through on_uri: cannot happen, but never dereference NULL
+        rq = on_uri(NULL, url, c);
+        rq->raw_uri_len = version > url ? (size_t)(version - url) - 1 : strlen(url);
         *con_cls = rq;
+    }
+    if (!rq->begun) {
+        rq->begun = true;
+        const char *bad = framing_error(c, url, version, rq);
+        if (bad != NULL)
+            return refuse_and_close(h, c, bad);
         return request_begin(h, c, url, method, rq);
     }
     if (*data_size > 0) {
@@ -415,7 +543,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     if (parse_listen(o->listen, &ss, &v6, err, errlen) != 0)
         goto fail;
 
-    struct MHD_OptionItem opts[16];
+    struct MHD_OptionItem opts[24];
     size_t n = tls_mhd_options(d->tls, opts);
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL};
@@ -426,6 +554,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_ERROR_LOG |

@@ -7,6 +7,8 @@ good review, and SIGTERM still ends it in time."""
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import time
 
@@ -165,3 +167,72 @@ def test_check_refuses_a_manifest_that_is_not_utf8_instead_of_crashing(tmp_path)
                        capture_output=True, timeout=30 * SLACK)
     assert r.returncode == 2, r.stderr
     assert r.stderr.decode() == f"tableguard check: {path}: is not valid UTF-8\n"
+
+
+# ---- request framing the server must refuse at once (RFC 9112 section 6.3) -----------------------
+
+def raw_exchange(server, head, body=b"", wait=5.0):
+    """Sends `head` (bytes, CRLF already in it) and `body` over a fresh TLS connection and returns
+    (status or None when the server closed without answering, seconds taken)."""
+    ctx = server.context()
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait * SLACK) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(head + body)
+            data = b""
+            try:
+                while b"\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (socket.timeout, ssl.SSLError, ConnectionError):
+                pass
+    took = time.monotonic() - t0
+    if not data.startswith(b"HTTP/1.1 "):
+        return None, took
+    return int(data[9:12]), took
+
+
+REVIEW = json.dumps(review(application([table("orders", "orders-prod")]))).encode()
+
+
+def head(lines):
+    return b"".join(l + b"\r\n" for l in lines) + b"\r\n"
+
+
+BAD_FRAMING = {
+    "content-length-and-chunked": (head([
+        b"POST /validate?timeout=10s HTTP/1.1", b"Host: x", b"Content-Type: application/json",
+        b"Content-Length: %d" % (len(REVIEW) + 100), b"Transfer-Encoding: chunked"]),
+        b"%x\r\n" % len(REVIEW) + REVIEW + b"\r\n0\r\n\r\n"),
+    "unknown-transfer-encoding": (head([
+        b"POST /validate?timeout=10s HTTP/1.1", b"Host: x", b"Content-Type: application/json",
+        b"Transfer-Encoding: gzip"]), REVIEW),
+    "two-different-content-lengths": (head([
+        b"POST /validate?timeout=10s HTTP/1.1", b"Host: x", b"Content-Type: application/json",
+        b"Content-Length: %d" % len(REVIEW), b"Content-Length: %d" % (len(REVIEW) + 5)]), REVIEW),
+    "bare-cr-in-a-header": (head([
+        b"POST /validate?timeout=10s HTTP/1.1", b"Host: x", b"X-A: a\rb",
+        b"Content-Type: application/json", b"Content-Length: %d" % len(REVIEW)]), REVIEW),
+    "nul-in-a-header": (head([
+        b"POST /validate?timeout=10s HTTP/1.1", b"Host: x", b"X-A: a\x00b",
+        b"Content-Type: application/json", b"Content-Length: %d" % len(REVIEW)]), REVIEW),
+    "nul-in-the-path": (head([
+        b"POST /validate\x00x?timeout=10s HTTP/1.1", b"Host: x", b"Content-Type: application/json",
+        b"Content-Length: %d" % len(REVIEW)]), REVIEW),
+    "huge-query-string": (head([
+        b"POST /validate?" + b"&".join(b"a%d=1" % i for i in range(600)) + b" HTTP/1.1",
+        b"Host: x", b"Content-Type: application/json",
+        b"Content-Length: %d" % len(REVIEW)]), REVIEW),
+}
+
+
+def test_bad_framing_is_refused_at_once_and_the_server_keeps_serving(start_server):
+    server = start_server()
+    got = {}
+    for name, (h, body) in BAD_FRAMING.items():
+        got[name] = raw_exchange(server, h, body)
+    bad = {n: g for n, g in got.items() if g[0] != 400 or g[1] >= 2 * SLACK}
+    assert not bad, bad
+    assert answers(server)
