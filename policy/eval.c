@@ -19,7 +19,8 @@ static const bool TRAIT_CUE_DEFAULT = true;
 const char *
 eval_skip_name(enum eval_skip s)
 {
-    static const char *const names[] = {"evaluated", "not-application", "deleting", "excluded"};
+    static const char *const names[] = {"evaluated", "not-application", "deleting", "excluded",
+                                        "unreadable"};
     return names[s];
 }
 
@@ -42,9 +43,13 @@ precheck(const struct policy_spec *s, const struct eval_input *in, const cJSON *
 {
     if (!transition_is_application(subject))
         return EVAL_NOT_APPLICATION;
+    // An object being deleted (finalizers being removed) is passed over on an UPDATE, and on a
+    // DELETE of it. Not on a CREATE: the API server clears deletionTimestamp after the mutating
+    // webhooks and before the validating ones, so skipping it would store an unprotected table.
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
     const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
-    if (dts != NULL && !cJSON_IsNull(dts))
+    if (dts != NULL && !cJSON_IsNull(dts) && in->operation != NULL &&
+        (strcmp(in->operation, "UPDATE") == 0 || strcmp(in->operation, "DELETE") == 0))
         return EVAL_DELETING;
     if (policy_globs_match(&s->exclude_namespaces, in->namespace) ||
         policy_globs_match(&s->exclude_users, in->username))
@@ -52,7 +57,7 @@ precheck(const struct policy_spec *s, const struct eval_input *in, const cJSON *
     for (size_t i = 0; i < in->group_count; i++)
         if (policy_globs_match(&s->exclude_groups, in->groups[i]))
             return EVAL_EXCLUDED;
-    return EVAL_EVALUATED;
+    return in->unreadable != NULL ? EVAL_UNREADABLE : EVAL_EVALUATED;
 }
 
 static const cJSON *
@@ -330,12 +335,32 @@ mutated_row(const struct policy_spec *s, const struct eval_input *in, const cJSO
     }
 }
 
+static void one_line(char *s);
+static void shorten(char *s, size_t max);
+
+// An object that cannot be read faithfully is denied, by /mutate and /validate alike: judged on
+// what the JSON library could hold, a table could pass that the policy would stop, and an
+// answer other than a denial would leave the outcome to the webhook's failurePolicy.
+static void
+deny_unreadable(const cJSON *subject, const struct eval_input *in, struct eval_result *out)
+{
+    const char *app = str_at(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
+    out->denied = true;
+    out->deny_message = xasprintf("tableguard cannot judge Application \"%s\" faithfully: "
+                                  "%s. It is denied so that no table escapes the policy",
+                                  app ? app : "", in->unreadable);
+    one_line(out->deny_message);
+    shorten(out->deny_message, EVAL_DENY_MAX);
+}
+
 int
 eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_result *out)
 {
     const struct policy_spec *s = policy_spec(p);
     memset(out, 0, sizeof *out);
     out->skip = precheck(s, in, in->object);
+    if (out->skip == EVAL_UNREADABLE)
+        deny_unreadable(in->object, in, out);
     if (out->skip != EVAL_EVALUATED)
         return 0;
     const cJSON *comps = components_of(in->object);
@@ -841,6 +866,8 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
     bool deleting = is_delete(in);
     const cJSON *subject = deleting ? in->old_object : in->object;
     out->skip = precheck(s, in, subject);
+    if (out->skip == EVAL_UNREADABLE)
+        deny_unreadable(subject, in, out);
     if (out->skip != EVAL_EVALUATED)
         return 0;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");

@@ -22,14 +22,19 @@ struct eval_input {
     const cJSON *old_object; // request.oldObject: NULL on CREATE; the Application before an
                              // UPDATE or the one a DELETE removes (may be JSON null or any type)
     const char *operation;   // "CREATE", "UPDATE" or "DELETE"; NULL reads as "CREATE"
+    // Why the review cannot be read faithfully (a NUL in a string, nesting deeper than the JSON
+    // library holds), or NULL. An object eval would judge is then denied with this reason.
+    const char *unreadable;
 };
 
 // Why an object was passed over without evaluation.
 enum eval_skip {
     EVAL_EVALUATED,       // the rules were applied
     EVAL_NOT_APPLICATION, // not a core.oam.dev Application object
-    EVAL_DELETING,        // metadata.deletionTimestamp is set: finalizers must be able to run
+    EVAL_DELETING,        // an UPDATE of an object with metadata.deletionTimestamp set: its
+                          // finalizers must be able to run
     EVAL_EXCLUDED,        // the namespace, user or a group is excluded by the policy
+    EVAL_UNREADABLE,      // it would be judged, but cannot be read faithfully: denied
 };
 
 struct eval_finding {

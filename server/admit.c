@@ -155,7 +155,8 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
                             .groups = req.groups,
                             .group_count = req.group_count,
                             .old_object = req.old_object,
-                            .operation = req.operation};
+                            .operation = req.operation,
+                            .unreadable = req.unreadable};
     struct eval_result ev;
     // A DELETE is judged by /validate on the oldObject it removes: it has nothing to patch.
     // CONNECT is not an object write.
@@ -175,6 +176,12 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     char *ops = NULL;
     if (w == ADMIT_MUTATE && ev.patch != NULL && cJSON_GetArraySize(ev.patch) > 0)
         ops = cJSON_PrintUnformatted(ev.patch);
+    // The API server keeps the first value of each annotation key of a request and warns at
+    // every later call that sets another; it may call /mutate again on the patched object
+    // (reinvocation) with a new uid, which then has nothing to patch. So the decision annotation
+    // says only allow or deny, "patched" is set by the call that patched, and request-uid (new
+    // at each call) by the calls no reinvocation follows: a patch, a denial, every /validate.
+    bool patched = ops != NULL;
     struct review_response out = {
         .uid = req.uid,
         .allowed = !ev.denied,
@@ -183,8 +190,10 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
         .message = ev.deny_message,
         .warnings = ev.warnings,
         .warning_count = ev.warning_count,
-        .audit_decision = admit_decision_name(decision),
+        .audit_decision = admit_decision_name(ev.denied ? ADMIT_DENY : ADMIT_ALLOW),
         .audit_rules = rules,
+        .audit_request_uid = w == ADMIT_VALIDATE || patched || ev.denied ? req.uid : NULL,
+        .audit_patched = patched,
     };
     res->status = 200;
     res->decision = decision;

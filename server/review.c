@@ -158,10 +158,8 @@ review_utf8_valid(const char *s, size_t n)
     return utf8_valid((const unsigned char *)s, n);
 }
 
-// True when a string in the (already parsed, so valid) JSON text holds the escape \u0000. cJSON
-// decodes it into a C string that ends there, so tableguard would judge "orders\u0000-prod" as
-// "orders" while the API server and KubeVela see the whole name. Outside strings a backslash
-// cannot occur in valid JSON, so an odd run of backslashes before "u0000" is that escape.
+// True when the text may hold the escape \u0000 in a string: an odd run of backslashes before
+// "u0000" (outside strings a backslash cannot occur in valid JSON). mark_nuls does the exact work.
 static bool
 has_escaped_nul(const char *s, size_t n)
 {
@@ -175,6 +173,306 @@ has_escaped_nul(const char *s, size_t n)
         p++;
     }
     return false;
+}
+
+// ---- what cJSON cannot hold: NUL in a string, nesting past CJSON_NESTING_LIMIT -----------------
+//
+// cJSON decodes \u0000 into a C string that ends there, so "orders\u0000-prod" would read as
+// "orders" and two keys differing after a NUL would look the same. A body with the escape is
+// parsed from a copy in which, inside strings, \u0000 becomes U+FDD0 U+FDD1 and U+FDD0 itself
+// (escaped or not) becomes U+FDD0 U+FDD0: U+FDD0 is a noncharacter, so the marked strings stand
+// one-to-one for the real ones, and the review can still be answered with its uid.
+#define MARK "\xEF\xB7\x90"          // U+FDD0
+#define MARK_NUL MARK "\xEF\xB7\x91" // U+FDD0 U+FDD1: a NUL
+#define MARK_LEN 3
+
+static bool
+hex4_is(const char *p, const char *want)
+{
+    for (int i = 0; i < 4; i++)
+        if (p[i] != want[i] && p[i] != want[i] - 32 * (want[i] >= 'a'))
+            return false;
+    return true;
+}
+
+// The marked copy of a body (at most twice its length). Invalid JSON is copied as it comes: the
+// parse refuses it afterwards.
+static char *
+mark_nuls(const char *s, size_t n, size_t *out_len)
+{
+    char *out = xmalloc(2 * n + 1), *q = out;
+    bool in_string = false;
+    for (size_t i = 0; i < n;) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+            *q++ = s[i++];
+        } else if (s[i] == '\\' && i + 6 <= n && s[i + 1] == 'u' &&
+                   (hex4_is(s + i + 2, "0000") || hex4_is(s + i + 2, "fdd0"))) {
+            bool nul = hex4_is(s + i + 2, "0000");
+            memcpy(q, nul ? "\\ufdd0\\ufdd1" : "\\ufdd0\\ufdd0", 12);
+            q += 12;
+            i += 6;
+        } else if (s[i] == '\\' && i + 1 < n) {
+            *q++ = s[i++];
+            *q++ = s[i++];
+        } else if (i + MARK_LEN <= n && memcmp(s + i, MARK, MARK_LEN) == 0) {
+            memcpy(q, MARK MARK, 2 * MARK_LEN);
+            q += 2 * MARK_LEN;
+            i += MARK_LEN;
+        } else {
+            in_string = s[i] != '"';
+            *q++ = s[i++];
+        }
+    }
+    *q = '\0';
+    *out_len = (size_t)(q - out);
+    return out;
+}
+
+// A marked string back as it was sent, or NULL when it holds a NUL (a C string cannot).
+static char *
+unmark(const char *s)
+{
+    char *out = xstrdup(s), *q = out;
+    for (const char *p = s; *p;) {
+        if (strncmp(p, MARK_NUL, 2 * MARK_LEN) == 0) {
+            free(out);
+            return NULL;
+        }
+        size_t step = strncmp(p, MARK MARK, 2 * MARK_LEN) == 0 ? 2 * MARK_LEN : 1;
+        memmove(q, p, step == 1 ? 1 : MARK_LEN);
+        q += step == 1 ? 1 : MARK_LEN;
+        p += step;
+    }
+    *q = '\0';
+    return out;
+}
+
+// Appends to a path for a message: ".key" or "[i]", cut (with "...") at the buffer's end; a
+// NUL shows as \u0000 and other control characters as '?', so the message stays one line.
+static void
+path_append(char *path, size_t cap, const char *key, int index)
+{
+    size_t len = strlen(path);
+    char piece[96];
+    if (key == NULL) {
+        snprintf(piece, sizeof piece, "[%d]", index);
+    } else {
+        size_t k = 0;
+        piece[k++] = '.';
+        for (const char *p = key; *p && k < 60;) {
+            if (strncmp(p, MARK_NUL, 2 * MARK_LEN) == 0) {
+                memcpy(piece + k, "\\u0000", 6);
+                k += 6;
+                p += 2 * MARK_LEN;
+            } else if (strncmp(p, MARK MARK, 2 * MARK_LEN) == 0) {
+                memcpy(piece + k, MARK, MARK_LEN);
+                k += MARK_LEN;
+                p += 2 * MARK_LEN;
+            } else {
+                unsigned char c = (unsigned char)*p++;
+                piece[k++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            }
+        }
+        while (k > 1 && ((unsigned char)piece[k - 1] & 0xC0) == 0x80 && k >= 60)
+            k--; // a cut key ends on a whole character
+        piece[k] = '\0';
+    }
+    if (len + strlen(piece) + 4 >= cap) {
+        if (len + 4 < cap && strcmp(path + len - 3 * (len >= 3), "...") != 0)
+            strcat(path, "...");
+        return;
+    }
+    strcat(path, piece);
+}
+
+// Finds the first key or string under `node` that holds a NUL, and writes its path. The tree is
+// at most CJSON_NESTING_LIMIT deep, so the recursion is bounded.
+static bool
+find_nul(const cJSON *node, char *path, size_t cap)
+{
+    size_t len = strlen(path);
+    int i = 0;
+    for (const cJSON *c = node->child; c != NULL; c = c->next, i++) {
+        bool keyed = (node->type & 0xFF) == cJSON_Object;
+        path_append(path, cap, keyed ? (c->string ? c->string : "") : NULL, i);
+        if ((keyed && c->string != NULL && strstr(c->string, MARK_NUL) != NULL) ||
+            (cJSON_IsString(c) && strstr(c->valuestring, MARK_NUL) != NULL))
+            return true;
+        if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && find_nul(c, path, cap))
+            return true;
+        path[len] = '\0';
+    }
+    return false;
+}
+
+// cJSON holds CJSON_NESTING_LIMIT levels. The API server's decoder holds 10 000, and its review
+// puts the object 2 levels down: no review it sends nests deeper than this.
+#define REVIEW_NESTING_MAX 10002
+
+struct span {
+    size_t at, len;
+};
+
+struct spans {
+    struct span *v;
+    size_t n, cap;
+};
+
+// Skips the string that starts at s[i] (a quote); returns the index after it, or n.
+static size_t
+skip_string(const char *s, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return n;
+}
+
+// The deepest nesting of brackets in s, or -1 when they do not balance or a string is not closed.
+static long
+nesting_of(const char *s, size_t n)
+{
+    long depth = 0, max = 0;
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if (c == '"') {
+            i = skip_string(s, n, i);
+            if (i == n && (n == 0 || s[n - 1] != '"'))
+                return -1;
+            continue;
+        }
+        if (c == '[' || c == '{')
+            max = ++depth > max ? depth : max;
+        else if ((c == ']' || c == '}') && --depth < 0)
+            return -1;
+        i++;
+    }
+    return depth == 0 ? max : -1;
+}
+
+// Copies s with every container that opens below `limit` levels replaced by null, and adds the
+// spans replaced (offsets in s, plus `base`) to `cut`. The brackets balance (nesting_of).
+static char *
+flatten(const char *s, size_t n, long limit, size_t base, struct spans *cut, size_t *out_len)
+{
+    // "null" is longer than "[]": at most twice the text.
+    char *out = xmalloc(2 * n + 1), *q = out;
+    long depth = 0;
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if (c == '"') {
+            size_t end = skip_string(s, n, i);
+            memcpy(q, s + i, end - i);
+            q += end - i;
+            i = end;
+            continue;
+        }
+        if ((c == '[' || c == '{') && depth == limit) {
+            size_t j = i, d = 0;
+            do {
+                if (s[j] == '"') {
+                    j = skip_string(s, n, j);
+                    continue;
+                }
+                d += s[j] == '[' || s[j] == '{';
+                d -= s[j] == ']' || s[j] == '}';
+                j++;
+            } while (d > 0 && j < n);
+            if (cut->n == cut->cap) {
+                cut->cap = cut->cap ? 2 * cut->cap : 16;
+                cut->v = xrealloc(cut->v, cut->cap * sizeof *cut->v);
+            }
+            cut->v[cut->n++] = (struct span){base + i, j - i};
+            memcpy(q, "null", 4);
+            q += 4;
+            i = j;
+            continue;
+        }
+        depth += c == '[' || c == '{';
+        depth -= c == ']' || c == '}';
+        *q++ = c;
+        i++;
+    }
+    *q = '\0';
+    *out_len = (size_t)(q - out);
+    return out;
+}
+
+static bool has_duplicate_keys(const cJSON *node);
+
+static cJSON *
+parse_one(const char *s, size_t n, const char **end)
+{
+    const char *e = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, n, &e, 0);
+    if (end != NULL)
+        *end = e;
+    return j;
+}
+
+static bool
+only_space(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
+            return false;
+    return true;
+}
+
+// Parses a text cJSON refused because it nests deeper than CJSON_NESTING_LIMIT. The containers
+// below that level become null in the tree returned; each is first parsed on its own the same
+// way (into plain malloc, then dropped) so the whole text is still checked as JSON without
+// duplicate keys. Each byte is parsed about once. Returns NULL with a reason in err.
+static cJSON *
+parse_deep(const char *s, size_t n, struct review_chunk **arena, char *err, size_t errlen)
+{
+    long depth = nesting_of(s, n);
+    if (depth <= CJSON_NESTING_LIMIT) {
+        snprintf(err, errlen, "body is not valid JSON");
+        return NULL;
+    }
+    if (depth > REVIEW_NESTING_MAX) {
+        snprintf(err, errlen, "body nests %ld levels deep, more than the %d the API server reads",
+                 depth, REVIEW_NESTING_MAX);
+        return NULL;
+    }
+    struct spans cut = {0};
+    size_t flat_len;
+    char *flat = flatten(s, n, CJSON_NESTING_LIMIT, 0, &cut, &flat_len);
+    const char *why = NULL;
+    for (size_t k = 0; k < cut.n && why == NULL; k++) {
+        struct span sp = cut.v[k];
+        size_t len;
+        char *piece = flatten(s + sp.at, sp.len, CJSON_NESTING_LIMIT, sp.at, &cut, &len);
+        const char *end;
+        cJSON *j = parse_one(piece, len, &end);
+        if (j == NULL || !only_space(end, piece + len))
+            why = "body is not valid JSON";
+        else if (has_duplicate_keys(j))
+            why = "body has duplicate object keys";
+        cJSON_Delete(j);
+        free(piece);
+    }
+    cJSON *root = NULL;
+    if (why == NULL) {
+        const char *end;
+        tl_arena = arena;
+        root = parse_one(flat, flat_len, &end);
+        tl_arena = NULL;
+        if (root == NULL || !only_space(end, flat + flat_len))
+            why = root == NULL ? "body is not valid JSON" : "trailing data after the JSON document";
+    }
+    free(cut.v);
+    free(flat);
+    if (why != NULL) {
+        snprintf(err, errlen, "%s", why);
+        return NULL; // a partial tree lives in the arena, released with the request
+    }
+    return root;
 }
 
 static int
@@ -288,6 +586,55 @@ decode_user(const cJSON *request, struct review_request *req, char *err, size_t 
     return 0;
 }
 
+// Parses the body into req->root (in an arena, see above): as it is, or from its marked copy
+// when it holds an escaped NUL, or flattened when it nests deeper than cJSON holds.
+static int
+parse_body(const char *body, size_t len, struct review_request *req, char *err, size_t errlen)
+{
+    size_t n = len;
+    char *marked = NULL;
+    if (has_escaped_nul(body, len)) {
+        marked = mark_nuls(body, len, &n);
+        req->marked = true;
+    }
+    const char *text = marked ? marked : body, *end = NULL;
+    struct review_chunk *arena = NULL;
+    // A parsed review takes a little over three times the bytes of its text.
+    tl_first = n < 4096 ? 16384 : 4 * n;
+    tl_arena = REVIEW_ARENA ? &arena : NULL;
+    req->root = parse_one(text, n, &end);
+    tl_arena = NULL;
+    int rc = 0;
+    if (req->root == NULL) {
+        req->root = parse_deep(text, n, REVIEW_ARENA ? &arena : NULL, err, errlen);
+        req->deep = true;
+        rc = req->root != NULL ? 0 : -1;
+    } else if (!only_space(end, text + n)) {
+        rc = fail(err, errlen, "trailing data after the JSON document");
+    }
+    req->arena = arena;
+    free(marked);
+    return rc;
+}
+
+// Says in req->unreadable why the review cannot be judged faithfully, if it cannot.
+static int
+unreadable(struct review_request *req)
+{
+    char path[256] = "";
+    if (req->marked && find_nul(req->root, path, sizeof path))
+        req->unreadable =
+            xasprintf("%s holds an escaped NUL character (\\u0000), which tableguard cannot read "
+                      "faithfully: remove it",
+                      path[0] == '.' ? path + 1 : path);
+    else if (req->deep)
+        req->unreadable = xasprintf("the review nests deeper than the %d levels tableguard's JSON "
+                                    "reader holds (up to %d come from the API server): nest the "
+                                    "object's free-form properties less deeply",
+                                    CJSON_NESTING_LIMIT, REVIEW_NESTING_MAX);
+    return 0;
+}
+
 int
 review_decode(const char *body, size_t len, struct review_request *req, char *err, size_t errlen)
 {
@@ -299,26 +646,13 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
         return fail(err, errlen, "body is not valid UTF-8");
     if (memchr(body, '\0', len) != NULL)
         return fail(err, errlen, "body holds a NUL byte");
-    const char *end = NULL;
-    struct review_chunk *arena = NULL;
-    // A parsed review takes a little over three times the bytes of its text.
-    tl_first = len < 4096 ? 16384 : 4 * len;
-    tl_arena = REVIEW_ARENA ? &arena : NULL;
-    req->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    tl_arena = NULL;
-    req->arena = arena;
-    if (req->root == NULL)
-        return fail(err, errlen, "body is not valid JSON (or nests deeper than 1000 levels)");
-    for (; end < body + len; end++)
-        if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t')
-            return fail(err, errlen, "trailing data after the JSON document");
+    if (parse_body(body, len, req, err, errlen) != 0)
+        return -1;
     const cJSON *root = req->root;
     if (!cJSON_IsObject(root))
         return fail(err, errlen, "body is not a JSON object");
     if (has_duplicate_keys(root))
         return fail(err, errlen, "body has duplicate object keys");
-    if (has_escaped_nul(body, len))
-        return fail(err, errlen, "body holds an escaped NUL character (\\u0000)");
     const char *api = NULL, *kind = NULL;
     if (opt_string(root, "apiVersion", NULL, &api) != 0 || api == NULL ||
         strcmp(api, "admission.k8s.io/v1") != 0)
@@ -331,6 +665,12 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
         return fail(err, errlen, "request is missing or not an object");
     if (opt_string(request, "uid", NULL, &req->uid) != 0 || req->uid == NULL || req->uid[0] == '\0')
         return fail(err, errlen, "request.uid is missing or not a non-empty string");
+    if (req->marked) {
+        // The API server's uids are UUIDs: one with a NUL is not from it.
+        if ((req->uid_copy = unmark(req->uid)) == NULL)
+            return fail(err, errlen, "request.uid holds an escaped NUL character (\\u0000)");
+        req->uid = req->uid_copy;
+    }
     if (opt_string(request, "operation", NULL, &req->operation) != 0 || req->operation == NULL)
         return fail(err, errlen, "request.operation is missing or not a string");
     enum review_operation op = REVIEW_CREATE;
@@ -365,7 +705,7 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
         if (cJSON_IsString(ns))
             req->namespace = ns->valuestring;
     }
-    return 0;
+    return unreadable(req);
 }
 
 void
@@ -378,6 +718,8 @@ review_request_free(struct review_request *req)
     else
         cJSON_Delete(req->root);
     free(req->groups);
+    free(req->uid_copy);
+    free(req->unreadable);
     memset(req, 0, sizeof *req);
 }
 
@@ -456,9 +798,13 @@ review_encode(const struct review_response *r, size_t *len)
     }
     cJSON *ann = add_object(resp, "auditAnnotations", cJSON_CreateObject());
     add_ref(ann, "decision", r->audit_decision);
+    if (r->audit_patched)
+        add_ref(ann, "patched", "true");
     // The cluster's audit event does not carry the review's uid: this joins it to our record.
-    add_ref(ann, "request-uid", r->uid);
-    hint += strlen(r->uid);
+    if (r->audit_request_uid != NULL) {
+        add_ref(ann, "request-uid", r->audit_request_uid);
+        hint += strlen(r->audit_request_uid);
+    }
     if (r->audit_rules != NULL && r->audit_rules[0] != '\0') {
         add_ref(ann, "rules", r->audit_rules);
         hint += 2 * strlen(r->audit_rules);

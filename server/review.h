@@ -39,6 +39,11 @@ struct review_request {
     const char *group, *version, *resource; // request.resource, "" when absent
     const cJSON *object;                    // NULL when absent; may be JSON null or any other type
     const cJSON *old_object;                // likewise
+    // Why the review cannot be judged faithfully (an escaped NUL in a string, nesting deeper
+    // than the JSON library holds, whose containers are null in the tree), or NULL. Owned.
+    char *unreadable;
+    bool marked, deep; // private to review.c
+    char *uid_copy;    // likewise
 };
 
 // Installs the decoder's allocator into cJSON, process-wide: inside review_decode cJSON
@@ -50,7 +55,8 @@ void review_init(void);
 
 // Decodes an AdmissionReview v1 request body. Returns 0, or -1 with a short reason in err when
 // the body is not an AdmissionReview v1 request the API server could have sent (the caller
-// answers 400). `req` needs review_request_free either way.
+// answers 400). A review that is one but cannot be read faithfully decodes, with the reason in
+// req->unreadable. `req` needs review_request_free either way.
 int review_decode(const char *body, size_t len, struct review_request *req, char *err,
                   size_t errlen);
 void review_request_free(struct review_request *req);
@@ -63,8 +69,10 @@ struct review_response {
     const char *message;    // with allowed == false: the denial, one line
     char *const *warnings;
     size_t warning_count;
-    const char *audit_decision; // auditAnnotations "decision"
-    const char *audit_rules;    // auditAnnotations "rules", comma separated, or NULL
+    const char *audit_decision;    // auditAnnotations "decision"
+    const char *audit_rules;       // auditAnnotations "rules", comma separated, or NULL
+    const char *audit_request_uid; // auditAnnotations "request-uid", or NULL to leave it out
+    bool audit_patched;            // auditAnnotations "patched": "true"
 };
 
 // Encodes the response AdmissionReview. Returns a NUL-terminated string; *len gets its length.

@@ -79,8 +79,11 @@ static const struct flag {
     [O_SHUTDOWN_DELAY] = {"shutdown-delay", "5", "seconds between SIGTERM and closing the listener",
                           3600},
     [O_DRAIN_TIMEOUT] = {"drain-timeout", "20", "seconds to finish requests in flight", 3600},
-    [O_MAX_BODY] = {"max-body", "8388608", "request body cap in bytes (413 above)", 1ULL << 30},
-    [O_BODY_MEMORY] = {"body-memory", "8388608",
+    // The API server's largest review: an UPDATE carries the object and oldObject, each up to
+    // 3 MiB before it escapes <, > and & as six bytes each, so 2 x 6 x 3 MiB, and 1 MiB for
+    // the rest of the review.
+    [O_MAX_BODY] = {"max-body", "38797312", "request body cap in bytes (413 above)", 1ULL << 30},
+    [O_BODY_MEMORY] = {"body-memory", "38797312",
                        "bytes of request bodies held at once (at least max-body); more requests "
                        "wait their turn",
                        1ULL << 40},

@@ -173,7 +173,8 @@ run_patch(void *arg)
                             .namespace = c->req.namespace,
                             .username = c->req.username,
                             .groups = c->req.groups,
-                            .group_count = c->req.group_count};
+                            .group_count = c->req.group_count,
+                            .operation = c->req.operation};
     struct eval_result ev;
     eval_mutate(c->policy, &in, &ev);
     struct review_response out = {

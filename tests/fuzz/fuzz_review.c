@@ -78,6 +78,8 @@ check_answer(enum admit_webhook w, const struct admit_result *res)
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(r, "patchType");
     check((patch == NULL) == (type == NULL));
     check(w == ADMIT_MUTATE || patch == NULL);
+    // A review that cannot be read faithfully is never let through unjudged.
+    check(res->ev.skip != EVAL_UNREADABLE || cJSON_IsFalse(allowed));
     if (cJSON_IsFalse(allowed)) {
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(r, "status"), "message");

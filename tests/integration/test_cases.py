@@ -10,6 +10,7 @@ UPDATE_GOLDEN=1 rewrites the expected files from the server's answers: review th
 import json
 import os
 import pathlib
+import uuid
 
 import jsonpatch
 import pytest
@@ -64,6 +65,14 @@ def test_golden_case(name, start_server):
         mutated = jsonpatch.JsonPatch(ops).apply(obj)
         again = json.loads(json.dumps(review))
         again["request"]["object"] = mutated
+        again["request"]["uid"] = str(uuid.uuid4())  # every call, reinvocation too, has its own
         status, body = server.admit("mutate", again, conn=conn)
         assert status == 200 and decode_patch(body) == [], "a second pass must yield no patch"
+        check_envelope(body, again)
+        # The API server keeps the first value of each annotation and warns at every call that
+        # sets another: the reinvocation must set no key to a different value.
+        first = answers["mutate"][1]["response"]["auditAnnotations"]
+        second = body["response"]["auditAnnotations"]
+        changed = {k: (first[k], v) for k, v in second.items() if k in first and first[k] != v}
+        assert not changed, f"{name}: auditAnnotations change on reinvocation: {changed}"
     conn.close()

@@ -19,8 +19,8 @@ import pytest
 from conftest import BINARY, ROOT, WRAPPER, application, check_envelope, decode_patch, review, table
 
 CORPUS = ROOT / "tests" / "cases" / "hostile"
-# The corpus holds a review 1000 levels deep, past Python's default recursion limit.
-sys.setrecursionlimit(10000)
+# The corpus holds reviews up to 10 002 levels deep, past Python's default recursion limit.
+sys.setrecursionlimit(20000)
 
 
 def load_cases():
@@ -197,9 +197,11 @@ def test_stalled_clients_do_not_delay_others(start_server):
 def test_body_over_cap_with_content_length_is_refused_at_once(start_server):
     server = start_server()
     s = tls_socket(server)
-    # Only the headers: the 9 MiB body is never sent, so the answer cannot wait for it.
+    # Only the headers: the body is never sent, so the answer cannot wait for it.
+    # One byte over the default cap (37 MiB: the API server's largest review, an UPDATE with
+    # object and oldObject of 3 MiB each, fully escaped, and 1 MiB for the rest).
     s.sendall(b"POST /mutate?timeout=10s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-              b"\r\nContent-Length: %d\r\n\r\n" % (9 << 20))
+              b"\r\nContent-Length: %d\r\n\r\n" % ((37 << 20) + 1))
     t0 = time.monotonic()
     status, _, body = read_response(s)
     assert status == 413 and time.monotonic() - t0 < 2
@@ -459,7 +461,7 @@ def test_body_memory_below_the_cap_is_refused():
 
 
 def test_body_memory_left_at_its_default_follows_a_larger_cap(start_server):
-    server = start_server(max_body=16 << 20)
-    assert metric(server, "tableguard_http_request_body_limit_bytes") == 16 << 20
+    server = start_server(max_body=64 << 20)
+    assert metric(server, "tableguard_http_request_body_limit_bytes") == 64 << 20
     assert start_server().plain("/metrics")[1].count(
-        "tableguard_http_request_body_limit_bytes 8388608\n") == 1
+        "tableguard_http_request_body_limit_bytes 38797312\n") == 1

@@ -130,9 +130,26 @@ skips_deleting_excluded_and_other_kinds(void **state)
 
     cJSON_AddStringToObject(cJSON_GetObjectItem(a, "metadata"), "deletionTimestamp", "now");
     in = input(a);
+    in.operation = "UPDATE";
     eval_validate(p, &in, &r);
     assert_int_equal(r.skip, EVAL_DELETING);
     assert_false(r.denied);
+    eval_result_free(&r);
+    eval_mutate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_DELETING);
+    assert_null(r.patch);
+    eval_result_free(&r);
+    // A CREATE that carries deletionTimestamp is judged: the API server clears the field after
+    // the mutating webhooks, so skipping it would store the table without its protection.
+    in.operation = "CREATE";
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_EVALUATED);
+    assert_true(r.denied);
+    eval_result_free(&r);
+    in.operation = NULL; // unknown: judged like a CREATE
+    eval_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_EVALUATED);
+    assert_true(r.denied);
     eval_result_free(&r);
     cJSON_Delete(a);
 

@@ -2,7 +2,9 @@
 // Unit tests for server/review: what counts as an AdmissionReview v1 request, and the response.
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +92,147 @@ rejects_deep_nesting(void **state)
     char err[160];
     assert_int_equal(decode(body, 2 * depth, err), -1);
     free(body);
+}
+
+// A review of `obj`, in a buffer the caller frees.
+static char *
+review_of(const char *uid, const char *obj)
+{
+    size_t n = strlen(uid) + strlen(obj) + 256;
+    char *b = malloc(n);
+    snprintf(b, n, HEAD "\"request\":{\"uid\":\"%s\",\"operation\":\"CREATE\",\"object\":%s}}", uid,
+             obj);
+    return b;
+}
+
+// An escaped NUL anywhere but the uid is a review still: it decodes, says where the NUL is, and
+// keys that differ only after a NUL stay different keys.
+static void
+decodes_escaped_nul_and_says_where(void **state)
+{
+    (void)state;
+    char err[160];
+    struct review_request req;
+    char *body = review_of(
+        "u1", "{\"kind\":\"Application\",\"spec\":{\"components\":[{\"properties\":"
+              "{\"tableName\":\"orders\\u0000-prod\",\"a\\u0000x\":1,\"a\\u0000y\":2}}]}}");
+    assert_int_equal(review_decode(body, strlen(body), &req, err, sizeof err), 0);
+    assert_string_equal(req.uid, "u1");
+    assert_non_null(req.unreadable);
+    assert_non_null(strstr(req.unreadable, "request.object.spec.components[0].properties."
+                                           "tableName holds an escaped NUL character (\\u0000)"));
+    review_request_free(&req);
+    free(body);
+
+    // The NUL in a key: the path shows it.
+    body = review_of("u1", "{\"metadata\":{\"annotations\":{\"no\\u0000te\":\"x\"}}}");
+    assert_int_equal(review_decode(body, strlen(body), &req, err, sizeof err), 0);
+    assert_non_null(strstr(req.unreadable, "request.object.metadata.annotations.no\\u0000te "));
+    review_request_free(&req);
+    free(body);
+
+    // U+FDD0, the marker, raw and escaped in the uid beside a NUL elsewhere: the uid is echoed
+    // exactly as sent.
+    body = review_of("a\xEF\xB7\x90-\\uFDD0-\\ufdd1", "{\"x\":\"\\u0000\"}");
+    assert_int_equal(review_decode(body, strlen(body), &req, err, sizeof err), 0);
+    assert_string_equal(req.uid, "a\xEF\xB7\x90-\xEF\xB7\x90-\xEF\xB7\x91");
+    assert_non_null(strstr(req.unreadable, "request.object.x holds"));
+    review_request_free(&req);
+    free(body);
+
+    // Without a NUL nothing is marked or unreadable.
+    body = review_of("u\xEF\xB7\x90", "{\"x\":\"\\\\u0000\"}");
+    assert_int_equal(review_decode(body, strlen(body), &req, err, sizeof err), 0);
+    assert_string_equal(req.uid, "u\xEF\xB7\x90");
+    assert_null(req.unreadable);
+    review_request_free(&req);
+    free(body);
+
+    // A duplicate key is still one when both copies hold the same NUL.
+    body = review_of("u1", "{\"a\\u0000\":1,\"a\\u0000\":2}");
+    assert_int_equal(decode(body, strlen(body), err), -1);
+    assert_non_null(strstr(err, "duplicate"));
+    free(body);
+}
+
+// `depth` nested arrays around `inner`, in a buffer the caller frees.
+static char *
+nest(size_t depth, const char *inner)
+{
+    size_t n = strlen(inner);
+    char *b = malloc(2 * depth + n + 1);
+    memset(b, '[', depth);
+    memcpy(b + depth, inner, n);
+    memset(b + depth + n, ']', depth);
+    b[2 * depth + n] = '\0';
+    return b;
+}
+
+// Nesting past cJSON's 1000 levels, up to what the API server's decoder holds, decodes with the
+// deep containers as null and a reason; the deep parts are still checked as JSON.
+static void
+decodes_nesting_deeper_than_cjson_holds(void **state)
+{
+    (void)state;
+    char err[160];
+    struct review_request req;
+    const char *inners[] = {"1", "{\"a\":[1,2,{\"b\":null}]}", "1,]", "{\"a\":1,\"a\":2}", "tru"};
+    const int ok[] = {1, 1, 0, 0, 0};
+    for (size_t k = 0; k < 5; k++) {
+        for (size_t depth = 998; depth <= 9000; depth += depth < 1010 ? 1 : 3997) {
+            char *deep = nest(depth, inners[k]);
+            size_t dn = strlen(deep) + 64;
+            char *obj = malloc(dn);
+            snprintf(obj, dn, "{\"kind\":\"Application\",\"spec\":%s}", deep);
+            char *body = review_of("u1", obj);
+            int rc = review_decode(body, strlen(body), &req, err, sizeof err);
+            // root, request, object, spec: the arrays start at level 4.
+            bool past = depth + 3 > 1000;
+            if (!ok[k] && past) {
+                assert_int_equal(rc, -1);
+            } else if (ok[k]) {
+                if (rc != 0)
+                    fail_msg("%zu deep around %s: %s", depth, inners[k], err);
+                assert_string_equal(req.uid, "u1");
+                assert_string_equal(cJSON_GetObjectItem(req.object, "kind")->valuestring,
+                                    "Application");
+                assert_true((req.unreadable != NULL) == past);
+                if (past)
+                    assert_non_null(strstr(req.unreadable, "nests deeper than the 1000 levels"));
+            }
+            review_request_free(&req);
+            free(body);
+            free(obj);
+            free(deep);
+        }
+    }
+    // The API server's decoder holds an object 10 000 levels deep; one more is not a review it
+    // sends, nor are unbalanced brackets.
+    char *deep = nest(10000, "1");
+    char *body = review_of("u1", deep);
+    assert_int_equal(decode(body, strlen(body), err), 0);
+    free(body);
+    free(deep);
+    deep = nest(10001, "1");
+    body = review_of("u1", deep);
+    assert_int_equal(decode(body, strlen(body), err), -1);
+    assert_non_null(strstr(err, "more than the 10002"));
+    free(body);
+    free(deep);
+    deep = nest(5000, "1");
+    deep[strlen(deep) - 1] = ' ';
+    body = review_of("u1", deep);
+    assert_int_equal(decode(body, strlen(body), err), -1);
+    free(body);
+    // Trailing data after a deep document.
+    deep = nest(5000, "1");
+    body = review_of("u1", deep);
+    size_t bn = strlen(body);
+    body = realloc(body, bn + 3);
+    memcpy(body + bn, " x", 3);
+    assert_int_equal(decode(body, bn + 2, err), -1);
+    free(body);
+    free(deep);
 }
 
 static void
@@ -199,6 +342,8 @@ main(void)
         cmocka_unit_test(accepts_a_minimal_review),
         cmocka_unit_test(rejects_what_the_api_server_never_sends),
         cmocka_unit_test(rejects_deep_nesting),
+        cmocka_unit_test(decodes_escaped_nul_and_says_where),
+        cmocka_unit_test(decodes_nesting_deeper_than_cjson_holds),
         cmocka_unit_test(encodes_allow_with_patch_and_deny),
         cmocka_unit_test(byte_checks_hold_at_every_alignment),
     };

@@ -16,9 +16,12 @@ dynamodb-protection-kro trait, a table named *-prod must keep deletion protectio
 should keep point-in-time recovery on (warn), kube-system is excluded.
 
 The rule the corpus pins down: a body that is not an AdmissionReview v1 request the API server
-could have sent (bad JSON, bad UTF-8, NUL, nesting over 1000, duplicate keys, a request field of
-the wrong type) is 400; a well-formed review of an object that is not a valid Application is 200
-and allowed, without a patch unless there is a component the patch can safely fix.
+could have sent (bad JSON, bad UTF-8, a raw NUL byte, an escaped NUL in the uid, nesting past
+what its decoder reads, duplicate keys, a request field of the wrong type) is 400; every review
+it could send is 200 with its uid. One that cannot be read faithfully (an escaped NUL, nesting
+past cJSON's 1000 levels) is denied when it is of an Application and allowed otherwise; a
+well-formed review of an object that is not a valid Application is allowed, without a patch
+unless there is a component the patch can safely fix.
 """
 import copy
 import gzip
@@ -163,9 +166,26 @@ def build():
     bad("nul-between-tokens", splice(b'"dryRun":false', b'"dryRun":\x00false'),
         "a raw NUL byte between tokens")
     bad("nul-escaped-uid", splice(b'"uid":"7b1c', b'"uid":"\\u00007b1c'),
-        "an escaped NUL in request.uid: readers in C and Go would see different uids")
-    bad("nul-escaped-table", splice(b"orders-prod", b"orders\\u0000-prod"),
-        "an escaped NUL in a table name: the policy would match a truncated name")
+        "an escaped NUL in request.uid: the API server's uids are UUIDs")
+    # An escaped NUL elsewhere is a review the API server forwards (its decoder takes it). The
+    # policy cannot read it faithfully, so an Application is denied, saying why, whatever the
+    # failurePolicy; an object the webhook does not guard passes.
+    ok("nul-escaped-table", splice(b"orders-prod", b"orders\\u0000-prod"),
+       "an escaped NUL in a table name: cannot be read faithfully, denied", allowed="false")
+    ok("nul-escaped-key", splice(b'"region":"us-east-1"',
+                                 b'"region":"us-east-1","a\\u0000b":1,"a\\u0000c":2'),
+       "escaped NULs in property keys (distinct after the NUL): denied", allowed="false")
+    ok("nul-escaped-username", splice(b"alice@example.com", b"alice\\u0000@example.com"),
+       "an escaped NUL in the username, which exclusions read: denied", allowed="false")
+    ok("nul-escaped-configmap", with_object({"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": "x\u0000y"}}),
+       "an escaped NUL in an object the webhook does not guard: allowed")
+    ok("nul-escaped-excluded-namespace", with_object(app([table("t", "t\u0000-prod")],
+                                                         namespace="kube-system")),
+       "an escaped NUL in an Application of an excluded namespace: not judged, allowed")
+    ok("nul-escaped-and-marker-in-uid", splice(b'"uid":"7b1c', b'"uid":"\xef\xb7\x90\\ufdd07b1c')
+       .replace(b"orders-prod", b"orders\\u0000-prod", 1),
+       "U+FDD0 raw and escaped in the uid beside a NUL: the uid is echoed as sent", allowed="false")
     bad("lone-high-surrogate", splice(b"orders-prod", b"orders\\ud800-prod"),
         "an escaped lone high surrogate")
     bad("lone-low-surrogate", splice(b"orders-prod", b"orders\\udc00-prod"),
@@ -182,8 +202,30 @@ def build():
     # The root is level 1 and request level 2: 998 more levels make 1000, cJSON's limit.
     ok("nesting-1000-in-request", splice(b'"dryRun":false', b'"dryRun":false,"x":' + nested(998)),
        "exactly 1000 levels in all: the deepest body that parses", patch="yes", webhook="mutate")
-    bad("nesting-1001-in-request", splice(b'"dryRun":false', b'"dryRun":false,"x":' +
-                                          nested(999)), "1001 levels: one over cJSON's limit")
+    # Past cJSON's limit and within the API server's decoder's (10 000 levels in the object):
+    # a review it forwards, denied saying why when it is of an Application.
+    ok("nesting-1001-in-request", splice(b'"dryRun":false', b'"dryRun":false,"x":' +
+                                         nested(999)),
+       "1001 levels: one over cJSON's limit, denied", allowed="false")
+    deep_props = b'"region":"us-east-1","x":'
+    ok("nesting-5000-in-object", splice(b'"region":"us-east-1"', deep_props + nested(5000, "{")),
+       "free-form properties nested 5000 deep: denied", allowed="false")
+    ok("nesting-10000-object", with_object(None).replace(b'"object":null', b'"object":' +
+                                                         nested(10000)),
+       "an object of arrays 10 000 deep, the most the API server decodes: not guarded, allowed")
+    bad("nesting-10001-object", with_object(None).replace(b'"object":null', b'"object":' +
+                                                          nested(10001)),
+        "an object 10 001 deep: more than the API server decodes")
+    ok("nesting-5000-in-configmap", with_object({"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "data": None}).replace(
+        b'"data":null', b'"data":' + nested(5000, "{")),
+       "a ConfigMap nested 5000 deep: not guarded, allowed")
+    bad("nesting-5000-invalid-inside", splice(b'"region":"us-east-1"', deep_props +
+                                              nested(5000).replace(b"[]", b"[1,]")),
+        "invalid JSON below cJSON's depth: still checked")
+    bad("nesting-5000-duplicate-inside", splice(b'"region":"us-east-1"', deep_props +
+                                                nested(5000, "{").replace(b'"a":1', b'"a":1,"a":2')),
+        "duplicate keys below cJSON's depth: still checked")
     # ---- duplicate keys -------------------------------------------------------------------------
     bad("duplicate-key-root", b'{"kind":"AdmissionReview",' + GOOD_BYTES[1:],
         "kind twice at the root")
@@ -308,6 +350,14 @@ def build():
                                           deletionTimestamp="2025-01-01T00:00:00Z"),
                                       operation="UPDATE", old=GOOD_APP),
        "an UPDATE of an Application being deleted passes untouched")
+    ok("deleting-create-mutate", with_object(app([table("orders", "orders-prod")],
+                                                 deletionTimestamp="2025-01-01T00:00:00Z")),
+       "a CREATE with deletionTimestamp is judged (the API server clears it after mutation)",
+       patch="yes", webhook="mutate")
+    ok("deleting-create-validate", with_object(app([table("orders", "orders-prod")],
+                                                   deletionTimestamp="2025-01-01T00:00:00Z")),
+       "a CREATE with deletionTimestamp is judged: the prod table without the trait is denied",
+       allowed="false", webhook="validate")
     ok("delete-object-null", with_object(None, operation="DELETE", old=GOOD_APP),
        "DELETE carries the old object only: /mutate has nothing to add", webhook="mutate")
     ok("delete-object-null-kept", with_object(None, operation="DELETE", old=GOOD_APP),
