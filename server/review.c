@@ -463,14 +463,21 @@ parse_deep(const char *s, size_t n, struct review_chunk **arena, char *err, size
         tl_arena = arena;
         root = parse_one(flat, flat_len, &end);
         tl_arena = NULL;
-        if (root == NULL || !only_space(end, flat + flat_len))
-            why = root == NULL ? "body is not valid JSON" : "trailing data after the JSON document";
+        if (root != NULL && !only_space(end, flat + flat_len)) {
+            why = "trailing data after the JSON document";
+            tl_arena = arena; // its nodes go back to where they came from
+            cJSON_Delete(root);
+            tl_arena = NULL;
+            root = NULL;
+        } else if (root == NULL) {
+            why = "body is not valid JSON";
+        }
     }
     free(cut.v);
     free(flat);
     if (why != NULL) {
         snprintf(err, errlen, "%s", why);
-        return NULL; // a partial tree lives in the arena, released with the request
+        return NULL;
     }
     return root;
 }

@@ -224,6 +224,7 @@ decodes_nesting_deeper_than_cjson_holds(void **state)
     body = review_of("u1", deep);
     assert_int_equal(decode(body, strlen(body), err), -1);
     free(body);
+    free(deep);
     // Trailing data after a deep document.
     deep = nest(5000, "1");
     body = review_of("u1", deep);
