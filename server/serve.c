@@ -89,8 +89,10 @@ static const struct flag {
                        1ULL << 40},
     [O_THREADS] = {"threads", "0", "worker threads; 0: one per core", 256},
     [O_CONNECTION_LIMIT] = {"connection-limit", "1024", "concurrent connections", 65536},
-    [O_CONNECTION_TIMEOUT] = {"connection-timeout", "30", "idle seconds before a connection closes",
-                              86400},
+    // Above the API server's 90 s keep-alive: it closes an idle connection first, so it never
+    // sends a review on one the server is closing (it does not retry a POST).
+    [O_CONNECTION_TIMEOUT] = {"connection-timeout", "120",
+                              "idle seconds before a connection closes", 86400},
     [O_RELOAD_INTERVAL] = {"reload-interval", "10", "polling backstop for reloads, seconds", 3600},
     [O_SERVICE] = {"service", NULL, "Service name, to check the certificate's names"},
     [O_NAMESPACE] = {"namespace", NULL, "Service namespace, likewise"},
