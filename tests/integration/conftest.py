@@ -32,9 +32,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run(*args, **kw):
-    """Runs the tableguard CLI and returns the CompletedProcess (text mode)."""
-    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=60, **kw)
+def run(*args, stdin=None, env=None, cwd=ROOT, timeout=120):
+    """Runs one tableguard command (under TABLEGUARD_WRAPPER when set) and returns the
+    CompletedProcess, in text mode. The one way the suite runs the binary for a command; servers
+    start through the start_server fixture. env adds to the environment."""
+    return subprocess.run([*WRAPPER, BINARY, *map(str, args)], capture_output=True, text=True,
+                          input=stdin, timeout=timeout, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env})
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +131,8 @@ def wait_ready(server, timeout=20):
 @pytest.fixture
 def start_server(tmp_path, certs):
     """Factory: start_server(policy=PATH or YAML text, audit=True, **flags) -> Server.
-    Flags are given as keyword arguments with '_' for '-' (shutdown_delay=0)."""
+    Flags are given as keyword arguments with '_' for '-' (shutdown_delay=0); the server logs at
+    debug unless log_level says otherwise (None: no --log-level flag)."""
     started = []
 
     def start(policy=None, audit=True, cert=None, key=None, env=None, **flags):
@@ -159,7 +164,11 @@ def start_server(tmp_path, certs):
                 "--tls-key", str(key or certs / "tls.key"),
                 "--listen", f"127.0.0.1:{port}",
                 "--metrics-listen", f"127.0.0.1:{metrics_port}",
-                "--shutdown-delay", "0", "--log-level", "debug"]
+                "--shutdown-delay", "0"]
+        # log_level=None leaves the flag out (the environment's level then counts).
+        level = flags.pop("log_level", "debug")
+        if level is not None:
+            args += ["--log-level", level]
         if audit:
             args += ["--audit-log", str(audit_path)]
         for k, v in flags.items():

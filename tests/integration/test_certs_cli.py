@@ -4,7 +4,6 @@ tools verify what it writes, and a real TLS handshake uses it the way the API se
 
 import base64
 import os
-import shlex
 import shutil
 import socket
 import ssl
@@ -13,6 +12,8 @@ import subprocess
 import threading
 
 import pytest
+
+from conftest import run
 
 SERVICE, NAMESPACE = "tableguard", "tg"
 SERVICE_NAMES = [
@@ -24,14 +25,8 @@ SERVICE_NAMES = [
 
 
 def tableguard(*args, check=None, cwd=None):
-    """Runs the real binary (under $TABLEGUARD_WRAPPER when set, e.g. valgrind)."""
-    binary = os.environ.get("TABLEGUARD")
-    if not binary:
-        pytest.skip("TABLEGUARD is not set")
-    wrapper = shlex.split(os.environ.get("TABLEGUARD_WRAPPER", ""))
-    proc = subprocess.run(
-        wrapper + [binary, *args], capture_output=True, text=True, timeout=120, cwd=cwd
-    )
+    """Runs one tableguard command through conftest.run; with check, asserts its exit status."""
+    proc = run(*args, cwd=cwd)
     if check is not None:
         assert proc.returncode == check, proc.stdout + proc.stderr
     return proc
@@ -39,9 +34,9 @@ def tableguard(*args, check=None, cwd=None):
 
 @pytest.fixture(scope="module", autouse=True)
 def certs_wired():
-    proc = tableguard("certs", "generate", "--help")
-    if proc.returncode != 0:
-        pytest.skip("`tableguard certs` is not wired into this binary yet")
+    # A binary without the certs command fails every test here, loudly, rather than skipping.
+    proc = run("certs", "generate", "--help")
+    assert proc.returncode == 0, "`tableguard certs generate --help` failed:\n" + proc.stderr
 
 
 def openssl(*args, check=True):

@@ -8,10 +8,9 @@ DELETE` give the same answers offline."""
 
 import copy
 import json
-import subprocess
 
 
-from conftest import BINARY, DEFAULT_POLICY, WRAPPER, application, check_envelope, decode_patch
+from conftest import DEFAULT_POLICY, application, check_envelope, decode_patch, run
 from conftest import review, table
 
 ORPHAN = "app.oam.dev/orphan-resource"
@@ -117,11 +116,6 @@ def test_the_ways_through_are_allowed(start_server):
     conn.close()
 
 
-def tg(*args):
-    return subprocess.run([*WRAPPER, BINARY, *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
-
-
 def test_check_old_and_delete_give_the_server_answers(start_server, tmp_path):
     server = start_server()
     old = live_app()
@@ -131,7 +125,7 @@ def test_check_old_and_delete_give_the_server_answers(start_server, tmp_path):
     (tmp_path / "new.json").write_text(json.dumps(new))
 
     status, body = server.admit("validate", review(new, operation="UPDATE", old=old))
-    r = tg("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json", "--output", "json",
+    r = run("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json", "--output", "json",
            tmp_path / "new.json")
     assert r.returncode == 1, r.stderr
     res = json.loads(r.stdout)["results"][0]
@@ -140,7 +134,7 @@ def test_check_old_and_delete_give_the_server_answers(start_server, tmp_path):
     assert [x["name"] for x in res["rules"]] == ["prod-tables-are-kept"]
 
     status, body = server.admit("validate", review(None, operation="DELETE", old=old))
-    r = tg("check", "--policy", DEFAULT_POLICY, "--operation", "DELETE", "--output", "json",
+    r = run("check", "--policy", DEFAULT_POLICY, "--operation", "DELETE", "--output", "json",
            tmp_path / "old.json")
     assert r.returncode == 1, r.stderr
     res = json.loads(r.stdout)["results"][0]
@@ -148,17 +142,17 @@ def test_check_old_and_delete_give_the_server_answers(start_server, tmp_path):
     assert res["message"] == body["response"]["status"]["message"]
 
     # Unchanged: allowed; the old file must hold the object the manifest updates.
-    r = tg("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json",
+    r = run("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json",
            tmp_path / "old.json")
     assert r.returncode == 0, r.stdout + r.stderr
     other = copy.deepcopy(new)
     other["metadata"]["name"] = "carts"
     (tmp_path / "other.json").write_text(json.dumps(other))
-    r = tg("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json",
+    r = run("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json",
            tmp_path / "other.json")
     assert r.returncode == 2 and 'holds no Application "carts"' in r.stderr
-    r = tg("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json", "--operation",
+    r = run("check", "--policy", DEFAULT_POLICY, "--old", tmp_path / "old.json", "--operation",
            "CREATE", tmp_path / "new.json")
     assert r.returncode == 2 and "--old goes with --operation UPDATE" in r.stderr
-    r = tg("check", "--policy", DEFAULT_POLICY, "--operation", "PATCH", tmp_path / "new.json")
+    r = run("check", "--policy", DEFAULT_POLICY, "--operation", "PATCH", tmp_path / "new.json")
     assert r.returncode == 2 and "CREATE, UPDATE or DELETE" in r.stderr

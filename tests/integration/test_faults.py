@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import time
 
-from conftest import BINARY, DEFAULT_POLICY, WRAPPER, application, protection, review, table
+from conftest import DEFAULT_POLICY, WRAPPER, application, protection, review, run, table
 
 GOOD = DEFAULT_POLICY.read_text()
 SLACK = 60 if WRAPPER else 1
@@ -85,13 +85,11 @@ def test_a_fifo_at_the_certificate_path_is_refused(start_server, tmp_path, certs
 def test_a_fifo_policy_at_startup_is_an_error_not_a_hang(tmp_path, certs):
     fifo = tmp_path / "policy.yaml"
     os.mkfifo(fifo)
-    r = subprocess.run([BINARY, "policy", "lint", str(fifo)], capture_output=True, text=True,
-                       timeout=10 * SLACK)
+    r = run("policy", "lint", fifo, timeout=10 * SLACK)
     assert r.returncode != 0 and "is a FIFO, not a regular file" in r.stderr, r.stderr
-    r = subprocess.run([BINARY, "serve", "--policy", str(fifo), "--tls-cert",
-                        str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
-                        "--listen", "127.0.0.1:0", "--metrics-listen", "off"],
-                       capture_output=True, text=True, timeout=10 * SLACK)
+    r = run("serve", "--policy", fifo, "--tls-cert", certs / "tls.crt", "--tls-key",
+            certs / "tls.key", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+            timeout=10 * SLACK)
     assert r.returncode == 1 and "is a FIFO, not a regular file" in r.stderr + r.stdout
 
 
@@ -114,8 +112,7 @@ def test_a_deeply_nested_policy_is_refused_by_its_depth_and_the_server_keeps_ser
 def test_a_policy_past_the_node_limit_is_refused_with_one_diagnostic(tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text(GOOD[:RULES_AT] + "  rules: [" + "a," * 250000 + "a]\n")
-    r = subprocess.run([BINARY, "policy", "lint", str(path)], capture_output=True, text=True,
-                       timeout=30 * SLACK)
+    r = run("policy", "lint", path, timeout=30 * SLACK)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "more than 200000 YAML nodes" in r.stderr, r.stderr
 
@@ -132,8 +129,7 @@ def test_a_reload_of_thousands_of_broken_rules_logs_a_bounded_number_of_lines(
     assert len(lines) == 21, len(lines)
     assert lines[-1]["not_logged"] == str(2 * 5000 - 20)
     # lint, which a person reads, still lists every one.
-    r = subprocess.run([BINARY, "policy", "lint", str(path)], capture_output=True, text=True,
-                       timeout=30 * SLACK)
+    r = run("policy", "lint", path, timeout=30 * SLACK)
     assert r.returncode == 1 and r.stderr.count("\n") == 2 * 5000
     assert answers(server)
 
@@ -163,10 +159,9 @@ def test_check_refuses_a_manifest_that_is_not_utf8_instead_of_crashing(tmp_path)
     path = tmp_path / "app.json"
     path.write_bytes(json.dumps(application([table("orders", "orders-prod")])).encode()
                      .replace(b'"region"', b'"\xff\xfe"'))
-    r = subprocess.run([BINARY, "check", "--policy", str(DEFAULT_POLICY), str(path)],
-                       capture_output=True, timeout=30 * SLACK)
+    r = run("check", "--policy", DEFAULT_POLICY, path, timeout=30 * SLACK)
     assert r.returncode == 2, r.stderr
-    assert r.stderr.decode() == f"tableguard check: {path}: is not valid UTF-8\n"
+    assert r.stderr == f"tableguard check: {path}: is not valid UTF-8\n"
 
 
 # ---- request framing the server must refuse at once (RFC 9112 section 6.3) -----------------------

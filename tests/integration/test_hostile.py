@@ -8,7 +8,6 @@ import http.client
 import json
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +15,8 @@ import time
 import jsonpatch
 import pytest
 
-from conftest import BINARY, ROOT, WRAPPER, application, check_envelope, decode_patch, review, table
+from conftest import (ROOT, WRAPPER, application, check_envelope, decode_patch, review, run,
+                      table)
 
 CORPUS = ROOT / "tests" / "cases" / "hostile"
 # The corpus holds reviews up to 10 002 levels deep, past Python's default recursion limit.
@@ -453,9 +453,8 @@ def test_body_budget_under_concurrent_load(start_server):
 
 
 def test_body_memory_below_the_cap_is_refused():
-    p = subprocess.run([BINARY, "serve", "--policy", "x", "--tls-cert", "x", "--tls-key", "x",
-                        "--max-body", "2000", "--body-memory", "1000"],
-                       capture_output=True, text=True, timeout=30)
+    p = run("serve", "--policy", "x", "--tls-cert", "x", "--tls-key", "x", "--max-body", "2000",
+            "--body-memory", "1000")
     assert p.returncode == 2
     assert "--body-memory (1000) must be at least --max-body (2000)" in p.stderr
 

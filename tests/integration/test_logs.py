@@ -6,12 +6,11 @@ import datetime
 import json
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import BINARY, DEFAULT_POLICY, WRAPPER
+from conftest import DEFAULT_POLICY, WRAPPER, run
 
 LEVELS = ["debug", "info", "warn", "error"]
 
@@ -96,33 +95,16 @@ def test_serving_line_names_the_listeners(start_server):
 
 
 def test_unknown_level_is_a_usage_error(certs):
-    r = subprocess.run([*WRAPPER, BINARY, "serve", "--policy", str(DEFAULT_POLICY), "--tls-cert",
-                        str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
-                        "--log-level", "verbose"], capture_output=True, text=True, timeout=60)
+    r = run("serve", "--policy", DEFAULT_POLICY, "--tls-cert", certs / "tls.crt", "--tls-key",
+            certs / "tls.key", "--log-level", "verbose")
     assert r.returncode == 2
     assert "--log-level" in r.stderr
 
 
-def test_environment_level_without_flag(certs, tmp_path):
+def test_environment_level_without_flag(start_server):
     """Without --log-level, TABLEGUARD_LOG_LEVEL=warn hides the info lines."""
-    import os
-    from conftest import free_port
-    port, mport = free_port(), free_port()
-    log = tmp_path / "log"
-    with open(log, "w") as f:
-        p = subprocess.Popen([*WRAPPER, BINARY, "serve", "--policy", str(DEFAULT_POLICY),
-                              "--tls-cert", str(certs / "tls.crt"), "--tls-key",
-                              str(certs / "tls.key"), "--listen", f"127.0.0.1:{port}",
-                              "--metrics-listen", f"127.0.0.1:{mport}", "--shutdown-delay", "0"],
-                             stderr=f, env={**os.environ, "TABLEGUARD_LOG_LEVEL": "warn"})
-    deadline = time.time() + (60 if WRAPPER else 10)
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", mport)).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=60) == 0
+    server = start_server(audit=False, log_level=None, env={"TABLEGUARD_LOG_LEVEL": "warn"})
+    assert server.stop() == 0
+    log = server.log_path
     text = [l for l in log.read_text().splitlines() if not l.startswith("==")]
     assert all(json.loads(l)["level"] in ("warn", "error") for l in text), text

@@ -4,24 +4,16 @@ golden diagnostics of broken policies, the shipped examples, the offline answer 
 the server's own, and the suite runner's verdicts."""
 
 import json
-import os
-import pathlib
-import subprocess
 
 import jsonpatch
 import pytest
 import yaml
 
-from conftest import BINARY, DEFAULT_POLICY, ROOT, WRAPPER, application, protection, review, table
-from conftest import decode_patch
+from conftest import DEFAULT_POLICY, ROOT, application, protection, review, table
+from conftest import decode_patch, run
 
 CASES = ROOT / "tests" / "cases" / "policy-errors"
 EXAMPLES = sorted((ROOT / "policy" / "examples").glob("*.yaml"))
-
-
-def tg(*args, stdin=None, cwd=ROOT):
-    return subprocess.run([*WRAPPER, BINARY, *map(str, args)], capture_output=True, text=True,
-                          input=stdin, timeout=120, cwd=cwd)
 
 
 # ---- policy lint ---------------------------------------------------------------------------------
@@ -41,7 +33,7 @@ def test_golden_cases_cover_the_issue():
 @pytest.mark.parametrize("name", GOLDEN)
 def test_lint_golden_diagnostics(name):
     rel = f"tests/cases/policy-errors/{name}.yaml"
-    r = tg("policy", "lint", rel)
+    r = run("policy", "lint", rel)
     expected = (CASES / f"{name}.expected").read_text()
     if expected.endswith(": policy OK\n"):
         assert r.returncode == 0 and r.stderr == ""
@@ -63,7 +55,7 @@ def test_multiple_errors_are_all_reported_in_file_order():
 
 
 def test_lint_many_files_reports_each_and_fails_if_any_fails():
-    r = tg("policy", "lint", DEFAULT_POLICY, CASES / "unknown-action.yaml", *EXAMPLES)
+    r = run("policy", "lint", DEFAULT_POLICY, CASES / "unknown-action.yaml", *EXAMPLES)
     assert r.returncode == 1
     assert f"{DEFAULT_POLICY}: policy OK" in r.stdout
     for ex in EXAMPLES:
@@ -72,15 +64,15 @@ def test_lint_many_files_reports_each_and_fails_if_any_fails():
 
 
 def test_lint_usage_and_missing_file():
-    assert tg("policy", "lint").returncode == 2
-    assert tg("policy", "lint", "--bogus", DEFAULT_POLICY).returncode == 2
-    r = tg("policy", "lint", "/nonexistent/policy.yaml")
+    assert run("policy", "lint").returncode == 2
+    assert run("policy", "lint", "--bogus", DEFAULT_POLICY).returncode == 2
+    r = run("policy", "lint", "/nonexistent/policy.yaml")
     assert r.returncode == 1
     assert r.stderr.startswith("/nonexistent/policy.yaml: cannot open: No such file")
 
 
 def test_lint_print_fills_defaults_and_round_trips(tmp_path):
-    r = tg("policy", "lint", "--print", CASES / "valid-minimal.yaml")
+    r = run("policy", "lint", "--print", CASES / "valid-minimal.yaml")
     assert r.returncode == 0, r.stderr
     assert "policy OK" in r.stderr
     doc = yaml.safe_load(r.stdout)
@@ -95,14 +87,14 @@ def test_lint_print_fills_defaults_and_round_trips(tmp_path):
     # but the digest comment.
     again = tmp_path / "printed.yaml"
     again.write_text(r.stdout)
-    r2 = tg("policy", "lint", "--print", again)
+    r2 = run("policy", "lint", "--print", again)
     assert r2.returncode == 0, r2.stderr
     strip = lambda s: [l for l in s.splitlines() if "sha256" not in l]
     assert strip(r2.stdout) == strip(r.stdout)
 
 
 def test_lint_print_rule_defaults():
-    r = tg("policy", "lint", "--print", DEFAULT_POLICY)
+    r = run("policy", "lint", "--print", DEFAULT_POLICY)
     assert r.returncode == 0
     rules = yaml.safe_load(r.stdout)["spec"]["rules"]
     pitr = [x for x in rules if x["name"] == "prod-point-in-time-recovery"][0]
@@ -134,7 +126,7 @@ def test_check_runs_the_same_answers_as_the_server(start_server, tmp_path):
 
     f = tmp_path / "app.json"
     f.write_text(json.dumps(app))
-    r = tg("check", "--policy", DEFAULT_POLICY, "--output", "json", f)
+    r = run("check", "--policy", DEFAULT_POLICY, "--output", "json", f)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     res = out["results"][0]
@@ -147,7 +139,7 @@ def test_check_runs_the_same_answers_as_the_server(start_server, tmp_path):
 def test_check_yaml_multi_document_text(tmp_path):
     f = tmp_path / "apps.yaml"
     f.write_text(yaml.safe_dump_all([allowed_app(), denied_app()]))
-    r = tg("check", "--policy", DEFAULT_POLICY, f)
+    r = run("check", "--policy", DEFAULT_POLICY, f)
     assert r.returncode == 1, r.stderr
     headers = [l for l in r.stdout.splitlines() if l.startswith("# ") and "[" in l.split()[1]]
     assert len(headers) == 2
@@ -166,7 +158,7 @@ def test_check_yaml_multi_document_text(tmp_path):
 
 def test_check_json_for_pipelines_from_stdin():
     stream = yaml.safe_dump_all([denied_app("a"), allowed_app("b")])
-    r = tg("check", "--policy", DEFAULT_POLICY, "--output", "json", "-", stdin=stream)
+    r = run("check", "--policy", DEFAULT_POLICY, "--output", "json", "-", stdin=stream)
     assert r.returncode == 1
     out = json.loads(r.stdout)
     assert out["allowed"] is False and out["exitCode"] == 1
@@ -197,7 +189,7 @@ spec:
         - type: dynamodb-protection-kro
           properties: {deletionProtection: "false"}
 """)
-    r = tg("check", "--policy", DEFAULT_POLICY, "--output", "json", f)
+    r = run("check", "--policy", DEFAULT_POLICY, "--output", "json", f)
     assert r.returncode == 1
     res = json.loads(r.stdout)["results"][0]
     props = res["mutated"]["spec"]["components"][0]["properties"]
@@ -206,7 +198,7 @@ spec:
                      "quoted": "5"}
     assert 'deletionProtection is the string "false", not a boolean' in res["message"]
     # And the YAML output keeps the types when read back.
-    r = tg("check", "--policy", DEFAULT_POLICY, f)
+    r = run("check", "--policy", DEFAULT_POLICY, f)
     back = [d for d in yaml.safe_load_all(r.stdout) if d][0]
     assert back["spec"]["components"][0]["properties"]["note"] == "true"
     assert back["spec"]["components"][0]["properties"]["quoted"] == "5"
@@ -220,43 +212,42 @@ def test_check_flags_namespace_user_group_and_operation(tmp_path):
     f = tmp_path / "app.yaml"
     f.write_text(yaml.safe_dump(denied_app()))
     base = ["check", "--policy", DEFAULT_POLICY, "--output", "json"]
-    r = tg(*base, "--namespace", "kube-system", f)
+    r = run(*base, "--namespace", "kube-system", f)
     assert r.returncode == 0, r.stdout
     assert json.loads(r.stdout)["results"][0]["skipped"] == "excluded"
-    r = tg(*base, "--operation", "UPDATE", f)
+    r = run(*base, "--operation", "UPDATE", f)
     assert r.returncode == 1 and json.loads(r.stdout)["results"][0]["operation"] == "UPDATE"
     pol = tmp_path / "policy.yaml"
     pol.write_text(DEFAULT_POLICY.read_text().replace(
         "users: []", 'users: ["ci-*"]').replace("groups: []", 'groups: ["break-glass"]'))
-    assert tg("check", "--policy", pol, "--user", "ci-bot", f).returncode == 0
-    assert tg("check", "--policy", pol, "--user", "alice", f).returncode == 1
-    assert tg("check", "--policy", pol, "--group", "break-glass", f).returncode == 0
-    env_run = subprocess.run([*WRAPPER, BINARY, "check", str(f)], capture_output=True, text=True,
-                             env={**os.environ, "TABLEGUARD_POLICY": str(DEFAULT_POLICY)})
+    assert run("check", "--policy", pol, "--user", "ci-bot", f).returncode == 0
+    assert run("check", "--policy", pol, "--user", "alice", f).returncode == 1
+    assert run("check", "--policy", pol, "--group", "break-glass", f).returncode == 0
+    env_run = run("check", f, env={"TABLEGUARD_POLICY": str(DEFAULT_POLICY)})
     assert env_run.returncode == 1
 
 
 def test_check_usage_and_input_errors(tmp_path):
     app = tmp_path / "app.yaml"
     app.write_text(yaml.safe_dump(allowed_app()))
-    assert tg("check", app).returncode == 2  # no policy
-    assert tg("check", "--policy", DEFAULT_POLICY).returncode == 2  # no manifest
+    assert run("check", app).returncode == 2  # no policy
+    assert run("check", "--policy", DEFAULT_POLICY).returncode == 2  # no manifest
     # CONNECT is no object write to judge (DELETE is: test_doors.py).
-    assert tg("check", "--policy", DEFAULT_POLICY, "--operation", "CONNECT", app).returncode == 2
-    assert tg("check", "--policy", DEFAULT_POLICY, "--output", "xml", app).returncode == 2
+    assert run("check", "--policy", DEFAULT_POLICY, "--operation", "CONNECT", app).returncode == 2
+    assert run("check", "--policy", DEFAULT_POLICY, "--output", "xml", app).returncode == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: [unclosed\n")
-    r = tg("check", "--policy", DEFAULT_POLICY, bad)
+    r = run("check", "--policy", DEFAULT_POLICY, bad)
     assert r.returncode == 2
     assert f"{bad}:" in r.stderr and "YAML syntax error" in r.stderr
-    r = tg("check", "--policy", DEFAULT_POLICY, tmp_path / "missing.yaml")
+    r = run("check", "--policy", DEFAULT_POLICY, tmp_path / "missing.yaml")
     assert r.returncode == 2 and "cannot open" in r.stderr
-    r = tg("check", "--policy", CASES / "unknown-action.yaml", app)
+    r = run("check", "--policy", CASES / "unknown-action.yaml", app)
     assert r.returncode == 2 and 'unknown action "block"' in r.stderr
     # An input error wins over a denial in the exit code; the good manifest is still checked.
     den = tmp_path / "denied.yaml"
     den.write_text(yaml.safe_dump(denied_app()))
-    r = tg("check", "--policy", DEFAULT_POLICY, den, bad)
+    r = run("check", "--policy", DEFAULT_POLICY, den, bad)
     assert r.returncode == 2 and "DENIED" in r.stdout
 
 
@@ -268,7 +259,7 @@ def test_examples_decide_as_documented(example, tmp_path):
                               traits=[protection(deletionProtection=True,
                                                  pointInTimeRecovery=False)])], namespace="pci-web")
     f.write_text(yaml.safe_dump(bare))
-    r = tg("check", "--policy", example, "--output", "json", f)
+    r = run("check", "--policy", example, "--output", "json", f)
     res = json.loads(r.stdout)["results"][0]
     actions = {x["name"]: x["action"] for x in res["rules"]}
     name = example.stem
@@ -291,7 +282,7 @@ def test_examples_decide_as_documented(example, tmp_path):
 # ---- test ----------------------------------------------------------------------------------------
 
 def test_shipped_suite_passes():
-    r = tg("test", "tests/policy/default-suite.yaml")
+    r = run("test", "tests/policy/default-suite.yaml")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert lines[-1].endswith(" passed, 0 failed")
@@ -317,7 +308,7 @@ def test_suite_failures_are_reported_per_case(tmp_path):
             {"name": "excluded", "manifest": "app.yaml", "namespace": "kube-system",
              "expect": {"allowed": True, "rules": []}},
         ]}, sort_keys=False))
-    r = tg("test", suite)
+    r = run("test", suite)
     assert r.returncode == 1
     lines = r.stdout.splitlines()
     assert lines[0] == "PASS right"
@@ -334,10 +325,10 @@ def test_suite_failures_are_reported_per_case(tmp_path):
 def test_suite_that_does_not_load_is_a_usage_error(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text("policy: missing.yaml\ncases: []\n")
-    r = tg("test", suite)
+    r = run("test", suite)
     assert r.returncode == 2 and "cannot open" in r.stderr
     suite.write_text(f"policy: {DEFAULT_POLICY}\ncases:\n  - name: x\n    manifest: {{}}\n"
                      "    expect: {allowed: true, alowed: false}\n")
-    r = tg("test", suite)
+    r = run("test", suite)
     assert r.returncode == 2 and 'unknown key "alowed"' in r.stderr
-    assert tg("test").returncode == 2
+    assert run("test").returncode == 2

@@ -10,14 +10,12 @@ import os
 import pathlib
 import re
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import BINARY, DEFAULT_POLICY, WRAPPER, application, check_envelope, protection
-from conftest import review, table
+from conftest import DEFAULT_POLICY, application, check_envelope, protection, review, run, table
 
 GOOD = DEFAULT_POLICY.read_text()
 BROKEN = GOOD.replace("action: deny", "action: block")
@@ -236,10 +234,8 @@ def test_broken_policy_at_startup_is_fatal(certs, tmp_path):
     assert text != BROKEN
     bad.write_text(text)
     line = text.splitlines().index("      action: block") + 1
-    proc = subprocess.run(
-        [*WRAPPER, BINARY, "serve", "--policy", str(bad), "--tls-cert", str(certs / "tls.crt"),
-         "--tls-key", str(certs / "tls.key"), "--listen", "127.0.0.1:0",
-         "--metrics-listen", "off"], capture_output=True, text=True, timeout=60)
+    proc = run("serve", "--policy", bad, "--tls-cert", certs / "tls.crt", "--tls-key",
+               certs / "tls.key", "--listen", "127.0.0.1:0", "--metrics-listen", "off")
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
     assert f'{bad}:{line}:15: rule "prod-deletion-protection": unknown action "block" ' \
