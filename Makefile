@@ -87,7 +87,7 @@ run: deps-build
 	@sh tests/devcerts.sh $(BUILD)
 	@echo
 	@echo "tableguard serving on https://127.0.0.1:8443 with policy/default.yaml. Try:"
-	@echo "  curl -s --cacert $(BUILD)/certs/ca.crt -H 'Content-Type: application/json' --data @tests/cases/mutate-inject-missing-traits/request.json 'https://127.0.0.1:8443/mutate?timeout=10s'"
+	@echo "  curl -s --cacert $(BUILD)/certs/ca.crt -H 'Content-Type: application/json' --data @tests/cases/admission/mutate-inject-missing-traits/request.json 'https://127.0.0.1:8443/mutate?timeout=10s'"
 	@echo
 	exec $(BUILD)/tableguard serve --policy policy/default.yaml \
 		--tls-cert $(BUILD)/certs/tls.crt --tls-key $(BUILD)/certs/tls.key \

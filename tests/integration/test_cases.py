@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Golden cases: each tests/cases/<name>/ holds request.json (an AdmissionReview as the API server
+"""Golden cases: each tests/cases/admission/<name>/ holds request.json (an AdmissionReview as the API server
 sends it), an optional policy.yaml, and the exact expected answers of both webhooks with the patch
 decoded (expected-mutate.json, expected-validate.json). Every case runs through the real server
 over TLS; the patch is applied with python3-jsonpatch, an independent implementation, and the
@@ -17,8 +17,18 @@ import pytest
 
 from conftest import ROOT, check_envelope, decode_patch
 
-CASES = ROOT / "tests" / "cases"
+# tests/cases/ holds one directory per format: admission/ (these), policy-errors/ (a broken
+# policy and its exact diagnostics), hostile/ (bodies no API server sends) and audit-tamper/
+# (logs and the verdicts `audit verify` must give).
+CASES = ROOT / "tests" / "cases" / "admission"
 NAMES = sorted(p.name for p in CASES.iterdir() if (p / "request.json").exists())
+
+
+def test_every_admission_case_is_where_it_runs():
+    """A case left directly under tests/cases/ would never run: say so instead."""
+    stray = sorted(p.name for p in CASES.parent.iterdir() if (p / "request.json").exists())
+    assert stray == [], f"move these under tests/cases/admission/: {stray}"
+    assert len(NAMES) > 0
 
 
 def readable(status, body):
