@@ -211,6 +211,52 @@ result_json(const char *source, int index, const cJSON *m, const struct simulate
     return r;
 }
 
+// Runs every manifest of one file ("-": standard input) and prints each outcome, or adds it to
+// report with --output json. Returns the exit code the file calls for: 0 all allowed, 1 any
+// denied, 2 an input error (the other manifests are still checked).
+static int
+check_file(const struct policy *p, struct check_flags *fl, const cJSON *olds, const char *path,
+           cJSON *report, unsigned *seq)
+{
+    char err[512];
+    cJSON *docs = manifest_load(path, err, sizeof err);
+    if (docs == NULL) {
+        fprintf(stderr, "tableguard check: %s\n", err);
+        return 2;
+    }
+    const char *source = strcmp(path, "-") == 0 ? "<stdin>" : path;
+    int rc = 0, index = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, docs)
+    {
+        index++;
+        if (!cJSON_IsObject(m)) {
+            fprintf(stderr, "tableguard check: %s[%d]: not a Kubernetes object (mapping)\n", source,
+                    index);
+            rc = 2;
+            continue;
+        }
+        if (olds != NULL && (fl->ro.old = old_of(olds, m)) == NULL) {
+            char label[300];
+            fprintf(stderr, "tableguard check: %s[%d]: --old %s holds no %s\n", source, index,
+                    fl->old, object_label(m, label, sizeof label));
+            rc = 2;
+            continue;
+        }
+        struct simulate_outcome o;
+        simulate_run(p, m, &fl->ro, ++*seq, &o);
+        if (o.error != NULL || !o.allowed)
+            rc = rc == 2 ? 2 : 1;
+        if (fl->json)
+            cJSON_AddItemToArray(report, result_json(source, index, m, &fl->ro, &o));
+        else
+            print_text(source, index, m, &fl->ro, &o);
+        simulate_outcome_free(&o);
+    }
+    cJSON_Delete(docs);
+    return rc;
+}
+
 int
 check_main(int argc, char **argv)
 {
@@ -240,43 +286,8 @@ check_main(int argc, char **argv)
     unsigned seq = 0;
     cJSON *report = cJSON_CreateArray();
     for (int i = optind; i < argc; i++) {
-        char err[512];
-        cJSON *docs = manifest_load(argv[i], err, sizeof err);
-        if (docs == NULL) {
-            fprintf(stderr, "tableguard check: %s\n", err);
-            rc = 2;
-            continue;
-        }
-        const char *source = strcmp(argv[i], "-") == 0 ? "<stdin>" : argv[i];
-        int index = 0;
-        const cJSON *m;
-        cJSON_ArrayForEach(m, docs)
-        {
-            index++;
-            if (!cJSON_IsObject(m)) {
-                fprintf(stderr, "tableguard check: %s[%d]: not a Kubernetes object (mapping)\n",
-                        source, index);
-                rc = 2;
-                continue;
-            }
-            if (olds != NULL && (fl.ro.old = old_of(olds, m)) == NULL) {
-                char label[300];
-                fprintf(stderr, "tableguard check: %s[%d]: --old %s holds no %s\n", source, index,
-                        fl.old, object_label(m, label, sizeof label));
-                rc = 2;
-                continue;
-            }
-            struct simulate_outcome o;
-            simulate_run(p, m, &fl.ro, ++seq, &o);
-            if (o.error != NULL || !o.allowed)
-                rc = rc == 2 ? 2 : 1;
-            if (fl.json)
-                cJSON_AddItemToArray(report, result_json(source, index, m, &fl.ro, &o));
-            else
-                print_text(source, index, m, &fl.ro, &o);
-            simulate_outcome_free(&o);
-        }
-        cJSON_Delete(docs);
+        int file_rc = check_file(p, &fl, olds, argv[i], report, &seq);
+        rc = file_rc > rc ? file_rc : rc; // an input error (2) wins over a denial (1)
     }
     if (fl.json) {
         cJSON *top = cJSON_CreateObject();
