@@ -96,25 +96,33 @@ nested_review(size_t levels)
     return body;
 }
 
-// The decoder takes a review nested exactly to cJSON's limit of 1000 levels and refuses the same
-// review one level deeper, so the refusal is the nesting limit, not the shape check; far deeper
-// is refused the same way without exhausting the stack.
+// The decoder holds a review nested exactly as deep as the API server's decoder does (10 002
+// levels, the object's parts flattened past cJSON's 1000) and refuses the same review one level
+// deeper, and a bare 100 000 '[' which the shape check would also refuse, with the nesting
+// limit's own message, so the refusal is the nesting limit and not the shape check.
 static void
 rejects_deep_nesting(void **state)
 {
     (void)state;
     char err[160] = "";
-    char *at_limit = nested_review(1000);
+    char *at_limit = nested_review(10002);
     if (decode(at_limit, strlen(at_limit), err) != 0)
-        fail_msg("a review 1000 levels deep was refused: %s", err);
+        fail_msg("a review 10002 levels deep was refused: %s", err);
     free(at_limit);
-    const size_t too_deep[] = {1001, 100000};
-    for (size_t i = 0; i < sizeof too_deep / sizeof *too_deep; i++) {
-        char *body = nested_review(too_deep[i]);
-        assert_int_equal(decode(body, strlen(body), err), -1);
-        assert_string_equal(err, "body is not valid JSON (or nests deeper than 1000 levels)");
-        free(body);
-    }
+    char *body = nested_review(10003);
+    assert_int_equal(decode(body, strlen(body), err), -1);
+    assert_string_equal(err, "body nests 10003 levels deep, more than the 10002 the API server "
+                             "reads");
+    free(body);
+    size_t depth = 100000;
+    body = malloc(2 * depth + 1);
+    memset(body, '[', depth);
+    memset(body + depth, ']', depth);
+    body[2 * depth] = '\0';
+    assert_int_equal(decode(body, 2 * depth, err), -1);
+    assert_string_equal(err, "body nests 100000 levels deep, more than the 10002 the API server "
+                             "reads");
+    free(body);
 }
 
 // A review of `obj`, in a buffer the caller frees.
