@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The core without the network: times admit_handle (decode, evaluate, encode, audit record) per
-// review against components and against rules, the policy load, and the patch building.
+// review against components and against rules, an UPDATE with oldObject against the CREATE of the
+// same Application, the policy load, and the patch building.
 //
 // usage: core_bench PAYLOAD_DIR POLICY_FILE
 //        core_bench --profile POLICY_FILE PAYLOAD mutate|validate N   (N reviews, for a profiler)
-// Prints tab-separated rows: "review", "rules", "load" and "patch", each described by its header
-// line (starting with '#'). Times are medians of five batches of at least 50 ms each.
+// Prints tab-separated rows: "review", "update", "rules", "load" and "patch", each described by its
+// header line (starting with '#'). Times are medians of five batches of at least 50 ms each.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,26 @@ payload(const char *dir, size_t n, const char *trait, const char *decision, size
     return read_all(path, len);
 }
 
+// The UPDATE the API server sends when a sync changes nothing the policy looks at: the CREATE
+// body with the same Application as oldObject. It prices the transition checks.
+static char *
+update_body(const char *create, size_t *len)
+{
+    cJSON *root = cJSON_Parse(create);
+    cJSON *rq = cJSON_GetObjectItemCaseSensitive(root, "request");
+    if (rq == NULL)
+        abort();
+    cJSON_DeleteItemFromObjectCaseSensitive(rq, "operation");
+    cJSON_AddStringToObject(rq, "operation", "UPDATE");
+    cJSON_DeleteItemFromObjectCaseSensitive(rq, "oldObject");
+    cJSON_AddItemToObject(rq, "oldObject",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(rq, "object"), 1));
+    char *body = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    *len = strlen(body);
+    return body;
+}
+
 static int
 profile_main(char **argv)
 {
@@ -262,6 +283,26 @@ main(int argc, char **argv)
                 }
                 free(body);
             }
+
+    // UPDATE with oldObject against CREATE, the mutated (trait) shape both webhooks see.
+    printf("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio\n");
+    for (size_t k = 0; k < NCOUNTS; k++) {
+        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0}, u = c;
+        char *create = payload(dir, COUNTS[k], "trait", "allow", &c.len);
+        char *update = update_body(create, &u.len);
+        c.body = create;
+        u.body = update;
+        for (int w = 0; w < 2; w++) {
+            c.webhook = u.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
+            double cu = median_per_call(run_admit, &c) * 1e6;
+            double uu = median_per_call(run_admit, &u) * 1e6;
+            printf("update\t%zu\t%s\t%.2f\t%.2f\t%.2f\n", COUNTS[k], w ? "validate" : "mutate", cu,
+                   uu, uu / cu);
+            fflush(stdout);
+        }
+        cJSON_free(update);
+        free(create);
+    }
 
     // Rules: a 10-component review whose production tables satisfy every rule.
     printf("#rules\trules\tcomponents\twebhook\tus_per_review\tus_per_rule_component\n");

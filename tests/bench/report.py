@@ -143,6 +143,8 @@ def main():
     load_rows = [[r["rules"], r["bytes"], r["ms_per_load"]] for r in core["load"]]
     patch_rows = [[r["components"], r["us_per_patch"], r["us_per_component"]]
                   for r in core["patch"]]
+    update_rows = [[r["components"], f"/{r['webhook']}", r["create_us"], r["update_us"], r["ratio"]]
+                   for r in core["update"]]
 
     # ---- targets --------------------------------------------------------------------------------
     targets = []
@@ -191,6 +193,11 @@ def main():
                         f"{growth:+.1f} MiB)", verdict(abs(growth) <= 1.0)])
     else:
         targets.append(["RSS flat over a 5-minute run", "not run (BENCH_SOAK=1)", "—"])
+    if core["update"]:
+        worst = max(float(r["ratio"]) for r in core["update"])
+        targets.append(["UPDATE with oldObject ≤ 2.2× the CREATE of the same Application (core, "
+                        "1 to 1000 components, both webhooks)", f"{worst:.2f}× (worst)",
+                        verdict(worst <= 2.2)])
     load1000 = next(float(r["ms_per_load"]) for r in core["load"] if r["rules"] == "1000")
     targets.append(["1000-rule policy loads in ≤ 20 ms", f"{load1000:.2f} ms",
                     verdict(load1000 <= 20)])
@@ -257,6 +264,12 @@ figure is the median of five batches of at least 50 ms. `decode µs` is `review_
 
 {table(["components", "trait", "decision", "webhook", "bytes", "µs/review", "µs/component",
         "decode µs"], core_rows)}
+
+An `UPDATE` carrying the same Application as `oldObject` (what a sync that changes nothing the
+policy reads sends) against its `CREATE` (`cN-trait-allow`): the transition checks pair every
+table of `oldObject` with its place in `object`, on top of decoding the second object:
+
+{table(["components", "webhook", "CREATE µs", "UPDATE µs", "ratio"], update_rows)}
 
 Against rules (`c10-trait-allow` on /validate; every rule matches every table and is met):
 
