@@ -721,7 +721,9 @@ forbid_message(const struct subst *v, const struct transition_change *c)
     const char *nname = n ? escaped(n->name, &own[2]) : NULL;
     const char *ntable = n ? escaped(n->table, &own[3]) : NULL;
     const char *otype = o->type ? escaped(o->type, &own[4]) : NULL;
-    const char *ntype = n && n->type ? escaped(n->type, &own[5]) : NULL;
+    const char *ntype = n && n->type          ? escaped(n->type, &own[5])
+                        : c->new_type != NULL ? escaped(c->new_type, &own[5])
+                                              : NULL;
     char *what;
     switch (c->kind) {
     case POLICY_DELETE:
@@ -742,11 +744,12 @@ forbid_message(const struct subst *v, const struct transition_change *c)
                           oname, "\")", NULL);
         break;
     default:
-        what = n != NULL ? xconcat("component \"", oname, "\" changes its type from \"", otype,
-                                   "\" to \"", ntype, "\": KubeVela deletes the ", kind,
-                                   " it rendered, and the table is deleted with its data", NULL)
-                         : xconcat("component \"", oname, "\" is removed: KubeVela deletes its ",
-                                   kind, ", and the table is deleted with its data", NULL);
+        what = ntype != NULL
+                   ? xconcat("component \"", oname, "\" changes its type from \"", otype,
+                             "\" to \"", ntype, "\": KubeVela deletes the ", kind,
+                             " it rendered, and the table is deleted with its data", NULL)
+                   : xconcat("component \"", oname, "\" is removed: KubeVela deletes its ", kind,
+                             ", and the table is deleted with its data", NULL);
         break;
     }
     char *m = xconcat(

@@ -118,6 +118,22 @@ has_orphan_finalizer(const cJSON *app)
     return false;
 }
 
+// The type of the component named `name` in `app`, when it is there but holds no table.
+static const char *
+type_now(const cJSON *app, const char *name)
+{
+    const cJSON *comps = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(app, "spec"), "components");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, (cJSON_IsArray(comps) ? comps : NULL))
+    {
+        const char *n = str_at(c, "name");
+        if (n != NULL && strcmp(n, name) == 0)
+            return str_at(c, "type");
+    }
+    return NULL;
+}
+
 static bool
 list_has(const cJSON *list, const char *s)
 {
@@ -273,7 +289,7 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
     for (size_t i = 0; i < old->count; i++) {
         const struct transition_slot *o = &old->items[i];
         struct transition_change *c = &changes[i];
-        *c = (struct transition_change){o, NULL, 0, TRANSITION_NOT_KEPT};
+        *c = (struct transition_change){o, NULL, 0, TRANSITION_NOT_KEPT, NULL};
         if (new_app == NULL) {
             c->kind = POLICY_DELETE;
             c->kept = keep_of(old_app, o);
@@ -291,6 +307,8 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
             n = moved_to(o, by_table, now->count, old_places, old->count);
             c->now = n;
             c->kind = n != NULL ? POLICY_RENAME : POLICY_REMOVE;
+            if (n == NULL && o->object == NULL)
+                c->new_type = type_now(new_app, o->name);
         }
         if (c->kind != 0) {
             enum transition_keep before = keep_of(old_app, o);

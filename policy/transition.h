@@ -56,6 +56,7 @@ struct transition_change {
     const struct transition_slot *now; // its place in object, NULL when gone (or on DELETE)
     enum policy_transition kind;       // 0 when the table stays where it was
     enum transition_keep kept;         // set when a keep rule makes `kind` harmless
+    const char *new_type; // a removal where object still has the component, as this type
 };
 
 // Judges every slot of `old` against `now` (NULL on DELETE: every table is deleted). `changes`

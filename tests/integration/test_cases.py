@@ -15,7 +15,7 @@ import uuid
 import jsonpatch
 import pytest
 
-from conftest import ROOT, check_envelope, decode_patch
+from conftest import ROOT, SHARED, check_envelope, decode_patch
 
 # tests/cases/ holds one directory per format: admission/ (these), policy-errors/ (a broken
 # policy and its exact diagnostics), hostile/ (bodies no API server sends) and audit-tamper/
@@ -86,3 +86,37 @@ def test_golden_case(name, start_server):
         changed = {k: (first[k], v) for k, v in second.items() if k in first and first[k] != v}
         assert not changed, f"{name}: auditAnnotations change on reinvocation: {changed}"
     conn.close()
+
+
+KUBEVELA_CRD = SHARED / "kubevela" / "core.oam.dev_applications.yaml"
+
+
+@pytest.mark.skipif(not KUBEVELA_CRD.exists(), reason="../shared/reference not present")
+def test_golden_applications_stay_valid_for_kubevela(start_server):
+    """Every Application a golden case sends, as /mutate leaves it, still fits KubeVela's own
+    CRD schema (its webhook and the API server check it after ours)."""
+    import jsonschema
+    import yaml
+    crd = yaml.safe_load(KUBEVELA_CRD.read_text())
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    schema = version["schema"]["openAPIV3Schema"]
+    server = start_server()
+    conn = server.connect()
+    checked = 0
+    for name in NAMES:
+        review = json.loads((CASES / name / "request.json").read_text())
+        obj = review["request"].get("object")
+        if not isinstance(obj, dict) or obj.get("kind") != "Application" or \
+                not str(obj.get("apiVersion", "")).startswith("core.oam.dev/"):
+            continue
+        try:
+            jsonschema.validate(obj, schema)
+        except jsonschema.ValidationError:
+            continue  # a case about a malformed Application: KubeVela would refuse it anyway
+        status, body = server.admit("mutate", review, conn=conn)
+        assert status == 200
+        ops = decode_patch(body)
+        jsonschema.validate(jsonpatch.JsonPatch(ops).apply(obj) if ops else obj, schema)
+        checked += 1
+    conn.close()
+    assert checked >= 20
