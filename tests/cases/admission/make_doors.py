@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the golden cases of the doors to a lost production table (tests/cases/door-*): each
-door in a denied and an allowed form, with and without the keep rules, UPDATE and DELETE, dry run
+"""Writes the golden cases of the doors to a lost production table
+(tests/cases/admission/door-*): each door in a denied and an allowed form, with and without the keep rules, UPDATE and DELETE, dry run
 and not, as the API server sends them. The expected answers come from the server
 (UPDATE_GOLDEN=1 python3 -m pytest tests/integration/test_cases.py) and are reviewed by hand;
 this script only writes request.json and README. Run it from anywhere."""
