@@ -50,7 +50,10 @@ struct request {
     bool counted;                // in the in-flight gauge
     struct budget_ticket ticket; // its place in the body budget
     struct timespec start;
-    bool begun;          // the handler has seen the headers
+    bool begun;                    // the handler has seen the headers
+    bool answered;                 // the answer is queued; the body and its budget are given back
+    bool reading;                  // past the first call after the headers: the body may be read
+    struct timespec deadline_from; // the request line; again when the body may be read
     size_t raw_uri_len;  // the request target's length up to its first NUL, before parsing
     size_t raw_uri_args; // its '&' and '?' separators
 };
@@ -192,7 +195,6 @@ static enum MHD_Result
 request_begin(struct http *h, struct MHD_Connection *c, const char *url, const char *method,
               struct request *rq)
 {
-    clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->route = route_of(url, method);
     rq->post = strcmp(method, "POST") == 0;
     // kubelet's HTTPS probes present no client certificate: the probes answer without one,
@@ -272,7 +274,16 @@ request_answer(struct http *h, struct MHD_Connection *c, const char *url, struct
             metrics_rejected(h->deps.metrics, METRICS_REJECT_METHOD);
             return send_error(h, c, 405, "method not allowed: use POST");
         }
-        return admission(h, c, rq);
+        enum MHD_Result ret = admission(h, c, rq);
+        // The answer is queued: the body and its share of the budget go back now, not when the
+        // client has read the answer (one that never reads it would hold them until its idle
+        // timeout), and the connection's own idle timeout applies again.
+        rq->answered = true;
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        budget_release(h->budget, &rq->ticket);
+        return ret;
     }
 }
 
@@ -281,11 +292,14 @@ request_answer(struct http *h, struct MHD_Connection *c, const char *url, struct
 static void *
 on_uri(void *cls, const char *uri_, struct MHD_Connection *c)
 {
-    (void)cls;
-    (void)c;
+    struct http *h = cls;
     char *uri = (char *)uri_; // see below: written only past the limits
     struct request *rq = xcalloc(1, sizeof *rq);
+    // The request's time starts with its request line: the deadline covers headers and body.
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
+    rq->deadline_from = rq->start;
+    if (h != NULL && h->opts.request_timeout > 0)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->opts.request_timeout);
     rq->raw_uri_len = strlen(uri);
     for (const char *p = uri; *p; p++)
         rq->raw_uri_args += *p == '&' || *p == '?';
@@ -390,6 +404,41 @@ refuse_and_close(struct http *h, struct MHD_Connection *c, const char *why)
     return ret;
 }
 
+// The idle timeout alone let a client hold a request (and its share of the body budget) for
+// ever by sending a byte at a time. From its headers on, a request has --request-timeout
+// seconds in all: its connection's idle timeout is cut to what is left after every piece, so a
+// stalled client is closed at the deadline, and a trickling one at its next piece.
+static double
+time_left(const struct http *h, const struct request *rq)
+{
+    return (double)h->opts.request_timeout - since(&rq->deadline_from);
+}
+
+static void
+keep_deadline(struct http *h, struct MHD_Connection *c, const struct request *rq)
+{
+    if (h->opts.request_timeout == 0)
+        return;
+    double left = time_left(h, rq);
+    unsigned s = left < 1 ? 1 : (unsigned)left + 1;
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s);
+}
+
+static bool
+past_deadline(struct http *h, struct MHD_Connection *c, const struct request *rq)
+{
+    if (h->opts.request_timeout == 0 || rq->answered)
+        return false;
+    if (time_left(h, rq) <= 0) {
+        metrics_rejected(h->deps.metrics, METRICS_REJECT_TIMEOUT);
+        log_msg(LOGL_WARN, "request not complete within --request-timeout; connection closed",
+                NULL);
+        return true;
+    }
+    keep_deadline(h, c, rq);
+    return false;
+}
+
 // libmicrohttpd calls this once with the headers, once per piece of the body, and once more
 // when the body is complete.
 static enum MHD_Result
@@ -408,8 +457,20 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         const char *bad = framing_error(c, url, version, rq);
         if (bad != NULL)
             return refuse_and_close(h, c, bad);
-        return request_begin(h, c, url, method, rq);
+        enum MHD_Result ret = request_begin(h, c, url, method, rq);
+        keep_deadline(h, c, rq);
+        return ret;
     }
+    if (!rq->reading) {
+        // The first call after the headers: the body may be read now, after a wait for room
+        // under --body-memory or at once. Time spent waiting does not count against the
+        // deadline (a slow client ahead is the one to close), so the clock restarts: a request
+        // has at most twice --request-timeout in all.
+        rq->reading = true;
+        clock_gettime(CLOCK_MONOTONIC, &rq->deadline_from);
+    }
+    if (past_deadline(h, c, rq))
+        return MHD_NO; // closes the connection, and its budget goes back
     if (*data_size > 0) {
         request_body(h, rq, data, *data_size);
         *data_size = 0;
@@ -419,7 +480,11 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     // request is complete only when its Content-Length has arrived.
     if (rq->has_length && !rq->too_large && rq->len < rq->announced)
         return MHD_YES;
-    return request_answer(h, c, url, rq);
+    enum MHD_Result ret = request_answer(h, c, url, rq);
+    // Answered: between requests the connection's own idle timeout applies again.
+    rq->answered = true;
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->opts.connection_timeout);
+    return ret;
 }
 
 static void

@@ -20,6 +20,7 @@ struct http_options {
     size_t body_memory; // admission bodies held at once; >= max_body; more requests wait
     unsigned connection_limit;
     unsigned connection_timeout; // seconds a connection may stay idle
+    unsigned request_timeout;    // seconds from a request's headers to its last body byte
     bool audit_fail_open;        // serve when the audit log cannot be written
 };
 

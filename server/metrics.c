@@ -17,7 +17,7 @@
 
 static const char *const REJECTS[] = {"body_too_large", "bad_request",        "method_not_allowed",
                                       "not_found",      "client_certificate", "audit_failure",
-                                      "body_memory"};
+                                      "body_memory",    "request_timeout"};
 // From 100 µs to 10 s, so the webhook's own timeout is inside the range.
 static const double BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};

@@ -49,6 +49,7 @@ enum {
     O_THREADS,
     O_CONNECTION_LIMIT,
     O_CONNECTION_TIMEOUT,
+    O_REQUEST_TIMEOUT,
     O_RELOAD_INTERVAL,
     O_SERVICE,
     O_NAMESPACE,
@@ -83,7 +84,8 @@ static const struct flag {
     // 3 MiB before it escapes <, > and & as six bytes each, so 2 x 6 x 3 MiB, and 1 MiB for
     // the rest of the review.
     [O_MAX_BODY] = {"max-body", "38797312", "request body cap in bytes (413 above)", 1ULL << 30},
-    [O_BODY_MEMORY] = {"body-memory", "38797312",
+    // Two bodies at the cap: one slow client at the cap never holds the whole budget.
+    [O_BODY_MEMORY] = {"body-memory", "77594624",
                        "bytes of request bodies held at once (at least max-body); more requests "
                        "wait their turn",
                        1ULL << 40},
@@ -93,6 +95,10 @@ static const struct flag {
     // sends a review on one the server is closing (it does not retry a POST).
     [O_CONNECTION_TIMEOUT] = {"connection-timeout", "120",
                               "idle seconds before a connection closes", 86400},
+    [O_REQUEST_TIMEOUT] = {"request-timeout", "10",
+                           "seconds from a request's line to its whole body, idle or not; "
+                           "then the connection closes",
+                           3600},
     [O_RELOAD_INTERVAL] = {"reload-interval", "10", "polling backstop for reloads, seconds", 3600},
     [O_SERVICE] = {"service", NULL, "Service name, to check the certificate's names"},
     [O_NAMESPACE] = {"namespace", NULL, "Service namespace, likewise"},
@@ -335,10 +341,11 @@ configure(int argc, char **argv, struct config *cfg)
             to_uint(FLAGS[i].name, val[i], FLAGS[i].max, &cfg->num[i]) != 0)
             return -1;
     }
-    // Left at its default, the budget grows with a raised cap rather than refusing to start.
+    // Left at its default, the budget grows with a raised cap rather than refusing to start:
+    // two bodies at the cap, so one slow client at the cap never stops the others.
     if (val[O_BODY_MEMORY] == FLAGS[O_BODY_MEMORY].def &&
-        cfg->num[O_BODY_MEMORY] < cfg->num[O_MAX_BODY])
-        cfg->num[O_BODY_MEMORY] = cfg->num[O_MAX_BODY];
+        cfg->num[O_BODY_MEMORY] < 2 * cfg->num[O_MAX_BODY])
+        cfg->num[O_BODY_MEMORY] = 2 * cfg->num[O_MAX_BODY];
     if (cfg->num[O_BODY_MEMORY] < cfg->num[O_MAX_BODY]) {
         fprintf(stderr,
                 "tableguard serve: --body-memory (%llu) must be at least --max-body (%llu)"
@@ -433,6 +440,7 @@ server_open(const struct config *cfg, struct server *s)
                               .body_memory = (size_t)cfg->num[O_BODY_MEMORY],
                               .connection_limit = (unsigned)cfg->num[O_CONNECTION_LIMIT],
                               .connection_timeout = (unsigned)cfg->num[O_CONNECTION_TIMEOUT],
+                              .request_timeout = (unsigned)cfg->num[O_REQUEST_TIMEOUT],
                               .audit_fail_open = cfg->audit_fail_open};
     struct http_deps hd = {s->policies, s->tls, s->audit, s->metrics};
     s->http = http_start(&ho, &hd, err, sizeof err);

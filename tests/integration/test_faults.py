@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 from conftest import DEFAULT_POLICY, WRAPPER, application, protection, review, run, table
@@ -231,3 +232,62 @@ def test_bad_framing_is_refused_at_once_and_the_server_keeps_serving(start_serve
     bad = {n: g for n, g in got.items() if g[0] != 400 or g[1] >= 2 * SLACK}
     assert not bad, bad
     assert answers(server)
+
+
+# ---- slow clients beside a normal one ------------------------------------------------------------
+
+def slow_body(server, announced, stop, gap):
+    """Announces `announced` bytes of body, then sends one every `gap` seconds (never, with
+    gap=None) until the server closes the connection or `stop` is set. Returns the seconds until
+    the server closed it, or None."""
+    ctx = server.context()
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(head([b"POST /validate?timeout=10s HTTP/1.1", b"Host: x",
+                    b"Content-Type: application/json", b"Content-Length: %d" % announced]))
+    t0 = time.monotonic()
+    s.settimeout(gap or 0.5)
+    try:
+        while not stop.is_set():
+            try:
+                if s.recv(1) == b"":
+                    return time.monotonic() - t0
+            except socket.timeout:
+                if gap:
+                    s.sendall(b" ")
+    except (ssl.SSLError, ConnectionError):
+        return time.monotonic() - t0
+    finally:
+        s.close()
+    return None
+
+
+
+def beside_a_slow_client(start_server, gap):
+    cap = 200000
+    server = start_server(max_body=cap, body_memory=cap, request_timeout=2, audit=False)
+    stop, closed = threading.Event(), []
+    t = threading.Thread(target=lambda: closed.append(slow_body(server, cap, stop, gap)))
+    t.start()
+    time.sleep(0.5)  # the slow client holds the whole budget now
+    t0 = time.monotonic()
+    ok = answers(server)
+    took = time.monotonic() - t0
+    stop.set()
+    t.join()
+    return ok, took, closed[0]
+
+
+def test_a_trickling_body_loses_its_budget_at_the_request_deadline(start_server):
+    ok, took, closed = beside_a_slow_client(start_server, gap=0.5)
+    assert ok
+    # The normal request waited for the slow one's deadline (2 s), not for its body.
+    assert took < 5 * SLACK, took
+    assert closed is not None and closed < 5 * SLACK, closed
+
+
+def test_a_stalled_body_loses_its_budget_at_the_request_deadline(start_server):
+    ok, took, closed = beside_a_slow_client(start_server, gap=None)
+    assert ok
+    assert took < 5 * SLACK, took
+    assert closed is not None and closed < 5 * SLACK, closed

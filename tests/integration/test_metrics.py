@@ -26,7 +26,7 @@ ALLOWED_LABELS = {
     "operation": {"CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"},
     "decision": {"allow", "patch", "deny", "invalid", "error"},
     "reason": {"body_too_large", "bad_request", "method_not_allowed", "not_found",
-               "client_certificate", "audit_failure", "body_memory"},
+               "client_certificate", "audit_failure", "body_memory", "request_timeout"},
     "result": {"success", "failure"},
     "le": set(BUCKETS),
     "version": None,
