@@ -298,7 +298,8 @@ on_uri(void *cls, const char *uri_, struct MHD_Connection *c)
     // The request's time starts with its request line: the deadline covers headers and body.
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->deadline_from = rq->start;
-    if (h != NULL && h->opts.request_timeout > 0)
+    if (h != NULL && h->opts.request_timeout > 0 &&
+        h->opts.request_timeout < h->opts.connection_timeout)
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->opts.request_timeout);
     rq->raw_uri_len = strlen(uri);
     for (const char *p = uri; *p; p++)
@@ -419,8 +420,11 @@ keep_deadline(struct http *h, struct MHD_Connection *c, const struct request *rq
 {
     if (h->opts.request_timeout == 0)
         return;
+    // Never longer than the idle timeout, which still closes a client that stops.
     double left = time_left(h, rq);
     unsigned s = left < 1 ? 1 : (unsigned)left + 1;
+    if (h->opts.connection_timeout > 0 && s > h->opts.connection_timeout)
+        s = h->opts.connection_timeout;
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s);
 }
 

@@ -281,13 +281,14 @@ def beside_a_slow_client(start_server, gap):
 def test_a_trickling_body_loses_its_budget_at_the_request_deadline(start_server):
     ok, took, closed = beside_a_slow_client(start_server, gap=0.5)
     assert ok
-    # The normal request waited for the slow one's deadline (2 s), not for its body.
-    assert took < 5 * SLACK, took
-    assert closed is not None and closed < 5 * SLACK, closed
+    # The normal request waited for the slow one's deadline (2 s), not for its body (the idle
+    # timeout, 30 s, never came: the body trickles).
+    assert took < 8 * SLACK, took
+    assert closed is not None and closed < 8 * SLACK, closed
 
 
 def test_a_stalled_body_loses_its_budget_at_the_request_deadline(start_server):
     ok, took, closed = beside_a_slow_client(start_server, gap=None)
     assert ok
-    assert took < 5 * SLACK, took
-    assert closed is not None and closed < 5 * SLACK, closed
+    assert took < 8 * SLACK, took
+    assert closed is not None and closed < 8 * SLACK, closed
