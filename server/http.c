@@ -4,6 +4,8 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -22,8 +24,6 @@
 #include "server/log.h"
 #include "server/review.h"
 
-#define DRAIN_QUIET_MS 250
-
 struct request;
 
 struct http {
@@ -32,6 +32,7 @@ struct http {
     struct MHD_Daemon *https, *plain;
     atomic_bool draining;
     atomic_int in_flight;
+    atomic_int connections; // open on the HTTPS listener, from accept to close
     pthread_mutex_t detail_lock;
     char *detail;
 
@@ -580,6 +581,18 @@ parse_listen(const char *spec, struct sockaddr_storage *ss, bool *v6, char *err,
     return 0;
 }
 
+// Counts the HTTPS listener's open connections: the drain waits for every connection the server
+// accepted, not only for the requests whose headers have arrived.
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    (void)c;
+    (void)socket_context;
+    struct http *h = cls;
+    atomic_fetch_add(&h->connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -623,6 +636,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
@@ -684,6 +698,30 @@ http_metrics_port(struct http *h)
     return port_of(h->plain);
 }
 
+// Closing the listener resets the connections the kernel completed that nobody accepted yet,
+// though their clients already count them as open: accept them and give them to
+// libmicrohttpd, which answers them like the others. Returns how many were taken.
+static int
+adopt_backlog(struct http *h, MHD_socket fd)
+{
+    int n = 0, flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        return 0;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int s = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (s == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return n; // EAGAIN: none left
+        }
+        // libmicrohttpd closes the socket itself if it cannot take it.
+        if (MHD_add_connection(h->https, s, (struct sockaddr *)&ss, len) == MHD_YES)
+            n++;
+    }
+}
+
 void
 http_drain(struct http *h, unsigned delay_s, unsigned drain_s)
 {
@@ -692,25 +730,36 @@ http_drain(struct http *h, unsigned delay_s, unsigned drain_s)
             NULL);
     sleep(delay_s);
     MHD_socket fd = MHD_quiesce_daemon(h->https);
-    if (fd != MHD_INVALID_SOCKET)
+    int adopted = 0;
+    if (fd != MHD_INVALID_SOCKET) {
+        adopted = adopt_backlog(h, fd);
         close(fd);
-    log_msg(LOGL_INFO, "no longer accepting connections; finishing requests in flight", NULL);
+    }
+    char a[16], open_now[16];
+    snprintf(a, sizeof a, "%d", adopted);
+    snprintf(open_now, sizeof open_now, "%d", atomic_load(&h->connections));
+    log_msg(LOGL_INFO, "no longer accepting connections; answering every connection accepted",
+            "connections", open_now, "taken_from_backlog", a, NULL);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    // A request counts as in flight from its headers on, so one whose connection was accepted
-    // just before the listener closed may not show yet: the count must stay at zero for a
-    // short while before the drain is done.
-    int quiet_ms = 0;
-    while (quiet_ms < DRAIN_QUIET_MS && since(&t0) < drain_s) {
+    // Every connection the server accepted is answered: while draining each answer says
+    // Connection: close, and the connection closes after it. An idle keep-alive connection
+    // cannot be told before its next request, and closing it could race that request (the
+    // API server does not retry a POST), so it stays open until the client sends on it or
+    // closes it, or until the drain timeout.
+    while (atomic_load(&h->connections) > 0 && since(&t0) < drain_s) {
         struct timespec nap = {0, 10 * 1000 * 1000};
         nanosleep(&nap, NULL);
-        quiet_ms = atomic_load(&h->in_flight) > 0 ? 0 : quiet_ms + 10;
     }
-    int left = atomic_load(&h->in_flight);
+    int left = atomic_load(&h->connections), busy = atomic_load(&h->in_flight);
     if (left > 0) {
-        char n[16];
+        char n[16], r[16];
         snprintf(n, sizeof n, "%d", left);
-        log_msg(LOGL_WARN, "drain timeout reached with requests in flight", "requests", n, NULL);
+        snprintf(r, sizeof r, "%d", busy);
+        log_msg(busy > 0 ? LOGL_WARN : LOGL_INFO,
+                busy > 0 ? "drain timeout reached with requests in flight"
+                         : "drain timeout reached; closing idle connections",
+                "connections", n, "requests", r, NULL);
     }
 }
 

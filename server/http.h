@@ -42,8 +42,10 @@ struct http *http_start(const struct http_options *o, const struct http_deps *d,
 // Sets a line of readiness detail shown by /readyz (e.g. a failed reload); NULL clears it.
 void http_set_detail(struct http *h, const char *detail);
 
-// Graceful stop: /readyz fails at once; after `delay_s` seconds new connections are refused;
-// requests in flight get up to `drain_s` seconds to finish; then both listeners stop.
+// Graceful stop: /readyz fails at once and answers say Connection: close; after `delay_s`
+// seconds new connections are refused (those already in the listen backlog are accepted); every
+// connection accepted is answered until it closes, for up to `drain_s` seconds (an idle one is
+// left to its client until then); then both listeners may stop.
 void http_drain(struct http *h, unsigned delay_s, unsigned drain_s);
 
 // The bound port of the HTTPS listener (useful with port 0).

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import socket
 import ssl
@@ -251,3 +252,22 @@ def check_envelope(response, review_):
     assert response["kind"] == "AdmissionReview"
     assert response["response"]["uid"] == review_["request"]["uid"]
     assert isinstance(response["response"]["allowed"], bool)
+
+
+# tests/integration/webhookclient: a client that calls tableguard as the API server's webhook
+# client does (Go's net/http Transport), built with Debian's golang-go.
+WEBHOOKCLIENT_SRC = ROOT / "tests" / "integration" / "webhookclient" / "main.go"
+
+
+@pytest.fixture(scope="session")
+def webhookclient(tmp_path_factory):
+    if shutil.which("go") is None:
+        pytest.skip("golang-go is not installed (make deps-test installs it)")
+    out = tmp_path_factory.mktemp("webhookclient")
+    cache = ROOT / "build" / "go"  # kept between runs: compiling net/http takes a minute
+    env = {**os.environ, "GOCACHE": str(cache / "cache"), "GOPATH": str(cache / "path"),
+           "CGO_ENABLED": "0"}
+    r = subprocess.run(["go", "build", "-o", str(out / "webhookclient"), str(WEBHOOKCLIENT_SRC)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out / "webhookclient"

@@ -5,30 +5,9 @@ the server never closes an idle connection the client may still send on, and its
 timeout (120 s) outlives the API server's 90 s."""
 
 import json
-import os
-import shutil
 import subprocess
 
-import pytest
-
-from conftest import BINARY, ROOT, application, review, table
-
-CLIENT_SRC = ROOT / "tests" / "integration" / "webhookclient" / "main.go"
-
-
-@pytest.fixture(scope="session")
-def webhookclient(tmp_path_factory):
-    if shutil.which("go") is None:
-        pytest.skip("golang-go is not installed (make deps-test installs it)")
-    out = tmp_path_factory.mktemp("webhookclient")
-    cache = ROOT / "build" / "go"  # kept between runs: compiling net/http takes a minute
-    env = {**os.environ, "GOCACHE": str(cache / "cache"), "GOPATH": str(cache / "path"),
-           "CGO_ENABLED": "0"}
-    r = subprocess.run(["go", "build", "-o", str(out / "webhookclient"), str(CLIENT_SRC)],
-                       capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stderr
-    return out / "webhookclient"
-
+from conftest import BINARY, application, review, table
 
 def body_file(tmp_path):
     rev = review(application([table("orders", "orders-prod")]))
