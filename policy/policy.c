@@ -68,11 +68,31 @@ enum { M_NAME, M_LABELS, M_ANNOTATIONS, M_N };
 static const struct field META_FIELDS[M_N] = {
     {"name", F_STR, true}, {"labels", F_ANYMAP, false}, {"annotations", F_ANYMAP, false}};
 
-enum { S_COMPONENTS, S_TRAIT, S_EXCLUDE, S_RULES, S_PROFILES, S_EXCEPTIONS_MAX_DAYS, S_N };
+enum {
+    S_COMPONENTS,
+    S_TRAIT,
+    S_EXCLUDE,
+    S_RULES,
+    S_PROFILES,
+    S_EXCEPTIONS_MAX_DAYS,
+    S_RESOURCES,
+    S_N
+};
 static const struct field SPEC_FIELDS[S_N] = {
-    {"components", F_MAP, false},   {"trait", F_MAP, false},
-    {"exclude", F_MAP, false},      {"rules", F_MAPLIST, false},
-    {"profiles", F_MAPLIST, false}, {"exceptionsMaxDays", F_UINT, false},
+    {"components", F_MAP, false},    {"trait", F_MAP, false},
+    {"exclude", F_MAP, false},       {"rules", F_MAPLIST, false},
+    {"profiles", F_MAPLIST, false},  {"exceptionsMaxDays", F_UINT, false},
+    {"resources", F_MAPLIST, false},
+};
+
+// One spec.resources row. The two protection paths follow in enum policy_setting order.
+enum { G_APIVERSION, G_KIND, G_TABLENAMEFROM, G_DELETIONPROTECTIONFROM, G_PITRFROM, G_N };
+static const struct field RESOURCE_FIELDS[G_N] = {
+    {"apiVersion", F_STR, true},
+    {"kind", F_STR, true},
+    {"tableNameFrom", F_STR, true},
+    {"deletionProtectionFrom", F_STR, true},
+    {"pointInTimeRecoveryFrom", F_STR, true},
 };
 
 enum { C_TYPES, C_TABLENAMEFROM, C_N };
@@ -585,17 +605,29 @@ load_scope(struct ctx *c, const yaml_node_t *tables_node, const yaml_node_t *ns_
     }
 }
 
+// The string value of `key` in a mapping before its shape is checked (the last one written, as
+// a diagnostic's subject), or NULL.
+static const char *
+peek_string(struct ctx *c, const yaml_node_t *map, const char *key)
+{
+    const char *found = NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0 &&
+            v->type == YAML_SCALAR_NODE && !is_null(v))
+            found = scalar(v);
+    }
+    return found;
+}
+
 // Names a list entry in every diagnostic about it, even those found before its name is read.
 static void
 entry_label(struct ctx *c, const yaml_node_t *map, const char *kind, char *what, size_t len)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
-        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "name") == 0 &&
-            v->type == YAML_SCALAR_NODE && !is_null(v))
-            snprintf(what, len, "%s \"%.120s\"", kind, scalar(v));
-    }
+    const char *name = peek_string(c, map, "name");
+    if (name != NULL)
+        snprintf(what, len, "%s \"%.120s\"", kind, name);
 }
 
 static void
@@ -679,6 +711,112 @@ load_table_name_from(struct ctx *c, const yaml_node_t *n, struct policy_spec *s)
         seg = dot ? dot + 1 : seg + len;
     }
     s->table_name_depth = depth;
+}
+
+// Splits a dotted path; an empty segment ("spec..x", ".x") is reported at `n`.
+static void
+load_path(struct ctx *c, const yaml_node_t *n, const char *what, const char *key,
+          struct policy_path *out)
+{
+    const char *path = scalar(n);
+    out->text = xstrdup(path);
+    out->depth = 1;
+    for (const char *p = path; *p; p++)
+        out->depth += *p == '.';
+    out->segments = xcalloc(out->depth, sizeof(char *));
+    const char *seg = path;
+    bool empty = false;
+    for (size_t i = 0; i < out->depth; i++) {
+        const char *dot = strchr(seg, '.');
+        size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+        empty |= len == 0;
+        out->segments[i] = xstrndup(seg, len);
+        seg = dot ? dot + 1 : seg + len;
+    }
+    if (empty)
+        err_at(c, n, "%s: \"%s\" \"%s\" has an empty path segment (write e.g. spec.tableName)",
+               what, key, path);
+}
+
+static void
+path_free(struct policy_path *p)
+{
+    for (size_t i = 0; i < p->depth; i++)
+        free(p->segments[i]);
+    free(p->segments);
+    free(p->text);
+}
+
+static void
+load_resource(struct ctx *c, const yaml_node_t *map, size_t index, struct policy_resource *r)
+{
+    char what[160];
+    const yaml_node_t *f[G_N];
+    snprintf(what, sizeof what, "resources[%zu]", index);
+    // Name the kind in every diagnostic about the row, even those found before it is read.
+    const char *kind = peek_string(c, map, "kind");
+    if (kind != NULL)
+        snprintf(what, sizeof what, "resources[%zu] (%.100s)", index, kind);
+    check_map(c, map, what, RESOURCE_FIELDS, G_N, f);
+    r->api_version = xstrdup(f[G_APIVERSION] ? scalar(f[G_APIVERSION]) : "");
+    r->kind = xstrdup(f[G_KIND] ? scalar(f[G_KIND]) : "");
+    if (f[G_APIVERSION] != NULL) {
+        // The API server sends "group/version", or "version" alone for the core group.
+        const char *slash = strchr(r->api_version, '/');
+        if (slash == r->api_version || (slash && (slash[1] == '\0' || strchr(slash + 1, '/'))))
+            err_at(c, f[G_APIVERSION],
+                   "%s: \"apiVersion\" \"%s\" is not group/version (e.g. "
+                   "dynamodb.services.k8s.aws/v1alpha1)",
+                   what, r->api_version);
+    }
+    if (f[G_KIND] != NULL && strcmp(r->kind, "Application") == 0 &&
+        strncmp(r->api_version, "core.oam.dev/", 13) == 0)
+        err_at(c, f[G_KIND],
+               "%s: Applications are guarded through \"components\", not \"resources\"", what);
+    const struct {
+        int field;
+        struct policy_path *out;
+    } paths[] = {{G_TABLENAMEFROM, &r->table_name},
+                 {G_DELETIONPROTECTIONFROM, &r->settings[POLICY_DELETION_PROTECTION]},
+                 {G_PITRFROM, &r->settings[POLICY_PITR]}};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+        if (f[paths[i].field] != NULL)
+            load_path(c, f[paths[i].field], what, RESOURCE_FIELDS[paths[i].field].key,
+                      paths[i].out);
+}
+
+// Two rows for one apiVersion and kind would make the first one silently win.
+static void
+report_duplicate_resources(struct ctx *c, const struct policy_resource *rows,
+                           const yaml_node_t *const *nodes, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(rows[i].kind, rows[j].kind) == 0 && rows[i].kind[0] != '\0' &&
+                strcmp(rows[i].api_version, rows[j].api_version) == 0) {
+                err_at(c, nodes[i],
+                       "resources[%zu] (%s): %s %s is already guarded by resources[%zu] (one row "
+                       "per apiVersion and kind)",
+                       i, rows[i].kind, rows[i].api_version, rows[i].kind, j);
+                break;
+            }
+}
+
+static void
+load_resources(struct ctx *c, const yaml_node_t *seq, struct policy_spec *s)
+{
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    s->resources = xcalloc(n ? n : 1, sizeof *s->resources);
+    const yaml_node_t **nodes = xcalloc(n ? n : 1, sizeof *nodes);
+    for (size_t i = 0; i < n && !over_budget(c); i++) {
+        const yaml_node_t *item = node(c, seq->data.sequence.items.start[i]);
+        if (item->type != YAML_MAPPING_NODE)
+            continue; // reported by the shape check
+        nodes[s->resource_count] = item;
+        load_resource(c, item, i, &s->resources[s->resource_count++]);
+    }
+    report_duplicate_resources(c, s->resources, nodes, s->resource_count);
+    free(nodes);
 }
 
 struct named_rule {
@@ -809,6 +947,8 @@ load_spec(struct ctx *c, const yaml_node_t *spec, struct policy_spec *s)
                    scalar(f[S_EXCEPTIONS_MAX_DAYS]));
         s->exceptions_max_days = (unsigned)days;
     }
+    if (f[S_RESOURCES] != NULL)
+        load_resources(c, f[S_RESOURCES], s);
 
     if (f[S_RULES] == NULL)
         return;
@@ -891,6 +1031,15 @@ spec_free(struct policy_spec *s)
         globs_free(&pr->namespaces);
     }
     free(s->profiles);
+    for (size_t i = 0; i < s->resource_count; i++) {
+        struct policy_resource *r = &s->resources[i];
+        free(r->api_version);
+        free(r->kind);
+        path_free(&r->table_name);
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+            path_free(&r->settings[k]);
+    }
+    free(s->resources);
 }
 
 void
@@ -1089,6 +1238,27 @@ policy_profile_for(const struct policy_spec *s, const char *table, const char *n
     return NULL;
 }
 
+const struct policy_resource *
+policy_resource_for(const struct policy_spec *s, const char *api_version, const char *kind)
+{
+    if (api_version == NULL || kind == NULL)
+        return NULL;
+    for (size_t i = 0; i < s->resource_count; i++)
+        if (strcmp(s->resources[i].kind, kind) == 0 &&
+            strcmp(s->resources[i].api_version, api_version) == 0)
+            return &s->resources[i];
+    return NULL;
+}
+
+const cJSON *
+policy_path_get(const struct policy_path *path, const cJSON *obj)
+{
+    const cJSON *v = obj;
+    for (size_t i = 0; i < path->depth && v != NULL; i++)
+        v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, path->segments[i]) : NULL;
+    return v;
+}
+
 bool
 policy_globs_match(const struct policy_globs *g, const char *s)
 {
@@ -1174,6 +1344,22 @@ policy_print(const struct policy *p, FILE *out)
                 pr->retain ? "true" : "false");
     }
     fprintf(out, "  exceptionsMaxDays: %u\n", s->exceptions_max_days);
+    fputs(s->resource_count ? "  resources:\n" : "  resources: []\n", out);
+    for (size_t i = 0; i < s->resource_count; i++) {
+        const struct policy_resource *r = &s->resources[i];
+        const char *keys[] = {"tableNameFrom", "deletionProtectionFrom", "pointInTimeRecoveryFrom"};
+        const struct policy_path *paths[] = {&r->table_name, &r->settings[0], &r->settings[1]};
+        fputs("    - apiVersion: ", out);
+        print_str(out, r->api_version);
+        fputs("\n      kind: ", out);
+        print_str(out, r->kind);
+        fputc('\n', out);
+        for (size_t k = 0; k < 3; k++) {
+            fprintf(out, "      %s: ", keys[k]);
+            print_str(out, paths[k]->text);
+            fputc('\n', out);
+        }
+    }
     fputs(s->rule_count ? "  rules:\n" : "  rules: []\n", out);
     for (size_t i = 0; i < s->rule_count; i++) {
         const struct policy_rule *r = &s->rules[i];

@@ -8,6 +8,7 @@
 #ifndef TABLEGUARD_POLICY_H
 #define TABLEGUARD_POLICY_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -77,6 +78,21 @@ struct policy_profile {
 
 // The default of spec.exceptionsMaxDays: how far ahead an exception may expire.
 #define POLICY_EXCEPTIONS_MAX_DAYS 30
+// A dotted path into an object, split at the dots: "spec.tableName" is {"spec", "tableName"}.
+struct policy_path {
+    char **segments;
+    size_t depth;
+    char *text; // the path as written
+};
+
+// A rendered object guarded directly (spec.resources): which kind, and where its table name and
+// protection settings are. settings[] is indexed by enum policy_setting.
+struct policy_resource {
+    char *api_version; // "group/version", compared exactly with the object's apiVersion
+    char *kind;
+    struct policy_path table_name;                     // tableNameFrom
+    struct policy_path settings[POLICY_SETTING_COUNT]; // deletionProtectionFrom, ...
+};
 
 // The policy as callers read it: every default filled in.
 struct policy_spec {
@@ -92,7 +108,9 @@ struct policy_spec {
     size_t rule_count;
     struct policy_profile *profiles; // spec.profiles in file order; the first match wins
     size_t profile_count;
-    unsigned exceptions_max_days; // spec.exceptionsMaxDays
+    unsigned exceptions_max_days;      // spec.exceptionsMaxDays
+    struct policy_resource *resources; // spec.resources, in file order; none: Applications only
+    size_t resource_count;
 };
 
 struct policy;
@@ -123,6 +141,13 @@ const char *policy_action_name(enum policy_action a);
 // none), or NULL: such a table gets trait.defaults. Borrowed from the spec.
 const struct policy_profile *policy_profile_for(const struct policy_spec *s, const char *table,
                                                 const char *ns);
+// The spec.resources row that guards objects of this apiVersion and kind, or NULL.
+const struct policy_resource *policy_resource_for(const struct policy_spec *s,
+                                                  const char *api_version, const char *kind);
+
+// The value at `path` under `obj` (borrowed from it), or NULL when a step is missing or is not
+// an object: every reader of a policy path walks it the same way.
+const cJSON *policy_path_get(const struct policy_path *path, const cJSON *obj);
 
 // Case-insensitive glob match of `s` against any of `g`.
 bool policy_globs_match(const struct policy_globs *g, const char *s);

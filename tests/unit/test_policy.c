@@ -151,7 +151,7 @@ test_unknown_key_suggests_and_is_not_also_missing(void **state)
     free(got);
     assert_diag(HEAD "spec: {colour: red}\n",
                 "p.yaml:4:8: spec: unknown key \"colour\" (expected components, trait, exclude, "
-                "rules, profiles or exceptionsMaxDays)");
+                "rules, profiles, exceptionsMaxDays or resources)");
     assert_diag(HEAD "spec: {Rules: []}\n", "unknown key \"Rules\" (did you mean \"rules\"?)");
 }
 
@@ -443,6 +443,94 @@ test_profiles_print_and_round_trip(void **state)
     policy_unref(p);
 }
 
+#define TWO_ROWS                                                                                   \
+    "  resources:\n"                                                                               \
+    "    - apiVersion: dynamodb.services.k8s.aws/v1alpha1\n"                                       \
+    "      kind: Table\n"                                                                          \
+    "      tableNameFrom: spec.tableName\n"                                                        \
+    "      deletionProtectionFrom: spec.deletionProtectionEnabled\n"                               \
+    "      pointInTimeRecoveryFrom: spec.continuousBackups.pointInTimeRecoveryEnabled\n"           \
+    "    - apiVersion: kro.run/v1alpha1\n"                                                         \
+    "      kind: DynamoDBTable\n"                                                                  \
+    "      tableNameFrom: spec.tableName\n"                                                        \
+    "      deletionProtectionFrom: spec.deletionProtectionEnabled\n"                               \
+    "      pointInTimeRecoveryFrom: spec.pointInTimeRecoveryEnabled\n"
+
+static void
+test_resources_load_look_up_and_read_paths(void **state)
+{
+    (void)state;
+    struct policy *none = load_ok(HEAD "spec: {}\n");
+    assert_int_equal(policy_spec(none)->resource_count, 0);
+    assert_null(policy_resource_for(policy_spec(none), "kro.run/v1alpha1", "DynamoDBTable"));
+    policy_unref(none);
+
+    struct policy *p = load_ok(HEAD "spec:\n" TWO_ROWS);
+    const struct policy_spec *s = policy_spec(p);
+    assert_int_equal(s->resource_count, 2);
+    const struct policy_resource *t =
+        policy_resource_for(s, "dynamodb.services.k8s.aws/v1alpha1", "Table");
+    assert_ptr_equal(t, &s->resources[0]);
+    assert_int_equal(t->settings[POLICY_PITR].depth, 3);
+    assert_string_equal(t->settings[POLICY_PITR].segments[1], "continuousBackups");
+    assert_string_equal(t->table_name.text, "spec.tableName");
+    assert_ptr_equal(policy_resource_for(s, "kro.run/v1alpha1", "DynamoDBTable"), &s->resources[1]);
+    // Exact matches only: another version, another group or another case is not guarded.
+    assert_null(policy_resource_for(s, "kro.run/v1alpha2", "DynamoDBTable"));
+    assert_null(policy_resource_for(s, "kro.run/v1alpha1", "dynamodbtable"));
+    assert_null(policy_resource_for(s, NULL, "Table"));
+
+    cJSON *obj = cJSON_Parse("{\"spec\":{\"tableName\":\"a-prod\",\"continuousBackups\":"
+                             "{\"pointInTimeRecoveryEnabled\":false}}}");
+    const cJSON *v = policy_path_get(&t->settings[POLICY_PITR], obj);
+    assert_true(cJSON_IsFalse(v));
+    assert_string_equal(policy_path_get(&t->table_name, obj)->valuestring, "a-prod");
+    assert_null(policy_path_get(&t->settings[POLICY_DELETION_PROTECTION], obj));
+    // A step through a non-object is absent, not a crash.
+    cJSON *flat = cJSON_Parse("{\"spec\":{\"continuousBackups\":[1]}}");
+    assert_null(policy_path_get(&t->settings[POLICY_PITR], flat));
+    cJSON_Delete(flat);
+    cJSON_Delete(obj);
+
+    // The printed form loads back to the same rows.
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    policy_print(p, f);
+    fclose(f);
+    struct policy *again = load_ok(buf);
+    assert_int_equal(policy_spec(again)->resource_count, 2);
+    assert_string_equal(policy_spec(again)->resources[1].settings[POLICY_PITR].text,
+                        "spec.pointInTimeRecoveryEnabled");
+    free(buf);
+    policy_unref(again);
+    policy_unref(p);
+}
+
+static void
+test_resources_diagnostics(void **state)
+{
+    (void)state;
+    assert_diag(HEAD "spec:\n  resources:\n    - {apiVersion: kro.run/v1alpha1, kind: X, "
+                     "tableNameFrom: spec.t, deletionProtectionFrom: spec.d}\n",
+                "p.yaml:6:7: resources[0] (X): missing required key \"pointInTimeRecoveryFrom\"");
+    assert_diag(HEAD "spec:\n  resources:\n    - {apiVersion: kro.run/v1alpha1, kind: X, "
+                     "tableNameFrom: spec., deletionProtectionFrom: spec.d, "
+                     "pointInTimeRecoveryFrom: spec.p}\n",
+                "resources[0] (X): \"tableNameFrom\" \"spec.\" has an empty path segment");
+    assert_diag(HEAD "spec:\n  resources:\n    - {apiVersion: kro.run/, kind: X, "
+                     "tableNameFrom: spec.t, deletionProtectionFrom: spec.d, "
+                     "pointInTimeRecoveryFrom: spec.p}\n",
+                "\"apiVersion\" \"kro.run/\" is not group/version");
+    assert_diag(HEAD "spec:\n" TWO_ROWS "    - apiVersion: kro.run/v1alpha1\n"
+                     "      kind: DynamoDBTable\n      tableNameFrom: a\n"
+                     "      deletionProtectionFrom: b\n      pointInTimeRecoveryFrom: c\n",
+                "resources[2] (DynamoDBTable): kro.run/v1alpha1 DynamoDBTable is already guarded "
+                "by resources[1]");
+    assert_diag(HEAD "spec:\n  resources: {kind: Table}\n",
+                "spec: \"resources\" must be a list of mappings, got a mapping");
+}
+
 static void
 test_reference_counting_and_digest(void **state)
 {
@@ -546,6 +634,8 @@ main(void)
         cmocka_unit_test(test_every_error_in_one_pass_in_file_order),
         cmocka_unit_test(test_alias_bomb_is_bounded),
         cmocka_unit_test(test_print_normalises_and_round_trips),
+        cmocka_unit_test(test_resources_load_look_up_and_read_paths),
+        cmocka_unit_test(test_resources_diagnostics),
         cmocka_unit_test(test_reference_counting_and_digest),
         cmocka_unit_test(test_thousand_rules_load),
         cmocka_unit_test(test_forbid_rules),
