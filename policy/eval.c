@@ -51,13 +51,21 @@ precheck(const struct policy_spec *s, const struct eval_input *in, const cJSON *
     if (dts != NULL && !cJSON_IsNull(dts) && in->operation != NULL &&
         (strcmp(in->operation, "UPDATE") == 0 || strcmp(in->operation, "DELETE") == 0))
         return EVAL_DELETING;
+    if (eval_excluded(s, in))
+        return EVAL_EXCLUDED;
+    return in->unreadable != NULL ? EVAL_UNREADABLE : EVAL_EVALUATED;
+}
+
+bool
+eval_excluded(const struct policy_spec *s, const struct eval_input *in)
+{
     if (policy_globs_match(&s->exclude_namespaces, in->namespace) ||
         policy_globs_match(&s->exclude_users, in->username))
-        return EVAL_EXCLUDED;
+        return true;
     for (size_t i = 0; i < in->group_count; i++)
         if (policy_globs_match(&s->exclude_groups, in->groups[i]))
-            return EVAL_EXCLUDED;
-    return in->unreadable != NULL ? EVAL_UNREADABLE : EVAL_EVALUATED;
+            return true;
+    return false;
 }
 
 static const cJSON *
@@ -85,8 +93,8 @@ struct protection {
     char why[POLICY_SETTING_COUNT][320];  // for ST_BAD, or when bypassed: what is wrong
 };
 
-static void
-describe_value(const cJSON *v, char *buf, size_t len)
+void
+eval_describe_value(const cJSON *v, char *buf, size_t len)
 {
     if (cJSON_IsString(v))
         snprintf(buf, len, "the string \"%.40s\"", v->valuestring);
@@ -117,7 +125,7 @@ static void
 not_boolean(struct protection *pr, int i, const char *what, const cJSON *v)
 {
     char got[80];
-    describe_value(v, got, sizeof got);
+    eval_describe_value(v, got, sizeof got);
     pr->state[i] = ST_BAD;
     snprintf(pr->why[i], sizeof pr->why[i], "%.64s is %.80s, not a boolean", what, got);
 }
@@ -344,11 +352,18 @@ static void shorten(char *s, size_t max);
 static void
 deny_unreadable(const cJSON *subject, const struct eval_input *in, struct eval_result *out)
 {
-    const char *app = str_at(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
+    eval_deny_unreadable("Application", subject, in, out);
+}
+
+void
+eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_input *in,
+                     struct eval_result *out)
+{
+    const char *name = str_at(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
     out->denied = true;
-    out->deny_message = xasprintf("tableguard cannot judge Application \"%s\" faithfully: "
+    out->deny_message = xasprintf("tableguard cannot judge %s \"%s\" faithfully: "
                                   "%s. It is denied so that no table escapes the policy",
-                                  app ? app : "", in->unreadable);
+                                  kind, name ? name : "", in->unreadable);
     one_line(out->deny_message);
     shorten(out->deny_message, EVAL_DENY_MAX);
 }
@@ -888,6 +903,41 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
         (in->old_object != NULL && in->operation != NULL && strcmp(in->operation, "UPDATE") == 0))
         judge_transitions(s, in, app, deleting ? NULL : &now, 0, out);
     transition_slots_free(&now);
+    eval_conclude(p, out);
+    return 0;
+}
+
+// ---- Shared with the evaluation of guarded resources (policy/resource.c) -----------------------
+
+const char *
+eval_first_match(const struct policy_globs *g, const char *s)
+{
+    return first_match(g, s);
+}
+
+char *
+eval_expand(const char *tmpl, const struct eval_subst *v)
+{
+    struct subst sv = {v->application, v->namespace, v->component, v->table,
+                       v->rule,        v->pattern,   v->transition};
+    return expand(tmpl, &sv);
+}
+
+void
+eval_add_finding(struct eval_result *out, const struct eval_finding *f, int setting)
+{
+    struct eval_finding g = *f;
+    one_line(g.message);
+    g.message = defused(g.message);
+    add_finding(out, &g);
+    if (g.rule->action == POLICY_WARN)
+        add_warning(out, setting >= 0 && g.rule->message == NULL ? warning_text(&g, setting, g.rule)
+                                                                 : xstrdup(g.message));
+}
+
+void
+eval_conclude(const struct policy *p, struct eval_result *out)
+{
     for (size_t i = 0; i < out->finding_count; i++)
         out->denied |= out->findings[i].rule->action == POLICY_DENY;
     if (out->denied)
@@ -900,7 +950,12 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
         out->warnings = xgrow(out->warnings, out->warning_count, sizeof *out->warnings);
         out->warnings[out->warning_count++] = xstrdup(more);
     }
-    return 0;
+}
+
+struct eval_table *
+eval_add_table(struct eval_result *out, const char *component, const char *table)
+{
+    return add_row(out, component, table);
 }
 
 void

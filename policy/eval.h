@@ -94,4 +94,32 @@ void eval_result_free(struct eval_result *r);
 
 const char *eval_skip_name(enum eval_skip s);
 
+// ---- For the evaluation of guarded resources (policy/resource.h): one way to judge and word --
+
+// True when the request's namespace, user or a group is excluded by the policy.
+bool eval_excluded(const struct policy_spec *s, const struct eval_input *in);
+// The first of `g` that matches `s` (borrowed), or NULL.
+const char *eval_first_match(const struct policy_globs *g, const char *s);
+// Describes a JSON value that is not what was expected ("the string \"x\"", "null", ...).
+void eval_describe_value(const cJSON *v, char *buf, size_t len);
+
+// The values of a message template's placeholders (all borrowed; transition may be NULL).
+struct eval_subst {
+    const char *application, *namespace, *component, *table, *rule, *pattern, *transition;
+};
+// A rule's message template with its placeholders filled in; the caller frees it.
+char *eval_expand(const char *tmpl, const struct eval_subst *v);
+// Appends a finding, taking its strings, with its message kept to one line and clear of the
+// word Flux treats as "delete and re-create"; for a warn rule also its warning: the built-in one
+// about `setting`, or (setting -1, or a custom message) the message itself, shortened.
+void eval_add_finding(struct eval_result *out, const struct eval_finding *f, int setting);
+// Denies `subject` (of `kind`) because in->unreadable says the review cannot be read faithfully.
+void eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_input *in,
+                          struct eval_result *out);
+// Sets denied and the denial message from the findings.
+void eval_conclude(const struct policy *p, struct eval_result *out);
+// Appends a row to out->tables for `component` holding `table` (NULL: gone), settings "none".
+struct eval_table *eval_add_table(struct eval_result *out, const char *component,
+                                  const char *table);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "policy/eval.h"
+#include "policy/resource.h"
 #include "util/xalloc.h"
 #include "server/review.h"
 
@@ -162,9 +163,14 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     // CONNECT is not an object write.
     bool writes = req.op == REVIEW_CREATE || req.op == REVIEW_UPDATE;
     bool deletes = req.op == REVIEW_DELETE && w == ADMIT_VALIDATE;
+    // A guarded kind (spec.resources) is judged by its own fields; an Application by its
+    // components; any other kind passes untouched and is counted by the caller.
+    const struct policy_resource *row = resource_row(policy_spec(p), req.object);
     if (!writes && !deletes) {
         memset(&ev, 0, sizeof ev);
         ev.skip = EVAL_NOT_APPLICATION;
+    } else if (row != NULL) {
+        (w == ADMIT_MUTATE ? resource_mutate : resource_validate)(p, &in, &ev);
     } else if (w == ADMIT_MUTATE) {
         eval_mutate(p, &in, &ev);
     } else {

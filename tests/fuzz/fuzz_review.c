@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/patch.h"
 #include "policy/policy.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "server/admit.h"
@@ -29,6 +30,18 @@ static const char POLICY[] = "apiVersion: tableguard.io/v1\n"
                              "    namespaces: [kube-system]\n"
                              "    users: [\"system:serviceaccount:kube-system:*\"]\n"
                              "    groups: [\"system:masters\"]\n"
+                             "  resources:\n"
+                             "    - apiVersion: dynamodb.services.k8s.aws/v1alpha1\n"
+                             "      kind: Table\n"
+                             "      tableNameFrom: spec.tableName\n"
+                             "      deletionProtectionFrom: spec.deletionProtectionEnabled\n"
+                             "      pointInTimeRecoveryFrom: "
+                             "spec.continuousBackups.pointInTimeRecoveryEnabled\n"
+                             "    - apiVersion: kro.run/v1alpha1\n"
+                             "      kind: DynamoDBTable\n"
+                             "      tableNameFrom: spec.tableName\n"
+                             "      deletionProtectionFrom: spec.deletionProtectionEnabled\n"
+                             "      pointInTimeRecoveryFrom: spec.pointInTimeRecoveryEnabled\n"
                              "  rules:\n"
                              "    - name: prod-deletion-protection\n"
                              "      tables: [\"*-prod\"]\n"
@@ -108,6 +121,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct admit_result res;
         admit_handle(policy, (enum admit_webhook)w, (const char *)data, size, true, &res);
         check_answer((enum admit_webhook)w, &res);
+        // A patch that does not apply is a hard error for the user: every patch must.
+        if (w == ADMIT_MUTATE && res.ev.patch != NULL) {
+            cJSON *copy = cJSON_Duplicate(res.req.object, 1);
+            char err[256];
+            check(copy != NULL && patch_apply(copy, res.ev.patch, err, sizeof err) == 0);
+            cJSON_Delete(copy);
+        }
         admit_result_free(&res);
     }
     return 0;

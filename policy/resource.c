@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: Apache-2.0
+// Evaluation of a guarded object (an ACK Table, a kro DynamoDBTable): its fields read by the
+// policy's paths, absent protection filled in by /mutate, the rules applied by /validate.
+#include "policy/resource.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/patch.h"
+#include "util/xalloc.h"
+
+static const char *
+str_at(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const struct policy_resource *
+resource_row(const struct policy_spec *s, const cJSON *obj)
+{
+    if (!cJSON_IsObject(obj) || s->resource_count == 0)
+        return NULL;
+    return policy_resource_for(s, str_at(obj, "apiVersion"), str_at(obj, "kind"));
+}
+
+// Walks `path` under `obj`. Returns the value, or NULL when it is absent; a step that is there
+// but is not a mapping is written to `why` (and NULL returned) so it is not taken for absent.
+static const cJSON *
+walk(const struct policy_path *path, const cJSON *obj, char *why, size_t len)
+{
+    const cJSON *v = obj;
+    why[0] = '\0';
+    for (size_t i = 0; i < path->depth; i++) {
+        if (!cJSON_IsObject(v)) {
+            // Names the step that is not a mapping: the path up to it.
+            char got[80];
+            eval_describe_value(v, got, sizeof got);
+            size_t n = 0;
+            for (size_t k = 0; k < i; k++)
+                n += strlen(path->segments[k]) + 1;
+            snprintf(why, len, "%.*s is %s, not a mapping", (int)(n ? n - 1 : 0), path->text, got);
+            return NULL;
+        }
+        v = cJSON_GetObjectItemCaseSensitive(v, path->segments[i]);
+        if (v == NULL)
+            return NULL;
+    }
+    return v;
+}
+
+void
+resource_read(const struct policy_resource *row, const cJSON *obj, struct resource_view *out)
+{
+    memset(out, 0, sizeof *out);
+    out->row = row;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const char *name = str_at(meta, "name");
+    out->name = name ? name : "";
+    const cJSON *t = walk(&row->table_name, obj, out->table_why, sizeof out->table_why);
+    if (cJSON_IsString(t) && t->valuestring[0] != '\0') {
+        out->table = t->valuestring;
+    } else if (out->table_why[0] == '\0') {
+        char got[80];
+        eval_describe_value(t, got, sizeof got);
+        if (t == NULL)
+            snprintf(out->table_why, sizeof out->table_why, "%.60s is absent",
+                     row->table_name.text);
+        else
+            snprintf(out->table_why, sizeof out->table_why, "%.60s is %s, not a table name",
+                     row->table_name.text, cJSON_IsString(t) ? "empty" : got);
+    }
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
+        const cJSON *v = walk(&row->settings[k], obj, out->why[k], sizeof out->why[k]);
+        if (out->why[k][0] != '\0') {
+            out->settings[k] = -2;
+        } else if (v == NULL) {
+            out->settings[k] = 0; // ACK reads an absent field as false
+        } else if (cJSON_IsBool(v)) {
+            out->settings[k] = cJSON_IsTrue(v);
+        } else {
+            char got[80];
+            eval_describe_value(v, got, sizeof got);
+            out->settings[k] = -2;
+            snprintf(out->why[k], sizeof out->why[k], "%.60s is %s, not a boolean",
+                     row->settings[k].text, got);
+        }
+    }
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+    const char *policy = str_at(ann, RESOURCE_RETAIN_ANNOTATION);
+    out->retained = policy != NULL && strcmp(policy, "retain") == 0;
+}
+
+// Zeroes `out` and reads the object into `v`; false (with out->skip saying why) when the rules
+// must not judge it: not a guarded kind, being deleted (finalizers must be able to run), or a
+// request the policy excludes.
+static bool
+begin(const struct policy_spec *s, const struct eval_input *in, struct eval_result *out,
+      struct resource_view *v)
+{
+    memset(out, 0, sizeof *out);
+    const struct policy_resource *row = resource_row(s, in->object);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+    const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
+    if (row == NULL)
+        out->skip = EVAL_NOT_APPLICATION;
+    else if (dts != NULL && !cJSON_IsNull(dts))
+        out->skip = EVAL_DELETING;
+    else if (eval_excluded(s, in))
+        out->skip = EVAL_EXCLUDED;
+    if (out->skip != EVAL_EVALUATED)
+        return false;
+    resource_read(row, in->object, v);
+    return true;
+}
+
+// ---- mutate ----------------------------------------------------------------------------------
+
+// What the table's profile asks of mutation.
+struct wanted {
+    bool defaults[POLICY_SETTING_COUNT];
+    bool inject; // fill absent protection fields
+    bool retain; // add the retain annotation
+};
+
+static void
+wanted_for(const struct policy_spec *s, const char *table, const char *namespace, struct wanted *w)
+{
+    (void)table;
+    (void)namespace;
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        w->defaults[k] = s->defaults[k];
+    w->inject = true;
+    w->retain = false;
+}
+
+// ACK reads the retain annotation; on any other kind it would mean nothing.
+static bool
+is_ack(const struct policy_resource *row)
+{
+    const char *slash = strchr(row->api_version, '/');
+    size_t n = slash ? (size_t)(slash - row->api_version) : 0, k = strlen(".services.k8s.aws");
+    return n > k && strncmp(row->api_version + n - k, ".services.k8s.aws", k) == 0;
+}
+
+// Adds `value` (owned) at `segs` of `scratch`, creating the mappings missing on the way, and the
+// matching "add" to the patch: one operation at the first missing step. Nothing is added when
+// the field is there (whatever its value: an explicit value is never overridden) or a step is
+// not a mapping (validate reports that).
+static void
+fill(cJSON *scratch, char *const *segs, size_t depth, cJSON *value, struct eval_result *out)
+{
+    struct patch_path path = {0};
+    cJSON *v = scratch;
+    size_t i = 0;
+    for (; i < depth; i++) {
+        cJSON *next = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, segs[i]) : NULL;
+        if (next == NULL)
+            break;
+        patch_path_push(&path, segs[i]);
+        v = next;
+    }
+    if (i == depth || !cJSON_IsObject(v)) {
+        cJSON_Delete(value);
+        patch_path_free(&path);
+        return;
+    }
+    cJSON *sub = value;
+    for (size_t k = depth - 1; k > i; k--) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, segs[k], sub);
+        sub = o;
+    }
+    patch_path_push(&path, segs[i]);
+    if (out->patch == NULL)
+        out->patch = cJSON_CreateArray();
+    patch_add(out->patch, path.buf, cJSON_Duplicate(sub, 1));
+    cJSON_AddItemToObject(v, segs[i], sub);
+    patch_path_free(&path);
+}
+
+int
+resource_mutate(const struct policy *p, const struct eval_input *in, struct eval_result *out)
+{
+    const struct policy_spec *s = policy_spec(p);
+    struct resource_view v;
+    if (!begin(s, in, out, &v))
+        return 0;
+    const struct policy_resource *row = v.row;
+    if (v.table == NULL)
+        return 0; // validate reports it: without a name no profile can be chosen
+    struct wanted w;
+    wanted_for(s, v.table, in->namespace, &w);
+    bool absent[POLICY_SETTING_COUNT], any = false;
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
+        absent[k] = w.inject && v.settings[k] == 0 &&
+                    policy_path_get(&row->settings[k], in->object) == NULL;
+        any |= absent[k];
+    }
+    bool annotate = w.retain && is_ack(row) && !v.retained;
+    if (annotate) {
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+        // An explicit deletion policy (even "delete") is the owner's choice: never overridden.
+        annotate = cJSON_GetObjectItemCaseSensitive(ann, RESOURCE_RETAIN_ANNOTATION) == NULL;
+    }
+    if (!any && !annotate)
+        return 0;
+    // Two fields may share a missing mapping: each addition is made to a copy as well, so the
+    // next one sees it and adds inside it instead of replacing it.
+    cJSON *scratch = cJSON_Duplicate(in->object, 1);
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        if (absent[k])
+            fill(scratch, row->settings[k].segments, row->settings[k].depth,
+                 cJSON_CreateBool(w.defaults[k]), out);
+    if (annotate) {
+        char *segs[] = {"metadata", "annotations", RESOURCE_RETAIN_ANNOTATION};
+        fill(scratch, segs, 3, cJSON_CreateString("retain"), out);
+    }
+    cJSON_Delete(scratch);
+    return 0;
+}
+
+// ---- validate --------------------------------------------------------------------------------
+
+static char *
+setting_message(const struct resource_view *v, const char *ns, const struct policy_rule *r,
+                const char *pattern, int k, bool absent)
+{
+    const char *want = r->require[k] ? "true" : "false";
+    const char *field = v->row->settings[k].text;
+    const char *state = v->settings[k] == -2 ? v->why[k]
+                        : absent             ? "is absent, and ACK reads an absent field as false"
+                        : v->settings[k]     ? "is true"
+                                             : "is false";
+    return xconcat(v->row->kind, " \"", ns, "/", v->name, "\" table \"", v->table, "\": rule \"",
+                   r->name, "\" (tables ", pattern, ") requires ", POLICY_SETTING_NAMES[k], ": ",
+                   want, "; ", v->settings[k] == -2 ? "" : field, v->settings[k] == -2 ? "" : " ",
+                   state, ": set ", field, ": ", want, NULL);
+}
+
+static char *
+no_table_message(const struct resource_view *v, const char *ns, const struct policy_rule *r)
+{
+    return xconcat(v->row->kind, " \"", ns, "/", v->name, "\": ", v->table_why,
+                   ", so no rule can tell which table it is; rule \"", r->name,
+                   "\" covers this namespace: set ", v->row->table_name.text,
+                   " to the table's name", NULL);
+}
+
+static void
+add(struct eval_result *out, const struct policy_rule *r, const char *pattern,
+    const struct resource_view *v, const char *component, char *message, int setting)
+{
+    struct eval_finding f = {r, pattern, xstrdup(component), xstrdup(v->table ? v->table : ""),
+                             message};
+    eval_add_finding(out, &f, setting);
+}
+
+static void
+judge_rule(const struct resource_view *v, const struct eval_input *in, const char *app,
+           const char *component, const struct policy_rule *r, struct eval_result *out)
+{
+    bool any = false;
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        any |= r->require[k] >= 0;
+    if (!any || !policy_globs_match(&r->namespaces, in->namespace))
+        return;
+    struct eval_subst sv = {app, in->namespace, component, v->table ? v->table : "", r->name,
+                            "",  NULL};
+    if (v->table == NULL) {
+        char *m = r->message ? eval_expand(r->message, &sv) : no_table_message(v, in->namespace, r);
+        add(out, r, "", v, component, m, -1);
+        return;
+    }
+    sv.pattern = eval_first_match(&r->tables, v->table);
+    if (sv.pattern == NULL)
+        return;
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
+        if (r->require[k] < 0 || v->settings[k] == r->require[k])
+            continue;
+        bool absent = policy_path_get(&v->row->settings[k], in->object) == NULL;
+        char *m = r->message ? eval_expand(r->message, &sv)
+                             : setting_message(v, in->namespace, r, sv.pattern, k, absent);
+        add(out, r, sv.pattern, v, component, m, k);
+    }
+}
+
+// The row of out->tables for the object: its settings as sent, and on an UPDATE of the same kind
+// the table and settings of oldObject.
+static void
+table_row(const struct policy_spec *s, const struct resource_view *v, const struct eval_input *in,
+          const char *component, struct eval_result *out)
+{
+    struct eval_table *t = eval_add_table(out, component, v->table);
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        t->after[k] = v->settings[k];
+    bool update = in->operation != NULL && strcmp(in->operation, "UPDATE") == 0;
+    if (!update || resource_row(s, in->old_object) != v->row)
+        return;
+    struct resource_view old;
+    resource_read(v->row, in->old_object, &old);
+    t->old_table = old.table ? xstrdup(old.table) : NULL;
+    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+        t->before[k] = old.settings[k];
+}
+
+int
+resource_validate(const struct policy *p, const struct eval_input *in, struct eval_result *out)
+{
+    const struct policy_spec *s = policy_spec(p);
+    struct resource_view v;
+    if (!begin(s, in, out, &v))
+        return 0;
+    // The KubeVela labels name the Application that rendered the object, when one did.
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+    const char *app = str_at(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
+    char *component = xconcat(v.row->kind, "/", v.name, NULL);
+    table_row(s, &v, in, component, out);
+    for (size_t r = 0; r < s->rule_count; r++)
+        judge_rule(&v, in, app ? app : "", component, &s->rules[r], out);
+    free(component);
+    eval_conclude(p, out);
+    return 0;
+}

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unit tests for policy/resource: guarded objects (ACK Table, kro DynamoDBTable) read by the
+// policy's paths, filled by mutate, judged by validate.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy/patch.h"
+#include "policy/resource.h"
+
+static const char POLICY[] =
+    "apiVersion: tableguard.io/v1\n"
+    "kind: ProtectionPolicy\n"
+    "metadata: {name: t}\n"
+    "spec:\n"
+    "  trait: {defaults: {deletionProtection: true, pointInTimeRecovery: false}}\n"
+    "  exclude: {namespaces: [kube-*]}\n"
+    "  resources:\n"
+    "    - apiVersion: dynamodb.services.k8s.aws/v1alpha1\n"
+    "      kind: Table\n"
+    "      tableNameFrom: spec.tableName\n"
+    "      deletionProtectionFrom: spec.deletionProtectionEnabled\n"
+    "      pointInTimeRecoveryFrom: spec.continuousBackups.pointInTimeRecoveryEnabled\n"
+    "    - apiVersion: kro.run/v1alpha1\n"
+    "      kind: DynamoDBTable\n"
+    "      tableNameFrom: spec.tableName\n"
+    "      deletionProtectionFrom: spec.deletionProtectionEnabled\n"
+    "      pointInTimeRecoveryFrom: spec.pointInTimeRecoveryEnabled\n"
+    "  rules:\n"
+    "    - name: dp\n"
+    "      tables: ['*-prod']\n"
+    "      require: {deletionProtection: true}\n"
+    "    - name: pitr\n"
+    "      tables: ['*-prod']\n"
+    "      require: {pointInTimeRecovery: true}\n"
+    "      action: warn\n";
+
+static struct policy *
+load(void)
+{
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(POLICY, strlen(POLICY), "t.yaml", &d);
+    for (size_t i = 0; i < d.count; i++)
+        print_message("%s\n", d.lines[i]);
+    assert_non_null(p);
+    diag_free(&d);
+    return p;
+}
+
+// A Table whose spec is the given JSON object text (without braces) and metadata extra text.
+static cJSON *
+table(const char *spec, const char *meta)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf,
+             "{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+             "\"metadata\":{\"name\":\"orders-prod\",\"namespace\":\"shop\"%s},\"spec\":{%s}}",
+             meta, spec);
+    cJSON *j = cJSON_Parse(buf);
+    assert_non_null(j);
+    return j;
+}
+
+static struct eval_input
+input(const cJSON *obj)
+{
+    return (struct eval_input){.object = obj, .namespace = "shop", .username = "alice"};
+}
+
+static char *
+patch_text(const struct eval_result *r)
+{
+    return r->patch ? cJSON_PrintUnformatted(r->patch) : strdup("null");
+}
+
+static void
+mutate_fills_absent_fields_once_and_never_overrides(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    cJSON *t = table("\"tableName\":\"orders-prod\"", "");
+    struct eval_input in = input(t);
+    struct eval_result r;
+    resource_mutate(p, &in, &r);
+    char *got = patch_text(&r);
+    // The missing continuousBackups mapping is added whole; the defaults come from the policy.
+    assert_string_equal(got, "[{\"op\":\"add\",\"path\":\"/spec/deletionProtectionEnabled\","
+                             "\"value\":true},{\"op\":\"add\",\"path\":\"/spec/continuousBackups\","
+                             "\"value\":{\"pointInTimeRecoveryEnabled\":false}}]");
+    // Applied, the object needs nothing more: mutation is idempotent.
+    char err[128];
+    assert_int_equal(patch_apply(t, r.patch, err, sizeof err), 0);
+    eval_result_free(&r);
+    resource_mutate(p, &in, &r);
+    assert_null(r.patch);
+    free(got);
+    cJSON_Delete(t);
+
+    // Explicit values, even wrong ones, are never replaced; the absent one is filled.
+    t = table("\"tableName\":\"orders-prod\",\"deletionProtectionEnabled\":\"false\","
+              "\"continuousBackups\":{}",
+              "");
+    in = input(t);
+    eval_result_free(&r);
+    resource_mutate(p, &in, &r);
+    got = patch_text(&r);
+    assert_string_equal(got, "[{\"op\":\"add\",\"path\":\"/spec/continuousBackups/"
+                             "pointInTimeRecoveryEnabled\",\"value\":false}]");
+    free(got);
+    eval_result_free(&r);
+    cJSON_Delete(t);
+
+    // No table name: nothing to choose defaults by; validate reports it.
+    t = table("\"billingMode\":\"PAY_PER_REQUEST\"", "");
+    in = input(t);
+    resource_mutate(p, &in, &r);
+    assert_null(r.patch);
+    assert_int_equal(r.skip, EVAL_EVALUATED);
+    eval_result_free(&r);
+    cJSON_Delete(t);
+    policy_unref(p);
+}
+
+static void
+mutate_and_validate_skip_what_they_must(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    struct eval_result r;
+    cJSON *t =
+        table("\"tableName\":\"orders-prod\"", ",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"");
+    struct eval_input in = input(t);
+    resource_mutate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_DELETING);
+    assert_null(r.patch);
+    resource_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_DELETING);
+    assert_false(r.denied);
+    cJSON_Delete(t);
+
+    t = table("\"tableName\":\"orders-prod\"", "");
+    in = input(t);
+    in.namespace = "kube-system";
+    resource_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_EXCLUDED);
+    assert_false(r.denied);
+    cJSON_Delete(t);
+
+    // Another kind, or the same kind at another version, is not guarded.
+    cJSON *other = cJSON_Parse("{\"apiVersion\":\"dynamodb.services.k8s.aws/v1beta1\","
+                               "\"kind\":\"Table\",\"spec\":{\"tableName\":\"orders-prod\"}}");
+    in = input(other);
+    assert_null(resource_row(policy_spec(p), other));
+    resource_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_NOT_APPLICATION);
+    cJSON_Delete(other);
+    policy_unref(p);
+}
+
+static void
+validate_reads_fields_as_ack_does(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    struct eval_result r;
+    // Absent means false: denied by dp, warned by pitr, with the exact field to set.
+    cJSON *t = table("\"tableName\":\"orders-prod\"", "");
+    struct eval_input in = input(t);
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_int_equal(r.finding_count, 2);
+    assert_string_equal(r.findings[0].component, "Table/orders-prod");
+    assert_string_equal(r.findings[0].table, "orders-prod");
+    assert_string_equal(
+        r.findings[0].message,
+        "Table \"shop/orders-prod\" table \"orders-prod\": rule \"dp\" (tables *-prod) requires "
+        "deletionProtection: true; spec.deletionProtectionEnabled is absent, and ACK reads an "
+        "absent field as false: set spec.deletionProtectionEnabled: true");
+    assert_int_equal(r.warning_count, 1);
+    assert_string_equal(r.warnings[0],
+                        "table \"orders-prod\": pointInTimeRecovery should be true (rule pitr)");
+    assert_non_null(strstr(r.deny_message, "1 violation: Table \"shop/orders-prod\""));
+    eval_result_free(&r);
+    cJSON_Delete(t);
+
+    // Both on: allowed, nothing said.
+    t = table("\"tableName\":\"orders-prod\",\"deletionProtectionEnabled\":true,"
+              "\"continuousBackups\":{\"pointInTimeRecoveryEnabled\":true}",
+              "");
+    in = input(t);
+    resource_validate(p, &in, &r);
+    assert_false(r.denied);
+    assert_int_equal(r.finding_count, 0);
+    eval_result_free(&r);
+    cJSON_Delete(t);
+
+    // Non-boolean values and a non-mapping step are errors, named as such.
+    t = table("\"tableName\":\"orders-prod\",\"deletionProtectionEnabled\":null,"
+              "\"continuousBackups\":\"on\"",
+              "");
+    in = input(t);
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.findings[0].message,
+                           "; spec.deletionProtectionEnabled is null, not a boolean: set "
+                           "spec.deletionProtectionEnabled: true"));
+    assert_non_null(strstr(r.findings[1].message,
+                           "; spec.continuousBackups is the string \"on\", not a mapping: set "
+                           "spec.continuousBackups.pointInTimeRecoveryEnabled: true"));
+    eval_result_free(&r);
+    cJSON_Delete(t);
+
+    // A table no rule covers is allowed whatever its fields.
+    t = table("\"tableName\":\"orders-dev\",\"deletionProtectionEnabled\":false", "");
+    in = input(t);
+    resource_validate(p, &in, &r);
+    assert_false(r.denied);
+    assert_int_equal(r.finding_count, 0);
+    eval_result_free(&r);
+    cJSON_Delete(t);
+    policy_unref(p);
+}
+
+static void
+validate_without_a_table_name_is_an_error_under_every_rule_of_the_namespace(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    struct eval_result r;
+    const char *specs[] = {"\"billingMode\":\"PAY_PER_REQUEST\"", "\"tableName\":42",
+                           "\"tableName\":\"\""};
+    const char *why[] = {"spec.tableName is absent", "spec.tableName is the number 42, not a",
+                         "spec.tableName is empty, not a table name"};
+    for (size_t i = 0; i < 3; i++) {
+        cJSON *t = table(specs[i], "");
+        struct eval_input in = input(t);
+        resource_validate(p, &in, &r);
+        assert_true(r.denied);
+        assert_int_equal(r.finding_count, 2);
+        assert_string_equal(r.findings[0].table, "");
+        if (strstr(r.findings[0].message, why[i]) == NULL)
+            fail_msg("%s: %s", why[i], r.findings[0].message);
+        assert_non_null(strstr(r.findings[0].message, "set spec.tableName to the table's name"));
+        eval_result_free(&r);
+        cJSON_Delete(t);
+    }
+    policy_unref(p);
+}
+
+static void
+dynamodbtable_rows_use_their_own_paths(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    cJSON *d = cJSON_Parse("{\"apiVersion\":\"kro.run/v1alpha1\",\"kind\":\"DynamoDBTable\","
+                           "\"metadata\":{\"name\":\"orders-table\",\"labels\":{\"app.oam.dev/"
+                           "name\":\"orders\"}},\"spec\":{\"tableName\":\"orders-prod\","
+                           "\"deletionProtectionEnabled\":false}}");
+    struct eval_input in = input(d);
+    struct eval_result r;
+    resource_mutate(p, &in, &r);
+    char *got = patch_text(&r);
+    assert_string_equal(got, "[{\"op\":\"add\",\"path\":\"/spec/pointInTimeRecoveryEnabled\","
+                             "\"value\":false}]");
+    free(got);
+    eval_result_free(&r);
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_string_equal(r.findings[0].component, "DynamoDBTable/orders-table");
+    assert_non_null(strstr(r.findings[0].message, "spec.deletionProtectionEnabled is false"));
+    eval_result_free(&r);
+    cJSON_Delete(d);
+    policy_unref(p);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mutate_fills_absent_fields_once_and_never_overrides),
+        cmocka_unit_test(mutate_and_validate_skip_what_they_must),
+        cmocka_unit_test(validate_reads_fields_as_ack_does),
+        cmocka_unit_test(
+            validate_without_a_table_name_is_an_error_under_every_rule_of_the_namespace),
+        cmocka_unit_test(dynamodbtable_rows_use_their_own_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
