@@ -169,7 +169,8 @@ no-cleanup|--set webhook.removeBeforeUninstall=false
 prometheusrule|--set prometheusRule.enabled=true --set prometheusRule.labels.release=prometheus --api-versions monitoring.coreos.com/v1
 hostnetwork|--set hostNetwork=true --set containerPorts.https=10443 --set containerPorts.metrics=10090 --set networkPolicy.enabled=true
 matchconditions|-f $here/values-matchconditions.yaml
-no-delete|--set webhook.validateDelete=false"
+no-delete|--set webhook.validateDelete=false
+no-guarded|--set webhook.guardedResources=null"
 
 # --- render and check each variant -------------------------------------------
 if [ -n "$helm" ] || [ -n "$render_bin" ]; then

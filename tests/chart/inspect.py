@@ -184,6 +184,16 @@ def check_webhooks(docs, svc, ns, variant):
             expect(rule["apiGroups"] == ["core.oam.dev"] and rule["apiVersions"] == ["v1beta1"]
                    and rule["resources"] == ["applications"]
                    and sorted(rule["operations"]) == ops, f"{kind} rules: operations {ops}")
+            # The rendered kinds the shipped policy guards (spec.resources) reach both webhooks.
+            guarded = {(r["apiGroups"][0], r["apiVersions"][0], r["resources"][0]): r for r in wh["rules"][1:]}
+            wanted = {} if variant == "no-guarded" else {
+                ("dynamodb.services.k8s.aws", "v1alpha1", "tables"): "Table",
+                ("kro.run", "v1alpha1", "dynamodbtables"): "DynamoDBTable"}
+            expect(set(guarded) == set(wanted), f"{kind} guarded kinds: {sorted(guarded)}")
+            for r in guarded.values():
+                expect(len(r["apiGroups"]) == len(r["apiVersions"]) == len(r["resources"]) == 1
+                       and r["scope"] == "Namespaced"
+                       and {"CREATE", "UPDATE"} <= set(r["operations"]), f"{kind} guarded rule {r}")
             excluded = [v for e in wh["namespaceSelector"]["matchExpressions"]
                         if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn" for v in e["values"]]
             expect("kube-system" in excluded and ns in excluded, f"{kind} must exclude kube-system and {ns}")

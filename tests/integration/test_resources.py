@@ -23,6 +23,12 @@ CRD = REFERENCE / "ack" / "dynamodb.services.k8s.aws_tables.yaml"
 GUARDED = {"Table", "DynamoDBTable"}
 
 
+def case_policy(name):
+    """The case's own policy, or None for the shipped one (which guards both kinds)."""
+    policy = CASES / name / "policy.yaml"
+    return policy if policy.exists() else None
+
+
 def case_reviews():
     out = []
     for d in sorted(CASES.iterdir()):
@@ -89,8 +95,7 @@ def mutated(server, review, conn):
 def test_mutated_table_fits_the_ack_crd(name, review, start_server, table_schema):
     if not review["request"]["object"] or review["request"]["object"]["kind"] != "Table":
         pytest.skip("not a Table")
-    policy = CASES / name / "policy.yaml"
-    server = start_server(policy=policy if policy.exists() else None)
+    server = start_server(policy=case_policy(name))
     conn = server.connect()
     obj, ops = mutated(server, review, conn)
     conn.close()
@@ -126,7 +131,7 @@ def test_the_schema_check_catches_a_misplaced_field(table_schema):
                                   "dynamodbtable-create-without-protection"])
 def test_created_without_protection_is_mutated_then_allowed(name, start_server):
     review = json.loads((CASES / name / "request.json").read_text())
-    server = start_server(policy=CASES / name / "policy.yaml")
+    server = start_server(policy=case_policy(name))
     conn = server.connect()
     status, body = server.admit("validate", review, conn=conn)
     assert body["response"]["allowed"] is False, "as sent, ACK would switch protection off"
@@ -144,7 +149,7 @@ def test_created_without_protection_is_mutated_then_allowed(name, start_server):
 def test_guarded_objects_are_audited_with_their_kind(start_server):
     name = "table-update-deletion-protection-off"
     review = json.loads((CASES / name / "request.json").read_text())
-    server = start_server(policy=CASES / name / "policy.yaml")
+    server = start_server(policy=case_policy(name))
     status, body = server.admit("validate", review)
     assert body["response"]["allowed"] is False
     rec = [r for r in server.audit_records() if r.get("uid") == review["request"]["uid"]]
