@@ -119,6 +119,7 @@ begin(const struct policy_spec *s, const struct eval_input *in, struct eval_resu
 
 // What the table's profile asks of mutation.
 struct wanted {
+    const char *profile; // the profile's name, NULL when none matched
     bool defaults[POLICY_SETTING_COUNT];
     bool inject; // fill absent protection fields
     bool retain; // add the retain annotation
@@ -131,6 +132,7 @@ wanted_for(const struct policy_spec *s, const char *table, const char *namespace
     (void)namespace;
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
         w->defaults[k] = s->defaults[k];
+    w->profile = NULL;
     w->inject = true;
     w->retain = false;
 }
@@ -192,11 +194,17 @@ resource_mutate(const struct policy *p, const struct eval_input *in, struct eval
         return 0; // validate reports it: without a name no profile can be chosen
     struct wanted w;
     wanted_for(s, v.table, in->namespace, &w);
+    // The row reports what the object holds once the patch is applied.
+    char *component = xconcat(row->kind, "/", v.name, NULL);
+    struct eval_table *t = eval_add_table(out, component, v.table);
+    free(component);
+    t->profile = w.profile;
     bool absent[POLICY_SETTING_COUNT], any = false;
     for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
         absent[k] = w.inject && v.settings[k] == 0 &&
                     policy_path_get(&row->settings[k], in->object) == NULL;
         any |= absent[k];
+        t->after[k] = absent[k] ? w.defaults[k] : v.settings[k];
     }
     bool annotate = w.retain && is_ack(row) && !v.retained;
     if (annotate) {
@@ -293,7 +301,8 @@ static void
 table_row(const struct policy_spec *s, const struct resource_view *v, const struct eval_input *in,
           const char *component, struct eval_result *out)
 {
-    struct eval_table *t = eval_add_table(out, component, v->table);
+    // An object without a readable table name still holds some table: "" rather than NULL (gone).
+    struct eval_table *t = eval_add_table(out, component, v->table ? v->table : "");
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
         t->after[k] = v->settings[k];
     bool update = in->operation != NULL && strcmp(in->operation, "UPDATE") == 0;

@@ -92,6 +92,13 @@ mutate_fills_absent_fields_once_and_never_overrides(void **state)
     assert_string_equal(got, "[{\"op\":\"add\",\"path\":\"/spec/deletionProtectionEnabled\","
                              "\"value\":true},{\"op\":\"add\",\"path\":\"/spec/continuousBackups\","
                              "\"value\":{\"pointInTimeRecoveryEnabled\":false}}]");
+    // The table examined, as it stands once the patch is applied.
+    assert_int_equal(r.table_count, 1);
+    assert_string_equal(r.tables[0].component, "Table/orders-prod");
+    assert_string_equal(r.tables[0].table, "orders-prod");
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(r.tables[0].after[POLICY_PITR], 0);
+    assert_int_equal(r.tables[0].before[POLICY_PITR], -1);
     // Applied, the object needs nothing more: mutation is idempotent.
     char err[128];
     assert_int_equal(patch_apply(t, r.patch, err, sizeof err), 0);
@@ -185,6 +192,22 @@ validate_reads_fields_as_ack_does(void **state)
     assert_string_equal(r.warnings[0],
                         "table \"orders-prod\": pointInTimeRecovery should be true (rule pitr)");
     assert_non_null(strstr(r.deny_message, "1 violation: Table \"shop/orders-prod\""));
+    assert_int_equal(r.table_count, 1);
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 0);
+    assert_null(r.tables[0].old_table);
+    eval_result_free(&r);
+
+    // An UPDATE reports oldObject's table and settings beside the object's.
+    cJSON *old = table("\"tableName\":\"orders-prod\",\"deletionProtectionEnabled\":true", "");
+    in.old_object = old;
+    in.operation = "UPDATE";
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_string_equal(r.tables[0].old_table, "orders-prod");
+    assert_int_equal(r.tables[0].before[POLICY_DELETION_PROTECTION], 1);
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 0);
+    assert_int_equal(r.tables[0].before[POLICY_PITR], 0);
+    cJSON_Delete(old);
     eval_result_free(&r);
     cJSON_Delete(t);
 
