@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/patch.h"
+#include "policy/transition.h"
 #include "util/xalloc.h"
 
 static const char *
@@ -92,16 +93,22 @@ resource_read(const struct policy_resource *row, const cJSON *obj, struct resour
     out->retained = policy != NULL && strcmp(policy, "retain") == 0;
 }
 
-// Zeroes `out` and reads the object into `v`; false (with out->skip saying why) when the rules
-// must not judge it: not a guarded kind, being deleted (finalizers must be able to run), or a
-// request the policy excludes.
 static bool
-begin(const struct policy_spec *s, const struct eval_input *in, struct eval_result *out,
-      struct resource_view *v)
+is_op(const struct eval_input *in, const char *op)
+{
+    return in->operation != NULL && strcmp(in->operation, op) == 0;
+}
+
+// Zeroes `out` and reads `subject` (the object, or on DELETE the oldObject it removes) into `v`;
+// false (with out->skip saying why) when the rules must not judge it: not a guarded kind, being
+// deleted already (finalizers must be able to run), or a request the policy excludes.
+static bool
+begin(const struct policy_spec *s, const struct eval_input *in, const cJSON *subject,
+      struct eval_result *out, struct resource_view *v)
 {
     memset(out, 0, sizeof *out);
-    const struct policy_resource *row = resource_row(s, in->object);
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+    const struct policy_resource *row = resource_row(s, subject);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
     const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
     if (row == NULL)
         out->skip = EVAL_NOT_APPLICATION;
@@ -111,7 +118,7 @@ begin(const struct policy_spec *s, const struct eval_input *in, struct eval_resu
         out->skip = EVAL_EXCLUDED;
     if (out->skip != EVAL_EVALUATED)
         return false;
-    resource_read(row, in->object, v);
+    resource_read(row, subject, v);
     return true;
 }
 
@@ -187,7 +194,7 @@ resource_mutate(const struct policy *p, const struct eval_input *in, struct eval
 {
     const struct policy_spec *s = policy_spec(p);
     struct resource_view v;
-    if (!begin(s, in, out, &v))
+    if (!begin(s, in, in->object, out, &v))
         return 0;
     const struct policy_resource *row = v.row;
     if (v.table == NULL)
@@ -295,40 +302,140 @@ judge_rule(const struct resource_view *v, const struct eval_input *in, const cha
     }
 }
 
-// The row of out->tables for the object: its settings as sent, and on an UPDATE of the same kind
-// the table and settings of oldObject.
+// ---- transitions ------------------------------------------------------------------------------
+
+// What a forbidden transition does to the data, and the way through; pieces, as for the rules.
+static char *
+forbid_message(const struct resource_view *v, const char *ns, const struct policy_rule *r,
+               const char *pattern, enum policy_transition t, const struct resource_view *old)
+{
+    const char *kind = v->row->kind, *table = old->table ? old->table : "";
+    bool ack = is_ack(v->row);
+    char *what;
+    if (t == POLICY_RENAME)
+        what = xconcat(v->row->table_name.text, " changes from \"", table, "\" to \"", v->table,
+                       ack ? "\": ACK then manages another table by that name (creating it or "
+                             "taking over an existing one) and leaves \""
+                           : "\": kro renders a new Table named after it and deletes the old "
+                             "one, and ACK deletes \"",
+                       table, ack ? "\" unmanaged" : "\" with its data", " (set it back to \"",
+                       table, "\")", NULL);
+    else if (v != old)
+        what = xconcat("the annotation " RESOURCE_RETAIN_ANNOTATION
+                       ": retain is removed, so deleting the ",
+                       kind,
+                       " would make ACK delete the DynamoDB table with its data (keep the "
+                       "annotation)",
+                       NULL);
+    else
+        what = xconcat("deleting the ", kind,
+                       ack ? " makes ACK delete the DynamoDB table with its data. To let it go, "
+                             "first add the annotation " RESOURCE_RETAIN_ANNOTATION
+                             ": retain in an earlier change (ACK then keeps the table)"
+                           : " makes kro delete its Table, and ACK then deletes the DynamoDB "
+                             "table with its data",
+                       NULL);
+    char *m = xconcat(kind, " \"", ns, "/", old->name, "\" table \"", table, "\": rule \"", r->name,
+                      "\" (tables ", pattern, ") forbids ", transition_name(t), "; ", what,
+                      "; or ask for an approved exception to rule \"", r->name, "\"", NULL);
+    free(what);
+    return m;
+}
+
+// Every forbid rule naming `t` that covers the table (by the old name, or the new one for a
+// rename) reports it; an unreadable table name is covered by every such rule of the namespace.
 static void
-table_row(const struct policy_spec *s, const struct resource_view *v, const struct eval_input *in,
-          const char *component, struct eval_result *out)
+forbid(const struct policy_spec *s, const struct eval_input *in, const char *app,
+       const char *component, enum policy_transition t, const struct resource_view *now,
+       const struct resource_view *old, struct eval_result *out)
+{
+    for (size_t i = 0; i < s->rule_count; i++) {
+        const struct policy_rule *r = &s->rules[i];
+        if ((r->forbid & t) == 0 || !policy_globs_match(&r->namespaces, in->namespace))
+            continue;
+        const char *pattern = old->table ? eval_first_match(&r->tables, old->table) : "";
+        if (pattern == NULL && t == POLICY_RENAME)
+            pattern = eval_first_match(&r->tables, now->table);
+        if (pattern == NULL)
+            continue;
+        struct eval_subst sv = {
+            app,     in->namespace, component,         old->table ? old->table : "",
+            r->name, pattern,       transition_name(t)};
+        char *m = r->message           ? eval_expand(r->message, &sv)
+                  : old->table == NULL ? no_table_message(old, in->namespace, r)
+                                       : forbid_message(now, in->namespace, r, pattern, t, old);
+        struct eval_finding f = {r, pattern, xstrdup(component), xstrdup(sv.table), m};
+        eval_add_finding(out, &f, -1);
+    }
+}
+
+// Judges what the request does to the table: an UPDATE that changes the table name or drops
+// the retain annotation, or a DELETE of an object ACK does not keep. Returns the transition.
+static const char *
+transitions(const struct policy_spec *s, const struct eval_input *in, const char *app,
+            const char *component, const struct resource_view *now, const struct resource_view *old,
+            struct eval_result *out)
+{
+    if (now == NULL) {
+        if (is_ack(old->row) && old->retained)
+            return NULL; // ACK keeps the table: not a delete
+        forbid(s, in, app, component, POLICY_DELETE, old, old, out);
+        return transition_name(POLICY_DELETE);
+    }
+    const char *t = NULL;
+    if (old->table != NULL && now->table != NULL && strcmp(old->table, now->table) != 0) {
+        forbid(s, in, app, component, POLICY_RENAME, now, old, out);
+        t = transition_name(POLICY_RENAME);
+    }
+    if (is_ack(old->row) && old->retained && !now->retained)
+        forbid(s, in, app, component, POLICY_DELETE, now, old, out);
+    return t;
+}
+
+// The row of out->tables: the object's table and settings (none on DELETE), and oldObject's
+// on an UPDATE of the same kind or a DELETE.
+static struct eval_table *
+table_row(const struct resource_view *now, const struct resource_view *old, const char *component,
+          struct eval_result *out)
 {
     // An object without a readable table name still holds some table: "" rather than NULL (gone).
-    struct eval_table *t = eval_add_table(out, component, v->table ? v->table : "");
+    struct eval_table *t =
+        eval_add_table(out, component, now ? (now->table ? now->table : "") : NULL);
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
-        t->after[k] = v->settings[k];
-    bool update = in->operation != NULL && strcmp(in->operation, "UPDATE") == 0;
-    if (!update || resource_row(s, in->old_object) != v->row)
-        return;
-    struct resource_view old;
-    resource_read(v->row, in->old_object, &old);
-    t->old_table = old.table ? xstrdup(old.table) : NULL;
-    for (int k = 0; k < POLICY_SETTING_COUNT; k++)
-        t->before[k] = old.settings[k];
+        t->after[k] = now ? now->settings[k] : -1;
+    if (old != NULL) {
+        t->old_table = xstrdup(old->table ? old->table : "");
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+            t->before[k] = old->settings[k];
+    }
+    return t;
 }
 
 int
 resource_validate(const struct policy *p, const struct eval_input *in, struct eval_result *out)
 {
     const struct policy_spec *s = policy_spec(p);
-    struct resource_view v;
-    if (!begin(s, in, out, &v))
+    bool deleting = is_op(in, "DELETE");
+    struct resource_view v, old;
+    if (!begin(s, in, deleting ? in->old_object : in->object, out, &v))
         return 0;
+    const struct resource_view *now = deleting ? NULL : &v, *before = deleting ? &v : NULL;
+    // An UPDATE is judged against oldObject when it is the same kind.
+    if (!deleting && is_op(in, "UPDATE") && resource_row(s, in->old_object) == v.row) {
+        resource_read(v.row, in->old_object, &old);
+        before = &old;
+    }
     // The KubeVela labels name the Application that rendered the object, when one did.
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
+    const cJSON *meta =
+        cJSON_GetObjectItemCaseSensitive(deleting ? in->old_object : in->object, "metadata");
     const char *app = str_at(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
     char *component = xconcat(v.row->kind, "/", v.name, NULL);
-    table_row(s, &v, in, component, out);
-    for (size_t r = 0; r < s->rule_count; r++)
-        judge_rule(&v, in, app ? app : "", component, &s->rules[r], out);
+    struct eval_table *t = table_row(now, before, component, out);
+    if (now != NULL)
+        for (size_t r = 0; r < s->rule_count; r++)
+            judge_rule(now, in, app ? app : "", component, &s->rules[r], out);
+    if (before != NULL)
+        t->transition = transitions(s, in, app ? app : "", component, now, before, out);
     free(component);
     eval_conclude(p, out);
     return 0;

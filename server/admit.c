@@ -163,9 +163,10 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     // CONNECT is not an object write.
     bool writes = req.op == REVIEW_CREATE || req.op == REVIEW_UPDATE;
     bool deletes = req.op == REVIEW_DELETE && w == ADMIT_VALIDATE;
-    // A guarded kind (spec.resources) is judged by its own fields; an Application by its
-    // components; any other kind passes untouched and is counted by the caller.
-    const struct policy_resource *row = resource_row(policy_spec(p), req.object);
+    // A guarded kind (spec.resources) is judged by its own fields (on DELETE, oldObject's); an
+    // Application by its components; any other kind passes untouched and is counted.
+    const struct policy_resource *row =
+        resource_row(policy_spec(p), deletes ? req.old_object : req.object);
     if (!writes && !deletes) {
         memset(&ev, 0, sizeof ev);
         ev.skip = EVAL_NOT_APPLICATION;
@@ -176,6 +177,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     } else {
         eval_validate(p, &in, &ev);
     }
+    res->unguarded = (writes || deletes) && row == NULL && ev.skip == EVAL_NOT_APPLICATION;
 
     enum admit_decision decision = ev.denied ? ADMIT_DENY : ev.patch ? ADMIT_PATCH : ADMIT_ALLOW;
     char *rules = rule_names(p, &ev);

@@ -32,6 +32,7 @@ struct admit_result {
     cJSON *record;                   // the audit record for a 200, NULL for a 400; owned
     enum admit_decision decision;    // ADMIT_ALLOW, _PATCH, _DENY or _INVALID
     enum review_operation operation; // the request's, or REVIEW_UNKNOWN
+    bool unguarded; // a write or DELETE of a kind the policy does not guard: allowed untouched
     // What the record's strings point into (it copies none): the decoded request and the
     // evaluation, kept until admit_result_free. The record also points into the policy, which
     // must outlive the result's use of the record.

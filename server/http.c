@@ -144,6 +144,8 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
     admit_handle(p, w, rq->body ? rq->body : "", rq->len, h->deps.audit != NULL, &res);
     if (res.status == 400)
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
+    if (res.unguarded)
+        metrics_unguarded(h->deps.metrics, w);
     if (res.record != NULL && h->deps.audit != NULL) {
         char err[256];
         // The answer leaves only once its record is written.

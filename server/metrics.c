@@ -32,6 +32,7 @@ struct metrics {
     atomic_uint_fast64_t sum_ns[NW];
     atomic_int in_flight;
     atomic_uint_fast64_t rejected[METRICS_REJECT_COUNT];
+    atomic_uint_fast64_t unguarded[NW];
     atomic_uint_fast64_t reload_ok, reload_failed;
     atomic_int last_reload_ok;
     atomic_llong last_success;
@@ -80,6 +81,13 @@ void
 metrics_rejected(struct metrics *m, enum metrics_reject reason)
 {
     atomic_fetch_add_explicit(&m->rejected[reason], 1, memory_order_relaxed);
+}
+
+void
+metrics_unguarded(struct metrics *m, enum admit_webhook webhook)
+{
+    atomic_fetch_add_explicit(&m->unguarded[webhook < NW ? webhook : NW - 1], 1,
+                              memory_order_relaxed);
 }
 
 void
@@ -193,6 +201,15 @@ emit_rejected(FILE *f, const char *name, struct metrics *m, const struct metrics
 }
 
 static void
+emit_unguarded(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    for (int w = 0; w < NW; w++)
+        fprintf(f, "%s{webhook=\"%s\"} %llu\n", name, admit_webhook_name((enum admit_webhook)w),
+                (unsigned long long)atomic_load(&m->unguarded[w]));
+}
+
+static void
 emit_results(FILE *f, const char *name, unsigned long long ok, unsigned long long failed)
 {
     fprintf(f, "%s{result=\"success\"} %llu\n", name, ok);
@@ -244,6 +261,9 @@ static const struct row {
      offsetof(struct scalars, waiting), NULL},
     {"tableguard_http_rejected_total", "counter",
      "Requests refused before or instead of an admission decision, by reason.", 0, emit_rejected},
+    {"tableguard_unguarded_requests_total", "counter",
+     "Requests for a kind the policy does not guard, allowed untouched, by webhook.", 0,
+     emit_unguarded},
     {"tableguard_policy_rules", "gauge", "Rules in the policy being served.",
      offsetof(struct scalars, policy_rules), NULL},
     {"tableguard_policy_reload_total", "counter", "Policy reloads, by result.", 0,

@@ -43,6 +43,9 @@ void metrics_observe(struct metrics *m, enum admit_webhook webhook, enum review_
                      enum admit_decision decision, double seconds);
 void metrics_in_flight(struct metrics *m, int delta);
 void metrics_rejected(struct metrics *m, enum metrics_reject reason);
+// A request for a kind the policy guards neither as an Application nor as a spec.resources row,
+// answered untouched.
+void metrics_unguarded(struct metrics *m, enum admit_webhook webhook);
 // A policy (re)load: ok or failed; a success also records its time.
 void metrics_policy_reload(struct metrics *m, int ok, time_t when);
 

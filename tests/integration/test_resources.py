@@ -158,3 +158,23 @@ def test_guarded_objects_are_audited_with_their_kind(start_server):
     assert rec[0]["resource"]["resource"] == "tables"
     assert rec[0]["rules"][0]["component"] == "Table/orders-prod"
     assert rec[0]["rules"][0]["table"] == "orders-prod"
+
+
+def test_unguarded_kind_is_allowed_untouched_and_counted(start_server):
+    """A kind without a spec.resources row that reaches the webhook anyway passes untouched and
+    is counted; a guarded kind and an Application are not counted."""
+    from test_metrics import scrape, value
+    server = start_server()
+    conn = server.connect()
+    other = json.loads((CASES / "unguarded-kind-untouched" / "request.json").read_text())
+    guarded = json.loads((CASES / "table-update-deletion-protection-off" / "request.json").read_text())
+    for webhook in ("mutate", "validate", "validate"):
+        status, body = server.admit(webhook, other, conn=conn)
+        assert status == 200 and body["response"]["allowed"] is True
+        assert "patch" not in body["response"] and "warnings" not in body["response"]
+    for webhook in ("mutate", "validate"):
+        server.admit(webhook, guarded, conn=conn)
+    conn.close()
+    samples = scrape(server)
+    assert value(samples, "tableguard_unguarded_requests_total", webhook="mutate") == 1
+    assert value(samples, "tableguard_unguarded_requests_total", webhook="validate") == 2

@@ -38,7 +38,10 @@ static const char POLICY[] =
     "    - name: pitr\n"
     "      tables: ['*-prod']\n"
     "      require: {pointInTimeRecovery: true}\n"
-    "      action: warn\n";
+    "      action: warn\n"
+    "    - name: kept\n"
+    "      tables: ['*-prod']\n"
+    "      forbid: [rename, delete]\n";
 
 static struct policy *
 load(void)
@@ -301,6 +304,88 @@ dynamodbtable_rows_use_their_own_paths(void **state)
     policy_unref(p);
 }
 
+static void
+forbid_judges_rename_delete_and_the_retain_annotation(void **state)
+{
+    (void)state;
+    struct policy *p = load();
+    struct eval_result r;
+    const char *on = "\"tableName\":\"orders-prod\",\"deletionProtectionEnabled\":true,"
+                     "\"continuousBackups\":{\"pointInTimeRecoveryEnabled\":true}";
+    const char *retain = ",\"annotations\":{\"services.k8s.aws/deletion-policy\":\"retain\"}";
+    cJSON *plain = table(on, ""), *kept = table(on, retain);
+    cJSON *typo = table(on, ",\"annotations\":{\"services.k8s.aws/deletion-policy\":\"retian\"}");
+
+    // DELETE: object null, the Table in oldObject. Without retain, a delete.
+    struct eval_input in = {.namespace = "shop", .username = "u", .operation = "DELETE"};
+    in.old_object = plain;
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_int_equal(r.finding_count, 1);
+    assert_string_equal(r.findings[0].rule->name, "kept");
+    assert_string_equal(r.tables[0].transition, "delete");
+    assert_null(r.tables[0].table);
+    assert_string_equal(r.tables[0].old_table, "orders-prod");
+    assert_int_equal(r.tables[0].before[POLICY_DELETION_PROTECTION], 1);
+    eval_result_free(&r);
+    // With retain ACK keeps the table: not a delete. A misspelt value is not taken for retain.
+    in.old_object = kept;
+    resource_validate(p, &in, &r);
+    assert_false(r.denied);
+    assert_null(r.tables[0].transition);
+    eval_result_free(&r);
+    in.old_object = typo;
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    eval_result_free(&r);
+
+    // UPDATE dropping the annotation of a table a forbid: [delete] rule covers.
+    in = (struct eval_input){
+        .object = plain, .old_object = kept, .namespace = "shop", .operation = "UPDATE"};
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.findings[0].message, "retain is removed"));
+    eval_result_free(&r);
+    // Adding it, or keeping it, is fine.
+    in.object = kept;
+    in.old_object = plain;
+    resource_validate(p, &in, &r);
+    assert_false(r.denied);
+    eval_result_free(&r);
+
+    // A changed table name is a rename, matched on the old name or the new one.
+    cJSON *moved = table("\"tableName\":\"orders-dev\",\"deletionProtectionEnabled\":true", "");
+    in.object = moved;
+    in.old_object = plain;
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_string_equal(r.tables[0].transition, "rename");
+    assert_string_equal(r.tables[0].table, "orders-dev");
+    assert_string_equal(r.tables[0].old_table, "orders-prod");
+    assert_non_null(strstr(r.findings[0].message, "from \"orders-prod\" to \"orders-dev\""));
+    eval_result_free(&r);
+    in.object = plain;
+    in.old_object = moved;
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    eval_result_free(&r);
+
+    // /mutate never answers a DELETE (admit does not route it there), and an object already being
+    // deleted is not judged.
+    cJSON *going = table(on, ",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"");
+    in = (struct eval_input){.old_object = going, .namespace = "shop", .operation = "DELETE"};
+    resource_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_DELETING);
+    assert_false(r.denied);
+    eval_result_free(&r);
+    cJSON_Delete(going);
+    cJSON_Delete(moved);
+    cJSON_Delete(typo);
+    cJSON_Delete(kept);
+    cJSON_Delete(plain);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -311,6 +396,7 @@ main(void)
         cmocka_unit_test(
             validate_without_a_table_name_is_an_error_under_every_rule_of_the_namespace),
         cmocka_unit_test(dynamodbtable_rows_use_their_own_paths),
+        cmocka_unit_test(forbid_judges_rename_delete_and_the_retain_annotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
