@@ -178,3 +178,26 @@ def test_unguarded_kind_is_allowed_untouched_and_counted(start_server):
     samples = scrape(server)
     assert value(samples, "tableguard_unguarded_requests_total", webhook="mutate") == 1
     assert value(samples, "tableguard_unguarded_requests_total", webhook="validate") == 2
+
+
+def test_check_judges_guarded_kinds_beside_applications():
+    """`tableguard check` runs each object of a mixed file through both webhooks at its layer."""
+    import subprocess
+    from conftest import BINARY, DEFAULT_POLICY, WRAPPER
+    manifest = ROOT / "tests" / "policy" / "manifests" / "mixed-layers.yaml"
+    r = subprocess.run([*WRAPPER, BINARY, "check", "--policy", str(DEFAULT_POLICY), "--output",
+                        "json", str(manifest)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr  # the DynamoDBTable switches protection off
+    out = json.loads(r.stdout)
+    results = out["results"] if isinstance(out, dict) else out
+    by_kind = {x["kind"]: x for x in results}
+    assert set(by_kind) == {"Application", "Table", "DynamoDBTable"}
+    assert by_kind["Application"]["allowed"] is True
+    table = by_kind["Table"]
+    assert table["allowed"] is True
+    assert table["mutated"]["spec"]["deletionProtectionEnabled"] is True
+    assert table["mutated"]["spec"]["continuousBackups"] == {"pointInTimeRecoveryEnabled": True}
+    kro = by_kind["DynamoDBTable"]
+    assert kro["allowed"] is False
+    assert [x["name"] for x in kro["rules"]] == ["prod-deletion-protection"]
+    assert kro["rules"][0]["component"] == "DynamoDBTable/orders-table"
