@@ -34,6 +34,8 @@ walk(const struct policy_path *path, const cJSON *obj, char *why, size_t len)
     const cJSON *v = obj;
     why[0] = '\0';
     for (size_t i = 0; i < path->depth; i++) {
+        if (i > 0 && cJSON_IsNull(v))
+            return NULL; // a null mapping on the way holds nothing: the field is absent
         if (!cJSON_IsObject(v)) {
             // Names the step that is not a mapping: the path up to it.
             char got[80];
@@ -135,13 +137,12 @@ struct wanted {
 static void
 wanted_for(const struct policy_spec *s, const char *table, const char *namespace, struct wanted *w)
 {
-    (void)table;
-    (void)namespace;
+    const struct policy_profile *pr = policy_profile_for(s, table, namespace);
+    w->profile = pr ? pr->name : NULL;
+    w->inject = pr == NULL || pr->inject;
+    w->retain = pr != NULL && pr->retain;
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
-        w->defaults[k] = s->defaults[k];
-    w->profile = NULL;
-    w->inject = true;
-    w->retain = false;
+        w->defaults[k] = pr && pr->defaults[k] >= 0 ? pr->defaults[k] == 1 : s->defaults[k];
 }
 
 // ACK reads the retain annotation; on any other kind it would mean nothing.
@@ -165,7 +166,9 @@ fill(cJSON *scratch, char *const *segs, size_t depth, cJSON *value, struct eval_
     size_t i = 0;
     for (; i < depth; i++) {
         cJSON *next = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, segs[i]) : NULL;
-        if (next == NULL)
+        // A mapping on the way that is null is absent, as for an Application's traits; the "add"
+        // replaces it. A null field at the end is a value someone wrote: validate judges it.
+        if (next == NULL || (cJSON_IsNull(next) && i + 1 < depth))
             break;
         patch_path_push(&path, segs[i]);
         v = next;
@@ -185,6 +188,7 @@ fill(cJSON *scratch, char *const *segs, size_t depth, cJSON *value, struct eval_
     if (out->patch == NULL)
         out->patch = cJSON_CreateArray();
     patch_add(out->patch, path.buf, cJSON_Duplicate(sub, 1));
+    cJSON_DeleteItemFromObjectCaseSensitive(v, segs[i]);
     cJSON_AddItemToObject(v, segs[i], sub);
     patch_path_free(&path);
 }
@@ -431,6 +435,9 @@ resource_validate(const struct policy *p, const struct eval_input *in, struct ev
     const char *app = str_at(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
     char *component = xconcat(v.row->kind, "/", v.name, NULL);
     struct eval_table *t = table_row(now, before, component, out);
+    const char *table = now ? now->table : before->table;
+    const struct policy_profile *pr = table ? policy_profile_for(s, table, in->namespace) : NULL;
+    t->profile = pr ? pr->name : NULL;
     if (now != NULL)
         for (size_t r = 0; r < s->rule_count; r++)
             judge_rule(now, in, app ? app : "", component, &s->rules[r], out);

@@ -386,6 +386,91 @@ forbid_judges_rename_delete_and_the_retain_annotation(void **state)
     policy_unref(p);
 }
 
+static void
+mutate_follows_the_table_profile(void **state)
+{
+    (void)state;
+    static const char prof[] =
+        "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata: {name: t}\n"
+        "spec:\n"
+        "  profiles:\n"
+        "    - {name: production, tables: ['*-prod'], retain: true,\n"
+        "       defaults: {deletionProtection: true, pointInTimeRecovery: true}}\n"
+        "    - {name: staging, tables: ['*-staging'], defaults: {pointInTimeRecovery: false}}\n"
+        "    - {name: development, tables: ['*-dev'], inject: false, retain: true}\n"
+        "  resources:\n"
+        "    - {apiVersion: dynamodb.services.k8s.aws/v1alpha1, kind: Table,\n"
+        "       tableNameFrom: spec.tableName, deletionProtectionFrom: spec.dp,\n"
+        "       pointInTimeRecoveryFrom: spec.pitr}\n"
+        "    - {apiVersion: kro.run/v1alpha1, kind: DynamoDBTable, tableNameFrom: spec.tableName,\n"
+        "       deletionProtectionFrom: spec.dp, pointInTimeRecoveryFrom: spec.pitr}\n";
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(prof, strlen(prof), "t.yaml", &d);
+    assert_non_null(p);
+    struct eval_result r;
+    const struct {
+        const char *object, *patch, *profile;
+    } cases[] = {
+        // production: both on, and the retain annotation (its "/" escaped), metadata kept.
+        {"{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+         "\"metadata\":{\"name\":\"a\"},\"spec\":{\"tableName\":\"a-prod\"}}",
+         "[{\"op\":\"add\",\"path\":\"/spec/dp\",\"value\":true},{\"op\":\"add\",\"path\":"
+         "\"/spec/pitr\",\"value\":true},{\"op\":\"add\",\"path\":\"/metadata/annotations\","
+         "\"value\":{\"services.k8s.aws/deletion-policy\":\"retain\"}}]",
+         "production"},
+        // An existing annotations map gets the key added, escaped as a pointer token.
+        {"{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+         "\"metadata\":{\"name\":\"a\",\"annotations\":{\"x\":\"y\"}},\"spec\":{\"tableName\":"
+         "\"a-prod\",\"dp\":true,\"pitr\":true}}",
+         "[{\"op\":\"add\",\"path\":\"/metadata/annotations/services.k8s.aws~1deletion-policy\","
+         "\"value\":\"retain\"}]",
+         "production"},
+        // An explicit deletion policy, even "delete", is never overridden.
+        {"{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+         "\"metadata\":{\"name\":\"a\",\"annotations\":{\"services.k8s.aws/deletion-policy\":"
+         "\"delete\"}},\"spec\":{\"tableName\":\"a-prod\",\"dp\":true,\"pitr\":true}}",
+         "null", "production"},
+        // The retain annotation means something only to ACK: a DynamoDBTable gets none.
+        {"{\"apiVersion\":\"kro.run/v1alpha1\",\"kind\":\"DynamoDBTable\",\"metadata\":"
+         "{\"name\":\"a\"},\"spec\":{\"tableName\":\"a-prod\",\"dp\":true}}",
+         "[{\"op\":\"add\",\"path\":\"/spec/pitr\",\"value\":true}]", "production"},
+        // staging: the profile's PITR, trait.defaults for what it does not give.
+        {"{\"apiVersion\":\"kro.run/v1alpha1\",\"kind\":\"DynamoDBTable\",\"metadata\":"
+         "{\"name\":\"a\"},\"spec\":{\"tableName\":\"a-staging\"}}",
+         "[{\"op\":\"add\",\"path\":\"/spec/dp\",\"value\":true},{\"op\":\"add\",\"path\":"
+         "\"/spec/pitr\",\"value\":false}]",
+         "staging"},
+        // inject: false fills nothing, but its retain still annotates the Table.
+        {"{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+         "\"metadata\":{\"name\":\"a\",\"annotations\":null},\"spec\":{\"tableName\":\"a-dev\"}}",
+         "[{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"services.k8s.aws/"
+         "deletion-policy\":\"retain\"}}]",
+         "development"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cJSON *obj = cJSON_Parse(cases[i].object);
+        assert_non_null(obj);
+        struct eval_input in = {.object = obj, .namespace = "shop", .operation = "CREATE"};
+        resource_mutate(p, &in, &r);
+        char *got = patch_text(&r);
+        if (strcmp(got, cases[i].patch) != 0)
+            fail_msg("case %zu: %s", i, got);
+        assert_string_equal(r.tables[0].profile, cases[i].profile);
+        // Applied, a second pass adds nothing: reinvocation is safe.
+        char err[128];
+        if (r.patch != NULL)
+            assert_int_equal(patch_apply(obj, r.patch, err, sizeof err), 0);
+        eval_result_free(&r);
+        resource_mutate(p, &in, &r);
+        assert_null(r.patch);
+        eval_result_free(&r);
+        free(got);
+        cJSON_Delete(obj);
+    }
+    diag_free(&d);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -396,6 +481,7 @@ main(void)
         cmocka_unit_test(
             validate_without_a_table_name_is_an_error_under_every_rule_of_the_namespace),
         cmocka_unit_test(dynamodbtable_rows_use_their_own_paths),
+        cmocka_unit_test(mutate_follows_the_table_profile),
         cmocka_unit_test(forbid_judges_rename_delete_and_the_retain_annotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
