@@ -5,8 +5,9 @@
 //
 // usage: core_bench PAYLOAD_DIR POLICY_FILE
 //        core_bench --profile POLICY_FILE PAYLOAD mutate|validate N   (N reviews, for a profiler)
-// Prints tab-separated rows: "review", "update", "rules", "load" and "patch", each described by its
-// header line (starting with '#'). Times are medians of five batches of at least 50 ms each.
+// Prints tab-separated rows: "review", "update", "guarded", "rules", "load" and "patch", each
+// described by its header line (starting with '#'). Times are medians of five batches of at
+// least 50 ms each.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,27 @@ main(int argc, char **argv)
         }
         cJSON_free(update);
         free(create);
+    }
+
+    // A guarded ACK Table against the 1-component Application, both webhooks: the Table bare (as
+    // the newest guidewire graph renders it: /mutate patches, /validate denies) and protected.
+    printf("#guarded\tobject\twebhook\tbytes\tus_per_review\n");
+    static const char *const guarded[][2] = {{"table-bare", "table-bare"},
+                                             {"table-protected", "table-protected"},
+                                             {"application-1", "c1-trait-allow"}};
+    for (size_t g = 0; g < sizeof guarded / sizeof *guarded; g++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.json", dir, guarded[g][1]);
+        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0};
+        char *text = read_all(path, &c.len);
+        c.body = text;
+        for (int w = 0; w < 2; w++) {
+            c.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
+            printf("guarded\t%s\t%s\t%zu\t%.2f\n", guarded[g][0], w ? "validate" : "mutate", c.len,
+                   median_per_call(run_admit, &c) * 1e6);
+            fflush(stdout);
+        }
+        free(text);
     }
 
     // Rules: a 10-component review whose production tables satisfy every rule.

@@ -4,7 +4,8 @@
 (field order, null oldObject on CREATE, managedFields, kubectl's last-applied annotation), for
 1, 10, 100 and 1000 components, with and without the protection trait, allowed and denied.
 
-usage: payloads.py OUTDIR            writes OUTDIR/c<N>-<trait|notrait>-<allow|deny>.json
+usage: payloads.py OUTDIR            writes OUTDIR/c<N>-<trait|notrait>-<allow|deny>.json and
+                                     OUTDIR/table-<bare|protected>.json (an ACK Table CREATE)
 """
 
 import json
@@ -71,6 +72,41 @@ def review(obj, uid):
     return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": req}
 
 
+def ack_table(protected):
+    """An ACK Table as kro applies it: bare as the newest guidewire graph renders it (no
+    protection field), or with both fields and the retain annotation."""
+    md = {"name": "orders-prod", "namespace": "shop", "creationTimestamp": None,
+          "labels": {"app.kubernetes.io/managed-by": "kro", "kro.run/instance-name": "orders",
+                     "kro.run/instance-namespace": "shop"},
+          "annotations": {"services.k8s.aws/region": "eu-west-1"}}
+    spec = {"tableName": "orders-prod", "billingMode": "PAY_PER_REQUEST",
+            "attributeDefinitions": [{"attributeName": "pk", "attributeType": "S"},
+                                     {"attributeName": "sk", "attributeType": "S"}],
+            "keySchema": [{"attributeName": "pk", "keyType": "HASH"},
+                          {"attributeName": "sk", "keyType": "RANGE"}]}
+    if protected:
+        md["annotations"]["services.k8s.aws/deletion-policy"] = "retain"
+        spec["deletionProtectionEnabled"] = True
+        spec["continuousBackups"] = {"pointInTimeRecoveryEnabled": True}
+    return {"apiVersion": "dynamodb.services.k8s.aws/v1alpha1", "kind": "Table", "metadata": md,
+            "spec": spec}
+
+
+def table_review(obj, uid):
+    r = review(obj, uid)
+    gvk = {"group": "dynamodb.services.k8s.aws", "version": "v1alpha1", "kind": "Table"}
+    gvr = {"group": "dynamodb.services.k8s.aws", "version": "v1alpha1", "resource": "tables"}
+    r["request"].update(kind=gvk, resource=gvr, requestKind=gvk, requestResource=gvr,
+                        name="orders-prod")
+    r["request"]["userInfo"] = {"username": "system:serviceaccount:kro-system:kro",
+                                "uid": "7c1d2e3f-0a1b-4c5d-8e9f-0a1b2c3d4e5f",
+                                "groups": ["system:serviceaccounts",
+                                           "system:serviceaccounts:kro-system",
+                                           "system:authenticated"]}
+    r["request"]["options"]["fieldManager"] = "kro"
+    return r
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -85,6 +121,10 @@ def main():
                 name = f"c{n}-{'trait' if trait else 'notrait'}-{'deny' if deny else 'allow'}"
                 body = json.dumps(review(application(n, trait, deny), uid), separators=(",", ":"))
                 (out / f"{name}.json").write_text(body)
+    for protected in (False, True):
+        uid = f"7ab1{int(protected):04x}-7d2e-4f5a-8c3b-000000000001"
+        body = json.dumps(table_review(ack_table(protected), uid), separators=(",", ":"))
+        (out / f"table-{'protected' if protected else 'bare'}.json").write_text(body)
 
 
 if __name__ == "__main__":
