@@ -112,12 +112,18 @@ begin(const struct policy_spec *s, const struct eval_input *in, const cJSON *sub
     const struct policy_resource *row = resource_row(s, subject);
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
     const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
+    // As for an Application: not on a CREATE, whose deletionTimestamp the API server clears
+    // after the mutating webhooks, so skipping it would store an unprotected table.
     if (row == NULL)
         out->skip = EVAL_NOT_APPLICATION;
-    else if (dts != NULL && !cJSON_IsNull(dts))
+    else if (dts != NULL && !cJSON_IsNull(dts) && (is_op(in, "UPDATE") || is_op(in, "DELETE")))
         out->skip = EVAL_DELETING;
     else if (eval_excluded(s, in))
         out->skip = EVAL_EXCLUDED;
+    else if (in->unreadable != NULL)
+        out->skip = EVAL_UNREADABLE;
+    if (out->skip == EVAL_UNREADABLE)
+        eval_deny_unreadable(row->kind, subject, in, out);
     if (out->skip != EVAL_EVALUATED)
         return false;
     resource_read(row, subject, v);

@@ -48,8 +48,7 @@ load(void)
 {
     struct diag d = {0};
     struct policy *p = policy_load_buffer(POLICY, strlen(POLICY), "t.yaml", &d);
-    for (size_t i = 0; i < d.count; i++)
-        print_message("%s\n", d.lines[i]);
+    diag_print(&d, stderr);
     assert_non_null(p);
     diag_free(&d);
     return p;
@@ -145,12 +144,27 @@ mutate_and_validate_skip_what_they_must(void **state)
     cJSON *t =
         table("\"tableName\":\"orders-prod\"", ",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"");
     struct eval_input in = input(t);
+    in.operation = "UPDATE";
+    in.old_object = t;
     resource_mutate(p, &in, &r);
     assert_int_equal(r.skip, EVAL_DELETING);
     assert_null(r.patch);
     resource_validate(p, &in, &r);
     assert_int_equal(r.skip, EVAL_DELETING);
     assert_false(r.denied);
+    // Not on a CREATE: the API server clears deletionTimestamp after the mutating webhooks.
+    in = input(t);
+    resource_mutate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_EVALUATED);
+    assert_non_null(r.patch);
+    eval_result_free(&r);
+    // A review that cannot be read faithfully is denied, never judged on a partial object.
+    in.unreadable = "a string holds a NUL byte";
+    resource_validate(p, &in, &r);
+    assert_int_equal(r.skip, EVAL_UNREADABLE);
+    assert_true(r.denied);
+    assert_non_null(strstr(r.deny_message, "cannot judge Table \"orders-prod\" faithfully"));
+    eval_result_free(&r);
     cJSON_Delete(t);
 
     t = table("\"tableName\":\"orders-prod\"", "");
