@@ -17,7 +17,7 @@ import yaml
 
 from conftest import ROOT, SHARED, check_envelope, decode_patch
 
-CASES = ROOT / "tests" / "cases"
+CASES = ROOT / "tests" / "cases" / "admission"
 REFERENCE = pathlib.Path(os.environ.get("TABLEGUARD_REFERENCE", SHARED))
 CRD = REFERENCE / "ack" / "dynamodb.services.k8s.aws_tables.yaml"
 GUARDED = {"Table", "DynamoDBTable"}
