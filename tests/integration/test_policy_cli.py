@@ -266,17 +266,44 @@ def test_examples_decide_as_documented(example, tmp_path):
     if name == "production-strict":
         assert r.returncode == 1 and actions == {"prod-point-in-time-recovery": "deny"}
     elif name == "staging":
-        assert r.returncode == 0 and actions == {"staging-point-in-time-recovery": "audit"}
-        assert res["warnings"] == []
+        # PITR off on a prod table is no longer only audited: the team is told.
+        assert r.returncode == 0 and actions == {"prod-point-in-time-recovery": "warn"}
+        assert len(res["warnings"]) == 1 and "orders-prod" in res["warnings"][0]
     elif name == "compliance":
         assert r.returncode == 1
         assert actions == {"regulated-point-in-time-recovery": "deny",
                            "everywhere-point-in-time-recovery": "warn"}
         assert "pci-web/orders: table orders-prod holds regulated data" in res["message"]
     elif name == "development":
-        assert r.returncode == 0 and actions == {"prod-named-tables-dry-run": "audit"}
+        assert r.returncode == 0 and actions == {"prod-named-tables": "warn"}
+        assert len(res["warnings"]) == 1 and "orders-prod" in res["warnings"][0]
+    elif name == "cost-optimised-production":
+        # PITR off is the deliberate design here: recorded as evidence, not warned about.
+        assert r.returncode == 0 and actions == {"prod-without-point-in-time-recovery": "audit"}
+        assert res["warnings"] == []
     else:
         pytest.fail(f"no expectation written for example {name}")
+
+
+@pytest.mark.parametrize("example", [DEFAULT_POLICY, *EXAMPLES], ids=lambda p: p.stem)
+def test_no_example_weakens_a_prod_table_silently(example, tmp_path):
+    """A *-prod table without the trait gets deletion protection injected (and PITR, unless the
+    example turns it off by design), and switching deletion protection off on one is denied or
+    at least warned about: never allowed in silence."""
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(yaml.safe_dump(application([table("orders", "orders-prod")])))
+    r = run("check", "--policy", example, "--output", "json", bare)
+    res = json.loads(r.stdout)["results"][0]
+    assert r.returncode == 0 and res["allowed"], r.stdout
+    props = res["mutated"]["spec"]["components"][0]["traits"][0]["properties"]
+    assert props["deletionProtection"] is True
+    assert props["pointInTimeRecovery"] is (example.stem != "cost-optimised-production")
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump(application(
+        [table("orders", "orders-prod", traits=[protection(deletionProtection=False)])])))
+    r = run("check", "--policy", example, "--output", "json", off)
+    res = json.loads(r.stdout)["results"][0]
+    assert r.returncode == 1 or res["warnings"], f"{example.stem} lets it pass silently"
 
 
 # ---- test ----------------------------------------------------------------------------------------
