@@ -108,7 +108,7 @@ chart: all
 
 # The whole suite, as CI runs it.
 check: all unit fuzz-replay integration chart
-	@$(BUILD)/tableguard test tests/policy/default-suite.yaml
+	@$(BUILD)/tableguard test tests/policy/default-suite.yaml tests/policy/exceptions-suite.yaml
 
 test: deps
 	@$(MAKE) --no-print-directory check

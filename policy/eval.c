@@ -616,6 +616,19 @@ add_warning(struct eval_result *out, char *w)
     out->warnings[out->warning_count++] = w;
 }
 
+static char *
+waiver_text(const struct eval_finding *f)
+{
+    // Who let it through comes first: a long table name is what a cut loses.
+    const struct exception *e = f->exception;
+    char *owned;
+    char *w =
+        xconcat("exception ", e->name, " (", e->ticket, ", expires ", e->expires_text, ") waives ",
+                f->rule->name, " on table \"", escaped(f->table, &owned), "\"", NULL);
+    free(owned);
+    return w;
+}
+
 // A guarded object's settings as ACK reads them: an absent field is false.
 static void
 object_protection(const struct transition_slot *slot, struct protection *pr)
@@ -705,7 +718,8 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
             if (have == want)
                 continue;
             struct subst v = {app, in->namespace, slot->name, table, rule->name, pattern, NULL};
-            struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(table), NULL};
+            struct eval_finding f = {rule,           pattern, xstrdup(v.component),
+                                     xstrdup(table), NULL,    NULL};
             char *owned[6];
             subst_escape(&v, owned);
             f.message = rule->message  ? expand(rule->message, &v)
@@ -714,8 +728,12 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
             subst_release(owned);
             one_line(f.message);
             f.message = defused(f.message);
+            f.exception = exceptions_waiver(in->exceptions, rule->name, table, app, in->namespace,
+                                            in->now, s->exceptions_max_days);
             add_finding(out, &f);
-            if (rule->action == POLICY_WARN)
+            if (f.exception != NULL)
+                add_warning(out, waiver_text(&f));
+            else if (rule->action == POLICY_WARN)
                 add_warning(out, warning_text(&f, k, rule));
         }
     }
@@ -797,14 +815,18 @@ forbid_findings(const struct policy_spec *s, const struct eval_input *in, const 
             continue;
         struct subst v = {app,     in->namespace,           c->old->name, c->old->table, rule->name,
                           pattern, transition_name(c->kind)};
-        struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(v.table), NULL};
+        struct eval_finding f = {rule, pattern, xstrdup(v.component), xstrdup(v.table), NULL, NULL};
         char *owned[6];
         subst_escape(&v, owned);
         f.message = rule->message ? expand(rule->message, &v) : forbid_message(&v, c);
         one_line(f.message);
         f.message = defused(f.message);
+        f.exception = exceptions_waiver(in->exceptions, rule->name, v.table, app, in->namespace,
+                                        in->now, s->exceptions_max_days);
         add_finding(out, &f);
-        if (rule->action == POLICY_WARN)
+        if (f.exception != NULL)
+            add_warning(out, waiver_text(&f));
+        else if (rule->action == POLICY_WARN)
             add_warning(out, rule->message ? xstrdup(f.message)
                                            : xconcat("table \"", v.table, "\": ", v.transition,
                                                      " forbidden (rule ", rule->name, ")", NULL));
@@ -852,14 +874,14 @@ deny_message(const struct policy *p, const struct eval_result *out)
     if (f == NULL)
         return xstrdup("denied by tableguard policy");
     for (size_t i = 0; i < out->finding_count; i++)
-        n += out->findings[i].rule->action == POLICY_DENY;
+        n += out->findings[i].rule->action == POLICY_DENY && out->findings[i].exception == NULL;
     char *owned;
     fprintf(f, "tableguard policy \"%s\": %zu violation%s: ", escaped(policy_spec(p)->name, &owned),
             n, n == 1 ? "" : "s");
     free(owned);
     size_t k = 0;
     for (size_t i = 0; i < out->finding_count && k < EVAL_DENY_LISTED; i++) {
-        if (out->findings[i].rule->action != POLICY_DENY)
+        if (out->findings[i].rule->action != POLICY_DENY || out->findings[i].exception != NULL)
             continue;
         if (n > 1)
             fprintf(f, "%s[%zu] ", k ? " " : "", k + 1);
@@ -939,7 +961,8 @@ void
 eval_conclude(const struct policy *p, struct eval_result *out)
 {
     for (size_t i = 0; i < out->finding_count; i++)
-        out->denied |= out->findings[i].rule->action == POLICY_DENY;
+        out->denied |=
+            out->findings[i].rule->action == POLICY_DENY && out->findings[i].exception == NULL;
     if (out->denied)
         out->deny_message = deny_message(p, out);
     if (out->warnings_unlisted > 0) {

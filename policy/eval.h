@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/exceptions.h"
 #include "policy/policy.h"
 
 struct eval_input {
@@ -25,6 +26,8 @@ struct eval_input {
     // Why the review cannot be read faithfully (a NUL in a string, nesting deeper than the JSON
     // library holds), or NULL. An object eval would judge is then denied with this reason.
     const char *unreadable;
+    long long now; // Unix seconds: exceptions expire against it (eval never reads a clock)
+    const struct exceptions *exceptions; // may be NULL: no exceptions
 };
 
 // Why an object was passed over without evaluation.
@@ -43,6 +46,9 @@ struct eval_finding {
     char *component;
     char *table;
     char *message; // one line, no control characters
+    // Non-NULL: the exception (borrowed from eval_input's exceptions) that waives this finding:
+    // it neither denies nor warns as its rule says; a warning names the exception instead.
+    const struct exception *exception;
 };
 
 // One table a decision examined: a component of a type that holds a table, as it stands in
@@ -66,7 +72,7 @@ struct eval_result {
     cJSON *patch; // mutate: a JSON array of "add" operations, NULL when there is nothing to add
     struct eval_finding *findings; // validate: every rule a table failed, in component order
     size_t finding_count;
-    bool denied;        // validate: a deny rule failed
+    bool denied;        // validate: a deny rule failed (and no exception waived it)
     char *deny_message; // validate: every deny finding in one line, NULL when allowed
     char **warnings;    // validate: one per warn finding, each under 120 bytes; past
                         // EVAL_WARNINGS_LISTED, one last warning counts the rest

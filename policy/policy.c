@@ -4,6 +4,7 @@
 #include "policy/policy.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fnmatch.h>
 #include <openssl/evp.h>
 #include <stdatomic.h>
@@ -1058,7 +1059,7 @@ policy_digest(const char *buf, size_t len, char out[65])
 // so the cost of refusing a hostile file is bounded by the limits, not by the file. Returns 0
 // when the document stays inside them (syntax errors are left for the real load to report).
 static int
-check_bounds(const char *buf, size_t len, const char *file, struct diag *diags)
+check_bounds(const char *buf, size_t len, const char *file, const char *what, struct diag *diags)
 {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
@@ -1083,14 +1084,14 @@ check_bounds(const char *buf, size_t len, const char *file, struct diag *diags)
         if ((t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) &&
             ++depth > POLICY_MAX_DEPTH) {
             diag_add(diags, file, at.line + 1, at.column + 1,
-                     "policy: nested deeper than %d levels; a policy needs a handful",
-                     POLICY_MAX_DEPTH);
+                     "%s: nested deeper than %d levels; a %s needs a handful", what,
+                     POLICY_MAX_DEPTH, what);
             rc = -1;
             break;
         }
         if (++nodes > POLICY_MAX_NODES) {
             diag_add(diags, file, at.line + 1, at.column + 1,
-                     "policy: more than %d YAML nodes; split the rules or simplify their lists",
+                     "%s: more than %d YAML nodes; split the rules or simplify their lists", what,
                      POLICY_MAX_NODES);
             rc = -1;
             break;
@@ -1100,17 +1101,25 @@ check_bounds(const char *buf, size_t len, const char *file, struct diag *diags)
     return rc;
 }
 
-struct policy *
-policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *diags)
+// A document being loaded: the context of its checks, as sibling loaders see it.
+struct policy_yaml {
+    struct ctx c;
+};
+
+// Parses one YAML document and hands its root to `fn`; "what" names the document in the
+// diagnostics that are not about its content. Returns the number of errors (0: loaded).
+static size_t
+load_document(const char *buf, size_t len, const char *file, const char *what, struct diag *diags,
+              policy_yaml_root_fn fn, void *arg)
 {
     size_t first = diags->count;
     yaml_parser_t parser;
     yaml_document_t doc;
-    if (check_bounds(buf, len, file, diags) != 0)
-        return NULL;
+    if (check_bounds(buf, len, file, what, diags) != 0)
+        return 1;
     if (!yaml_parser_initialize(&parser)) {
         diag_add(diags, file, 0, 0, "cannot initialise the YAML parser");
-        return NULL;
+        return 1;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
@@ -1123,45 +1132,62 @@ policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *d
             diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                      "YAML syntax error: %s", problem);
         yaml_parser_delete(&parser);
-        return NULL;
+        return 1;
     }
 
     size_t doc_nodes = (size_t)(doc.nodes.top - doc.nodes.start);
-    struct ctx c = {.doc = &doc,
-                    .file = file,
-                    .diags = diags,
-                    .max_visits = POLICY_MAX_VISITS + POLICY_VISITS_PER_NODE * doc_nodes};
-    struct policy *p = xcalloc(1, sizeof *p);
-    atomic_init(&p->refs, 1);
+    struct policy_yaml y = {
+        .c = {.doc = &doc,
+              .file = file,
+              .diags = diags,
+              .max_visits = POLICY_MAX_VISITS + POLICY_VISITS_PER_NODE * doc_nodes}};
+    struct ctx *c = &y.c;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root == NULL || is_null(root)) {
-        diag_add(diags, file, 1, 1,
-                 "empty policy file (expected a ProtectionPolicy document with apiVersion, kind, "
-                 "metadata and spec)");
-        c.errors++;
-        load_table_name_from(&c, NULL, &p->spec);
-    } else {
-        load_root(&c, root, &p->spec);
+    fn(&y, root != NULL && !is_null(root) ? root : NULL, arg);
+    if (root != NULL && !is_null(root)) {
         yaml_document_t next;
         if (yaml_parser_load(&parser, &next)) {
             yaml_node_t *extra = yaml_document_get_root_node(&next);
             if (extra != NULL) {
                 diag_add(diags, file, extra->start_mark.line + 1, extra->start_mark.column + 1,
-                         "policy: a second YAML document; a policy file holds exactly one");
-                c.errors++;
+                         "%s: a second YAML document; a %s file holds exactly one", what, what);
+                c->errors++;
             }
             yaml_document_delete(&next);
         }
     }
-    if (over_budget(&c)) {
-        diag_add(diags, file, 1, 1, "policy: too many nodes after expanding aliases (limit %zu)",
-                 c.max_visits);
-        c.errors++;
+    if (over_budget(c)) {
+        diag_add(diags, file, 1, 1, "%s: too many nodes after expanding aliases (limit %zu)", what,
+                 c->max_visits);
+        c->errors++;
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     diag_sort(diags, first);
-    if (c.errors > 0) {
+    return c->errors;
+}
+
+static void
+load_policy_root(struct policy_yaml *y, const yaml_node_t *root, void *arg)
+{
+    struct policy_spec *s = arg;
+    if (root == NULL) {
+        diag_add(y->c.diags, y->c.file, 1, 1,
+                 "empty policy file (expected a ProtectionPolicy document with apiVersion, kind, "
+                 "metadata and spec)");
+        y->c.errors++;
+        load_table_name_from(&y->c, NULL, s);
+        return;
+    }
+    load_root(&y->c, root, s);
+}
+
+struct policy *
+policy_load_buffer(const char *buf, size_t len, const char *file, struct diag *diags)
+{
+    struct policy *p = xcalloc(1, sizeof *p);
+    atomic_init(&p->refs, 1);
+    if (load_document(buf, len, file, "policy", diags, load_policy_root, &p->spec) > 0) {
         policy_unref(p);
         return NULL;
     }
@@ -1266,6 +1292,97 @@ policy_globs_match(const struct policy_globs *g, const char *s)
         if (fnmatch(g->items[i], s, FNM_CASEFOLD) == 0)
             return true;
     return false;
+}
+
+// ---- Sibling documents ----------------------------------------------------------------------
+
+int
+policy_yaml_load(const char *buf, size_t len, const char *file, const char *what,
+                 struct diag *diags, policy_yaml_root_fn fn, void *arg)
+{
+    return load_document(buf, len, file, what, diags, fn, arg) > 0 ? -1 : 0;
+}
+
+void
+policy_yaml_error(struct policy_yaml *y, const yaml_node_t *n, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n == NULL) {
+        diag_add(y->c.diags, y->c.file, 1, 1, "%s", msg);
+        y->c.errors++;
+        return;
+    }
+    err_at(&y->c, n, "%s", msg);
+}
+
+void
+policy_yaml_check_map(struct policy_yaml *y, const yaml_node_t *map, const char *what,
+                      const struct policy_yaml_field *fields, size_t n, const yaml_node_t **found)
+{
+    struct field f[16];
+    if (n > 16)
+        n = 16;
+    for (size_t i = 0; i < n; i++)
+        f[i] = (struct field){fields[i].key, (enum ftype)fields[i].type, fields[i].required};
+    check_map(&y->c, map, what, f, n, found);
+}
+
+const yaml_node_t *
+policy_yaml_item(struct policy_yaml *y, const yaml_node_t *seq, size_t i)
+{
+    if (seq == NULL || seq->type != YAML_SEQUENCE_NODE || over_budget(&y->c) ||
+        i >= (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start))
+        return NULL;
+    return node(&y->c, seq->data.sequence.items.start[i]);
+}
+
+const char *
+policy_yaml_scalar(const yaml_node_t *n)
+{
+    return n != NULL && n->type == YAML_SCALAR_NODE ? scalar(n) : NULL;
+}
+
+bool
+policy_yaml_bool(const yaml_node_t *n)
+{
+    bool b = false;
+    return n != NULL && as_bool(n, &b) == 0 && b;
+}
+
+struct policy_globs
+policy_yaml_globs(struct policy_yaml *y, const yaml_node_t *seq, const char *what)
+{
+    return globs_from(&y->c, seq, what);
+}
+
+void
+policy_yaml_label(struct policy_yaml *y, const yaml_node_t *map, const char *kind, char *what,
+                  size_t len)
+{
+    entry_label(&y->c, map, kind, what, len);
+}
+
+void
+policy_yaml_duplicates(struct policy_yaml *y, const char *kind, const char *const *names,
+                       const yaml_node_t *const *nodes, size_t n)
+{
+    report_duplicate_names(&y->c, kind, names, nodes, n);
+}
+
+const char *
+policy_suggest(const char *word, const char *const *names, size_t n)
+{
+    return suggest_name(word, names, n);
+}
+
+void
+policy_globs_free(struct policy_globs *g)
+{
+    globs_free(g);
 }
 
 // ---- Printing --------------------------------------------------------------------------------

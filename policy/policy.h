@@ -155,4 +155,63 @@ bool policy_globs_match(const struct policy_globs *g, const char *s);
 // Writes the normalised policy, defaults filled in, as YAML.
 void policy_print(const struct policy *p, FILE *out);
 
+// ---- Sibling documents ------------------------------------------------------------------------
+// Other tableguard documents (the exceptions file) load through the same libyaml loader, with the
+// same shape checks, budget and "file:line:col: message" diagnostics. Nodes are libyaml's.
+struct yaml_node_s;
+struct policy_yaml; // a document being loaded
+
+enum policy_yaml_type {
+    POLICY_YAML_STR,
+    POLICY_YAML_BOOL,
+    POLICY_YAML_STRLIST,
+    POLICY_YAML_MAP,
+    POLICY_YAML_MAPLIST,
+    POLICY_YAML_ANYMAP,
+    POLICY_YAML_UINT,
+};
+
+// One allowed key of a mapping (at most 16 per mapping).
+struct policy_yaml_field {
+    const char *key;
+    enum policy_yaml_type type;
+    bool required;
+};
+
+// Called with the document's root, or NULL when the document is empty.
+typedef void (*policy_yaml_root_fn)(struct policy_yaml *y, const struct yaml_node_s *root,
+                                    void *arg);
+
+// Parses one YAML document from a buffer and calls fn on its root; `what` ("exceptions") names the
+// document in diagnostics. Returns 0, or -1 when any diagnostic was added (every one, sorted).
+int policy_yaml_load(const char *buf, size_t len, const char *file, const char *what,
+                     struct diag *diags, policy_yaml_root_fn fn, void *arg);
+// Adds an error at node n (at 1:1 when n is NULL); control characters are escaped.
+void policy_yaml_error(struct policy_yaml *y, const struct yaml_node_s *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+// Checks a mapping against its keys: unknown (with a suggestion), duplicate, mistyped and missing
+// keys are reported; found[i] receives the value of fields[i] when it has the right type.
+void policy_yaml_check_map(struct policy_yaml *y, const struct yaml_node_s *map, const char *what,
+                           const struct policy_yaml_field *fields, size_t n,
+                           const struct yaml_node_s **found);
+// Item i of a sequence, or NULL past its end (or past the walking budget).
+const struct yaml_node_s *policy_yaml_item(struct policy_yaml *y, const struct yaml_node_s *seq,
+                                           size_t i);
+// A scalar's text, or NULL for another node.
+const char *policy_yaml_scalar(const struct yaml_node_s *n);
+// A checked boolean's value (false when n is NULL).
+bool policy_yaml_bool(const struct yaml_node_s *n);
+// A checked list of strings as globs; a glob that cannot mean what was meant is reported.
+struct policy_globs policy_yaml_globs(struct policy_yaml *y, const struct yaml_node_s *seq,
+                                      const char *what);
+// Writes `kind "NAME"` for a list entry with a name into what (left alone otherwise).
+void policy_yaml_label(struct policy_yaml *y, const struct yaml_node_s *map, const char *kind,
+                       char *what, size_t len);
+// Reports every entry whose name an earlier one has; names[i] is written at nodes[i].
+void policy_yaml_duplicates(struct policy_yaml *y, const char *kind, const char *const *names,
+                            const struct yaml_node_s *const *nodes, size_t n);
+// The closest of names to word within two edits (or differing in case only), or NULL.
+const char *policy_suggest(const char *word, const char *const *names, size_t n);
+void policy_globs_free(struct policy_globs *g);
+
 #endif

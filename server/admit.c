@@ -83,6 +83,16 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
         add_ref(hit, "component", f->component);
         add_ref(hit, "table", f->table);
         add_ref(hit, "message", f->message);
+        if (f->exception != NULL) {
+            // Waived: who approved it, under which ticket, until when.
+            cJSON *e = add_object(hit, "exception", cJSON_CreateObject());
+            add_ref(e, "name", f->exception->name);
+            add_ref(e, "ticket", f->exception->ticket);
+            add_ref(e, "approvedBy", f->exception->approved_by);
+            add_ref(e, "expires", f->exception->expires_text);
+            if (f->exception->reason[0] != '\0')
+                add_ref(e, "reason", f->exception->reason);
+        }
         cJSON_AddItemToArray(rules, hit);
     }
     if (patch_json != NULL) {
@@ -101,7 +111,7 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
 
 // The distinct names of the rules that fired, comma separated, for auditAnnotations; NULL when
 // none fired. Findings point into the policy's rule array, so a flag per rule finds repeats in
-// one pass however many tables fail.
+// one pass however many tables fail. A waived finding did not fire.
 static char *
 rule_names(const struct policy *p, const struct eval_result *ev)
 {
@@ -112,6 +122,8 @@ rule_names(const struct policy *p, const struct eval_result *ev)
     const struct policy_rule **fired = xmalloc(ev->finding_count * sizeof *fired);
     size_t n = 0, len = 0;
     for (size_t i = 0; i < ev->finding_count; i++) {
+        if (ev->findings[i].exception != NULL)
+            continue;
         const struct policy_rule *r = ev->findings[i].rule;
         size_t k = (size_t)(r - s->rules);
         if (k < s->rule_count) {
@@ -121,6 +133,11 @@ rule_names(const struct policy *p, const struct eval_result *ev)
         }
         fired[n++] = r;
         len += strlen(r->name) + 1;
+    }
+    if (n == 0) {
+        free(fired);
+        free(seen);
+        return NULL;
     }
     char *buf = xmalloc(len), *q = buf;
     for (size_t i = 0; i < n; i++) {
@@ -134,9 +151,42 @@ rule_names(const struct policy *p, const struct eval_result *ev)
     return buf;
 }
 
+// The distinct names of the exceptions that waived a finding, comma separated; NULL when none.
+// A file holds few exceptions, and a request meets fewer: a scan of what is already listed is
+// enough.
+static char *
+exception_names(const struct eval_result *ev)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < ev->finding_count; i++) {
+        const struct exception *e = ev->findings[i].exception;
+        bool listed = false;
+        for (size_t j = 0; e != NULL && j < i && !listed; j++)
+            listed = ev->findings[j].exception == e;
+        if (e == NULL || listed)
+            continue;
+        size_t k = strlen(e->name);
+        buf = xrealloc(buf, len + k + 2);
+        if (len > 0)
+            buf[len++] = ',';
+        memcpy(buf + len, e->name, k + 1);
+        len += k;
+    }
+    return buf;
+}
+
 void
 admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
              bool record, struct admit_result *res)
+{
+    admit_handle_with(p, NULL, 0, w, body, len, record, res);
+}
+
+void
+admit_handle_with(const struct policy *p, const struct exceptions *x, long long now,
+                  enum admit_webhook w, const char *body, size_t len, bool record,
+                  struct admit_result *res)
 {
     memset(res, 0, sizeof *res);
     struct review_request *rq = &res->req;
@@ -157,7 +207,9 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
                             .group_count = req.group_count,
                             .old_object = req.old_object,
                             .operation = req.operation,
-                            .unreadable = req.unreadable};
+                            .unreadable = req.unreadable,
+                            .now = now,
+                            .exceptions = x};
     struct eval_result ev;
     // A DELETE is judged by /validate on the oldObject it removes: it has nothing to patch.
     // CONNECT is not an object write.
@@ -180,7 +232,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     res->unguarded = (writes || deletes) && row == NULL && ev.skip == EVAL_NOT_APPLICATION;
 
     enum admit_decision decision = ev.denied ? ADMIT_DENY : ev.patch ? ADMIT_PATCH : ADMIT_ALLOW;
-    char *rules = rule_names(p, &ev);
+    char *rules = rule_names(p, &ev), *excepted = exception_names(&ev);
     char *ops = NULL;
     if (w == ADMIT_MUTATE && ev.patch != NULL && cJSON_GetArraySize(ev.patch) > 0)
         ops = cJSON_PrintUnformatted(ev.patch);
@@ -202,6 +254,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
         .audit_rules = rules,
         .audit_request_uid = w == ADMIT_VALIDATE || patched || ev.denied ? req.uid : NULL,
         .audit_patched = patched,
+        .audit_exceptions = excepted,
     };
     res->status = 200;
     res->decision = decision;
@@ -211,6 +264,7 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     else
         cJSON_free(ops);
     free(rules);
+    free(excepted);
     res->ev = ev; // the record's strings point into it
 }
 

@@ -52,6 +52,12 @@ const char *admit_decision_name(enum admit_decision d);
 void admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
                   bool record, struct admit_result *res);
 
+// The same, with exceptions (may be NULL) judged at `now` (Unix seconds). The record also points
+// into the exceptions, which must outlive the result's use of it.
+void admit_handle_with(const struct policy *p, const struct exceptions *x, long long now,
+                       enum admit_webhook w, const char *body, size_t len, bool record,
+                       struct admit_result *res);
+
 // Replaces res's answer with an HTTP error of the given status and message; the record, if any,
 // is kept and marked with the error so the audit log says what the client received.
 void admit_fail(struct admit_result *res, int status, const char *message);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 #include "server/manifest.h"
@@ -21,6 +22,7 @@ get_str(const cJSON *obj, const char *key)
 
 struct check_flags {
     const char *policy;
+    const char *exceptions;
     struct simulate_request ro;
     const char *old; // --old FILE
     bool json;
@@ -31,12 +33,13 @@ check_usage(FILE *f)
 {
     fputs("usage: tableguard check --policy FILE [--operation CREATE|UPDATE|DELETE] [--old FILE]\n"
           "                        [--namespace NS] [--user NAME] [--group NAME]...\n"
-          "                        [--output text|json] MANIFEST... | -\n\n"
+          "                        [--output text|json] [--exceptions FILE] MANIFEST... | -\n\n"
           "Runs each manifest (YAML, several documents allowed, or JSON) through the mutating\n"
           "and then the validating webhook, as the API server would, and prints the decision,\n"
           "the rules that fired, the warnings and the mutated manifest.\n"
           "--old FILE judges an UPDATE from the objects in FILE (paired by kind and name) to the\n"
           "manifests; --operation DELETE judges deleting each manifest (validating webhook only).\n"
+          "--exceptions FILE applies a ProtectionExceptions file, judged at the current time.\n"
           "The policy may also come from TABLEGUARD_POLICY.\n"
           "Exit status: 0 all allowed, 1 any denied, 2 usage or input error.\n",
           f);
@@ -45,15 +48,12 @@ check_usage(FILE *f)
 static int
 check_parse(int argc, char **argv, struct check_flags *fl)
 {
-    static const struct option longs[] = {{"policy", required_argument, NULL, 'p'},
-                                          {"operation", required_argument, NULL, 'o'},
-                                          {"old", required_argument, NULL, 'P'},
-                                          {"namespace", required_argument, NULL, 'n'},
-                                          {"user", required_argument, NULL, 'u'},
-                                          {"group", required_argument, NULL, 'g'},
-                                          {"output", required_argument, NULL, 'O'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"policy", required_argument, NULL, 'p'}, {"operation", required_argument, NULL, 'o'},
+        {"old", required_argument, NULL, 'P'},    {"namespace", required_argument, NULL, 'n'},
+        {"user", required_argument, NULL, 'u'},   {"group", required_argument, NULL, 'g'},
+        {"output", required_argument, NULL, 'O'}, {"exceptions", required_argument, NULL, 'x'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *env = getenv("TABLEGUARD_POLICY");
     fl->policy = env && *env ? env : NULL;
     int c;
@@ -74,6 +74,9 @@ check_parse(int argc, char **argv, struct check_flags *fl)
             break;
         case 'u':
             fl->ro.user = optarg;
+            break;
+        case 'x':
+            fl->exceptions = optarg;
             break;
         case 'g':
             cJSON_AddItemToArray(fl->ro.groups, cJSON_CreateString(optarg));
@@ -262,6 +265,7 @@ check_main(int argc, char **argv)
 {
     struct check_flags fl = {.ro = {.user = "", .groups = cJSON_CreateArray()}};
     cJSON *olds = NULL;
+    struct exceptions *x = NULL;
     int rc = check_parse(argc, argv, &fl);
     struct policy *p = NULL;
     if (rc >= 0)
@@ -269,7 +273,12 @@ check_main(int argc, char **argv)
     if (cJSON_GetArraySize(fl.ro.groups) == 0)
         cJSON_AddItemToArray(fl.ro.groups, cJSON_CreateString("system:authenticated"));
     p = simulate_policy_load(fl.policy);
-    if (p == NULL) {
+    if (p != NULL && fl.exceptions != NULL) {
+        x = simulate_exceptions_load(fl.exceptions);
+        fl.ro.exceptions = x;
+        fl.ro.now = (long long)time(NULL);
+    }
+    if (p == NULL || (fl.exceptions != NULL && x == NULL)) {
         rc = 2;
         goto out;
     }
@@ -303,6 +312,7 @@ check_main(int argc, char **argv)
     }
 out:
     cJSON_Delete(olds);
+    exceptions_unref(x);
     policy_unref(p);
     cJSON_Delete(fl.ro.groups);
     return rc;

@@ -135,13 +135,31 @@ health(struct http *h, struct MHD_Connection *c, const char *url)
     return send_body(h, c, ok ? 200 : 503, "text/plain", body, strlen(body), MHD_RESPMEM_MUST_FREE);
 }
 
+// One use per exception that waived something in this request, however many findings it waived.
+static void
+count_exceptions(struct metrics *m, const struct eval_result *ev)
+{
+    for (size_t i = 0; i < ev->finding_count; i++) {
+        const struct exception *e = ev->findings[i].exception;
+        bool counted = false;
+        for (size_t j = 0; e != NULL && j < i && !counted; j++)
+            counted = ev->findings[j].exception == e;
+        if (e != NULL && !counted)
+            metrics_exception_used(m, e->name);
+    }
+}
+
 static enum MHD_Result
 admission(struct http *h, struct MHD_Connection *c, struct request *rq)
 {
     enum admit_webhook w = rq->route == R_MUTATE ? ADMIT_MUTATE : ADMIT_VALIDATE;
     struct policy *p = holder_get(h->deps.policies);
+    struct exceptions *x = h->deps.exceptions ? holder_get(h->deps.exceptions) : NULL;
     struct admit_result res;
-    admit_handle(p, w, rq->body ? rq->body : "", rq->len, h->deps.audit != NULL, &res);
+    // Exceptions expire against the clock of each request, never against a reload.
+    admit_handle_with(p, x, (long long)time(NULL), w, rq->body ? rq->body : "", rq->len,
+                      h->deps.audit != NULL, &res);
+    count_exceptions(h->deps.metrics, &res.ev);
     if (res.status == 400)
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
     if (res.unguarded)
@@ -165,6 +183,7 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
                                     res.body_len, MHD_RESPMEM_MUST_FREE);
     res.body = NULL; // libmicrohttpd frees it
     admit_result_free(&res);
+    exceptions_unref(x);
     policy_unref(p); // last: the result's record and patch point into the policy
     return ret;
 }

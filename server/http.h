@@ -31,6 +31,7 @@ struct http_deps {
     struct tls *tls;
     struct audit *audit;
     struct metrics *metrics;
+    struct holder *exceptions; // struct exceptions objects; the slot may hold NULL (none)
 };
 
 struct http;

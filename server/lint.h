@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// `tableguard policy lint [--print] FILE...`: loads each policy file with the same loader the
-// server uses and prints "FILE: policy OK" or every diagnostic, for CI and the chart.
+// `tableguard policy lint [--exceptions FILE] [--strict] [--print] FILE...`: loads each policy file
+// with the same loader the server uses and prints "FILE: policy OK" or every diagnostic, for CI and
+// the chart.
 #ifndef TABLEGUARD_LINT_H
 #define TABLEGUARD_LINT_H
 

@@ -31,7 +31,7 @@ static const struct command {
     {"certs", "generate", certtool_main, "certs generate --service NAME --namespace NS --out DIR"},
     {"certs", "inspect", certtool_main, "certs inspect FILE [--key FILE]"},
     {"certs", "--help", certtool_main, "certs --help"},
-    {"policy", "lint", lint_main, "policy lint [--print] FILE..."},
+    {"policy", "lint", lint_main, "policy lint [--exceptions FILE] [--strict] [--print] FILE..."},
     {"check", NULL, check_main,
      "check --policy FILE [--operation CREATE|UPDATE] [--namespace NS] [--user NAME] "
      "[--output text|json] MANIFEST... | -"},

@@ -4,6 +4,7 @@
 #include "server/metrics.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,6 +38,13 @@ struct metrics {
     atomic_int last_reload_ok;
     atomic_llong last_success;
     double start_time;
+    atomic_uint_fast64_t exceptions_reload_ok, exceptions_reload_failed;
+    // Uses per exception: names are added under the lock and never removed, so a reader that
+    // saw a count of n may read the first n names without it.
+    pthread_mutex_t exceptions_lock;
+    atomic_size_t exception_count;
+    char *exception_names[METRICS_EXCEPTIONS_MAX];
+    atomic_uint_fast64_t exception_uses[METRICS_EXCEPTIONS_MAX + 1]; // the last: "_other"
 };
 
 struct metrics *
@@ -47,13 +55,53 @@ metrics_new(void)
     gettimeofday(&tv, NULL);
     m->start_time = (double)tv.tv_sec + tv.tv_usec / 1e6;
     atomic_store(&m->last_reload_ok, 1);
+    pthread_mutex_init(&m->exceptions_lock, NULL);
     return m;
 }
 
 void
 metrics_free(struct metrics *m)
 {
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < atomic_load(&m->exception_count); i++)
+        free(m->exception_names[i]);
+    pthread_mutex_destroy(&m->exceptions_lock);
     free(m);
+}
+
+void
+metrics_exceptions_reload(struct metrics *m, int ok)
+{
+    atomic_fetch_add(ok ? &m->exceptions_reload_ok : &m->exceptions_reload_failed, 1);
+}
+
+static size_t
+exception_slot(struct metrics *m, const char *name, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->exception_names[i], name) == 0)
+            return i;
+    return n;
+}
+
+void
+metrics_exception_used(struct metrics *m, const char *name)
+{
+    size_t n = atomic_load(&m->exception_count), i = exception_slot(m, name, n);
+    if (i == n) {
+        pthread_mutex_lock(&m->exceptions_lock);
+        n = atomic_load(&m->exception_count);
+        i = exception_slot(m, name, n);
+        if (i == n && n < METRICS_EXCEPTIONS_MAX) {
+            m->exception_names[n] = xstrdup(name);
+            atomic_store(&m->exception_count, n + 1);
+        } else if (i == n) {
+            i = METRICS_EXCEPTIONS_MAX;
+        }
+        pthread_mutex_unlock(&m->exceptions_lock);
+    }
+    atomic_fetch_add_explicit(&m->exception_uses[i], 1, memory_order_relaxed);
 }
 
 void
@@ -224,6 +272,44 @@ emit_policy_reloads(FILE *f, const char *name, struct metrics *m, const struct m
 }
 
 static void
+emit_exceptions_reloads(FILE *f, const char *name, struct metrics *m,
+                        const struct metrics_gauges *g)
+{
+    (void)g;
+    emit_results(f, name, atomic_load(&m->exceptions_reload_ok),
+                 atomic_load(&m->exceptions_reload_failed));
+}
+
+// A label value as the text format wants it: backslash, quote and line feed escaped.
+static void
+label_value(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fprintf(f, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void
+emit_exception_uses(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    size_t n = atomic_load(&m->exception_count);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s{exception=\"", name);
+        label_value(f, m->exception_names[i]);
+        fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&m->exception_uses[i]));
+    }
+    uint_fast64_t other = atomic_load(&m->exception_uses[METRICS_EXCEPTIONS_MAX]);
+    if (other > 0)
+        fprintf(f, "%s{exception=\"_other\"} %llu\n", name, (unsigned long long)other);
+}
+
+static void
 emit_tls_reloads(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
 {
     (void)m;
@@ -273,6 +359,12 @@ static const struct row {
      offsetof(struct scalars, last_reload_ok), NULL},
     {"tableguard_policy_last_reload_success_timestamp_seconds", "gauge",
      "Time of the last successful policy load.", offsetof(struct scalars, last_success), NULL},
+    {"tableguard_exceptions_reload_total", "counter", "Exceptions file loads, by result.", 0,
+     emit_exceptions_reloads},
+    {"tableguard_exception_uses_total", "counter",
+     "Requests a violation of which an exception waived, by exception (at most 64 names; more "
+     "share \"_other\").",
+     0, emit_exception_uses},
     {"tableguard_audit_records_total", "counter", "Audit records written.",
      offsetof(struct scalars, audit_records), NULL},
     {"tableguard_audit_write_errors_total", "counter", "Audit records that failed to write.",

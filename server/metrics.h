@@ -49,6 +49,14 @@ void metrics_unguarded(struct metrics *m, enum admit_webhook webhook);
 // A policy (re)load: ok or failed; a success also records its time.
 void metrics_policy_reload(struct metrics *m, int ok, time_t when);
 
+// An exceptions file (re)load: ok or failed.
+void metrics_exceptions_reload(struct metrics *m, int ok);
+// One use of the named exception: a request whose violation it waived. Names are counted apart
+// up to METRICS_EXCEPTIONS_MAX distinct ones (a file holds few, and counters outlive reloads);
+// beyond that they share the series exception="_other".
+void metrics_exception_used(struct metrics *m, const char *name);
+#define METRICS_EXCEPTIONS_MAX 64
+
 // Renders the exposition text; the caller frees it. *len gets its length.
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len);
 

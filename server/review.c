@@ -834,6 +834,10 @@ review_encode(const struct review_response *r, size_t *len)
         add_ref(ann, "rules", r->audit_rules);
         hint += 2 * strlen(r->audit_rules);
     }
+    if (r->audit_exceptions != NULL && r->audit_exceptions[0] != '\0') {
+        add_ref(ann, "exceptions", r->audit_exceptions);
+        hint += 2 * strlen(r->audit_exceptions);
+    }
     char *out = cJSON_PrintBuffered(root, (int)hint, 0);
     oom_if_null(out);
     cJSON_Delete(root);

@@ -73,6 +73,7 @@ struct review_response {
     const char *audit_rules;       // auditAnnotations "rules", comma separated, or NULL
     const char *audit_request_uid; // auditAnnotations "request-uid", or NULL to leave it out
     bool audit_patched;            // auditAnnotations "patched": "true"
+    const char *audit_exceptions;  // auditAnnotations "exceptions": those that waived a rule
 };
 
 // Encodes the response AdmissionReview. Returns a NUL-terminated string; *len gets its length.

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "policy/exceptions.h"
 #include "policy/policy.h"
 #include "util/xalloc.h"
 #include "server/audit.h"
@@ -53,6 +54,7 @@ enum {
     O_RELOAD_INTERVAL,
     O_SERVICE,
     O_NAMESPACE,
+    O_EXCEPTIONS,
     O_COUNT
 };
 
@@ -102,6 +104,8 @@ static const struct flag {
     [O_RELOAD_INTERVAL] = {"reload-interval", "10", "polling backstop for reloads, seconds", 3600},
     [O_SERVICE] = {"service", NULL, "Service name, to check the certificate's names"},
     [O_NAMESPACE] = {"namespace", NULL, "Service namespace, likewise"},
+    [O_EXCEPTIONS] = {"exceptions", NULL,
+                      "ProtectionExceptions file, reloaded like the policy (absent: none)"},
 };
 
 static void
@@ -184,15 +188,14 @@ to_uint(const char *name, const char *s, unsigned long long max, unsigned long l
 
 // ---- reloads ---------------------------------------------------------------------------------
 
+struct reload_kind;
+
 struct reloader {
-    const char *policy_path;
-    struct holder *policies;
     struct tls *tls;
     struct http *http;
     struct metrics *metrics;
-    pthread_mutex_t lock;   // a reload and a poll never run at once
-    char failed_digest[65]; // the last content that failed, so a poll does not repeat it
-    atomic_bool force;      // SIGHUP: report a failing policy again
+    pthread_mutex_t lock;      // a reload and a poll never run at once
+    struct reload_kind *kinds; // [0] the policy, [1] the exceptions
 };
 
 // One reload logs at most this many diagnostics; `tableguard policy lint` shows them all.
@@ -204,14 +207,67 @@ warn_cert(const char *msg)
     log_msg(LOGL_WARN, "certificate warning", "detail", msg, NULL);
 }
 
+// One file the server reloads with last-known-good: the policy, or the exceptions.
+struct reload_kind {
+    const char *what; // "policy" or "exceptions", in logs and /readyz
+    const char *path;
+    struct holder *holder;
+    char failed[65];   // the last content that failed, so a poll does not repeat it
+    atomic_bool force; // SIGHUP: report a failing file again
+    char *detail;      // why the last reload failed, for /readyz; NULL: it did not
+    void *(*load)(const char *buf, size_t len, const char *file, struct diag *d);
+    const char *(*sha256)(const void *obj);
+    void (*unref)(void *obj);
+    void (*counted)(struct reloader *r, int ok); // metrics
+    void (*loaded)(const void *obj);             // the log line of a success
+};
+
+// /readyz shows every reload that failed, policy first.
 static void
-reload_policy(void *arg)
+show_details(struct reloader *r)
 {
-    struct reloader *r = arg;
+    const char *a = r->kinds[0].detail, *b = r->kinds[1].detail;
+    char *both = a && b ? xasprintf("%s; %s", a, b) : NULL;
+    http_set_detail(r->http, both ? both : a ? a : b);
+    free(both);
+}
+
+static void
+set_detail(struct reloader *r, struct reload_kind *k, char *detail)
+{
+    free(k->detail);
+    k->detail = detail;
+    show_details(r);
+}
+
+static void
+log_failure(const struct reload_kind *k, const struct diag *d)
+{
+    char *msg = xasprintf("%s reload failed; the last good %s keeps serving", k->what, k->what);
+    for (size_t i = 0; i < d->count && i < RELOAD_LOGGED_DIAGS; i++) {
+        char *line = diag_format(&d->items[i]);
+        log_msg(LOGL_ERROR, msg, "diagnostic", line, NULL);
+        free(line);
+    }
+    free(msg);
+    if (d->count > RELOAD_LOGGED_DIAGS) {
+        char more[24];
+        snprintf(more, sizeof more, "%zu", d->count - RELOAD_LOGGED_DIAGS);
+        char *line = xasprintf("%s reload failed: more diagnostics not logged; run `tableguard "
+                               "policy lint` on the file for all of them",
+                               k->what);
+        log_msg(LOGL_ERROR, line, "not_logged", more, NULL);
+        free(line);
+    }
+}
+
+static void
+reload_kind(struct reloader *r, struct reload_kind *k)
+{
     pthread_mutex_lock(&r->lock);
     struct diag d = {0};
     size_t len = 0;
-    char *buf = policy_read_file(r->policy_path, &len, &d);
+    char *buf = policy_read_file(k->path, &len, &d);
     // An unreadable file is known by its diagnostic, so a poll does not report it again.
     char digest[65] = "";
     if (buf != NULL)
@@ -221,58 +277,56 @@ reload_policy(void *arg)
         policy_digest(first, strlen(first), digest);
         free(first);
     }
-    struct policy *cur = holder_get(r->policies);
-    bool same = buf != NULL && cur != NULL && strcmp(digest, policy_sha256(cur)) == 0;
-    policy_unref(cur);
-    bool force = atomic_exchange(&r->force, false);
-    bool seen_failing = !force && digest[0] && strcmp(digest, r->failed_digest) == 0;
+    void *cur = holder_get(k->holder);
+    bool same = buf != NULL && cur != NULL && strcmp(digest, k->sha256(cur)) == 0;
+    if (cur != NULL)
+        k->unref(cur);
+    bool force = atomic_exchange(&k->force, false);
+    bool seen_failing = !force && digest[0] && strcmp(digest, k->failed) == 0;
     if (same || seen_failing) {
-        if (same && r->failed_digest[0]) {
-            // Reverted to the serving policy: the failure no longer stands.
-            r->failed_digest[0] = '\0';
-            http_set_detail(r->http, NULL);
-            metrics_policy_reload(r->metrics, 1, time(NULL));
+        if (same && k->failed[0]) {
+            // Reverted to the serving file: the failure no longer stands.
+            k->failed[0] = '\0';
+            set_detail(r, k, NULL);
+            k->counted(r, 1);
         }
         goto out;
     }
-    struct policy *p = buf ? policy_load_buffer(buf, len, r->policy_path, &d) : NULL;
-    if (p == NULL) {
-        snprintf(r->failed_digest, sizeof r->failed_digest, "%s", digest);
+    void *obj = buf ? k->load(buf, len, k->path, &d) : NULL;
+    if (obj == NULL) {
+        snprintf(k->failed, sizeof k->failed, "%s", digest);
+        log_failure(k, &d);
         char *first = d.count ? diag_format(&d.items[0]) : xstrdup("unknown error");
-        for (size_t i = 0; i < d.count && i < RELOAD_LOGGED_DIAGS; i++) {
-            char *line = diag_format(&d.items[i]);
-            log_msg(LOGL_ERROR, "policy reload failed; the last good policy keeps serving",
-                    "diagnostic", line, NULL);
-            free(line);
-        }
-        if (d.count > RELOAD_LOGGED_DIAGS) {
-            char more[24];
-            snprintf(more, sizeof more, "%zu", d.count - RELOAD_LOGGED_DIAGS);
-            log_msg(LOGL_ERROR,
-                    "policy reload failed: more diagnostics not logged; run "
-                    "`tableguard policy lint` on the file for all of them",
-                    "not_logged", more, NULL);
-        }
-        char *detail = xasprintf("policy reload failed, last good policy serving: %s%s", first,
-                                 d.count > 1 ? " (and more, see the log)" : "");
+        set_detail(r, k,
+                   xasprintf("%s reload failed, last good %s serving: %s%s", k->what, k->what,
+                             first, d.count > 1 ? " (and more, see the log)" : ""));
         free(first);
-        http_set_detail(r->http, detail);
-        free(detail);
-        metrics_policy_reload(r->metrics, 0, time(NULL));
+        k->counted(r, 0);
         goto out;
     }
-    char rules[24];
-    snprintf(rules, sizeof rules, "%zu", policy_spec(p)->rule_count);
-    log_msg(LOGL_INFO, "policy reloaded", "policy", policy_spec(p)->name, "sha256",
-            policy_sha256(p), "rules", rules, NULL);
-    holder_set(r->policies, p);
-    r->failed_digest[0] = '\0';
-    http_set_detail(r->http, NULL);
-    metrics_policy_reload(r->metrics, 1, time(NULL));
+    k->loaded(obj);
+    holder_set(k->holder, obj);
+    k->failed[0] = '\0';
+    set_detail(r, k, NULL);
+    k->counted(r, 1);
 out:
     free(buf);
     diag_free(&d);
     pthread_mutex_unlock(&r->lock);
+}
+
+static void
+reload_policy(void *arg)
+{
+    struct reloader *r = arg;
+    reload_kind(r, &r->kinds[0]);
+}
+
+static void
+reload_exceptions(void *arg)
+{
+    struct reloader *r = arg;
+    reload_kind(r, &r->kinds[1]);
 }
 
 static void
@@ -301,6 +355,96 @@ policy_unref_v(void *p)
 }
 
 static const struct holder_type POLICY_HOLDER = {policy_ref_v, policy_unref_v};
+
+static void *
+load_policy_v(const char *buf, size_t len, const char *file, struct diag *d)
+{
+    return policy_load_buffer(buf, len, file, d);
+}
+
+static const char *
+policy_sha256_v(const void *p)
+{
+    return policy_sha256(p);
+}
+
+static void
+count_policy(struct reloader *r, int ok)
+{
+    metrics_policy_reload(r->metrics, ok, time(NULL));
+}
+
+static void
+log_policy(const void *obj)
+{
+    const struct policy *p = obj;
+    char rules[24];
+    snprintf(rules, sizeof rules, "%zu", policy_spec(p)->rule_count);
+    log_msg(LOGL_INFO, "policy reloaded", "policy", policy_spec(p)->name, "sha256",
+            policy_sha256(p), "rules", rules, NULL);
+}
+
+static void *
+exceptions_ref_v(void *x)
+{
+    return exceptions_ref(x);
+}
+
+static void
+exceptions_unref_v(void *x)
+{
+    exceptions_unref(x);
+}
+
+static const struct holder_type EXCEPTIONS_HOLDER = {exceptions_ref_v, exceptions_unref_v};
+
+static void *
+load_exceptions_v(const char *buf, size_t len, const char *file, struct diag *d)
+{
+    return exceptions_load_buffer(buf, len, file, d);
+}
+
+static const char *
+exceptions_sha256_v(const void *x)
+{
+    return exceptions_sha256(x);
+}
+
+static void
+count_exceptions(struct reloader *r, int ok)
+{
+    metrics_exceptions_reload(r->metrics, ok);
+}
+
+static void
+log_exceptions(const void *obj)
+{
+    const struct exceptions *x = obj;
+    char n[24];
+    snprintf(n, sizeof n, "%zu", exceptions_count(x));
+    log_msg(LOGL_INFO, "exceptions reloaded", "exceptions", exceptions_name(x), "sha256",
+            exceptions_sha256(x), "count", n, NULL);
+}
+
+// Loads the exceptions file named by --exceptions at startup; a file that is missing or does not
+// load is fatal then (only a reload keeps the last good exceptions). NULL and 0 without the flag.
+static int
+load_exceptions_at_start(const char *path, struct exceptions **out)
+{
+    *out = NULL;
+    if (path == NULL)
+        return 0;
+    struct diag d = {0};
+    *out = exceptions_load_file(path, &d);
+    diag_print(&d, stderr);
+    diag_free(&d);
+    if (*out == NULL) {
+        log_msg(LOGL_ERROR, "the exceptions file does not load; not serving", "exceptions", path,
+                NULL);
+        return -1;
+    }
+    return 0;
+}
 
 // ---- main ------------------------------------------------------------------------------------
 
@@ -377,9 +521,11 @@ struct server {
     struct audit *audit;
     struct metrics *metrics;
     struct holder *policies;
+    struct holder *exceptions;
     struct http *http;
     struct watch *watch;
     struct reloader rl;
+    struct reload_kind kinds[2]; // the policy, the exceptions
 };
 
 static struct audit *
@@ -406,9 +552,24 @@ static int
 server_open(const struct config *cfg, struct server *s)
 {
     const char *const *val = cfg->val;
-    s->rl = (struct reloader){.policy_path = val[O_POLICY]};
+    s->rl = (struct reloader){.kinds = s->kinds};
     pthread_mutex_init(&s->rl.lock, NULL);
-    atomic_init(&s->rl.force, false);
+    s->kinds[0] = (struct reload_kind){.what = "policy",
+                                       .path = val[O_POLICY],
+                                       .load = load_policy_v,
+                                       .sha256 = policy_sha256_v,
+                                       .unref = policy_unref_v,
+                                       .counted = count_policy,
+                                       .loaded = log_policy};
+    s->kinds[1] = (struct reload_kind){.what = "exceptions",
+                                       .path = val[O_EXCEPTIONS],
+                                       .load = load_exceptions_v,
+                                       .sha256 = exceptions_sha256_v,
+                                       .unref = exceptions_unref_v,
+                                       .counted = count_exceptions,
+                                       .loaded = log_exceptions};
+    atomic_init(&s->kinds[0].force, false);
+    atomic_init(&s->kinds[1].force, false);
     struct diag d = {0};
     struct policy *policy = policy_load_file(val[O_POLICY], &d);
     if (policy == NULL) {
@@ -417,22 +578,34 @@ server_open(const struct config *cfg, struct server *s)
         diag_free(&d);
         return 1;
     }
+    struct exceptions *exceptions;
+    if (load_exceptions_at_start(val[O_EXCEPTIONS], &exceptions) != 0) {
+        policy_unref(policy);
+        return 1;
+    }
     struct tls_options to = {val[O_TLS_CERT],        val[O_TLS_KEY], val[O_CLIENT_CA],
                              val[O_TLS_MIN_VERSION], val[O_SERVICE], val[O_NAMESPACE]};
     char err[512];
     s->tls = tls_new(&to, warn_cert, err, sizeof err);
     if (s->tls == NULL) {
         log_msg(LOGL_ERROR, "the certificate does not load; not serving", "error", err, NULL);
+        exceptions_unref(exceptions);
         policy_unref(policy);
         return 1;
     }
     if (val[O_AUDIT_LOG] != NULL && (s->audit = open_audit(cfg)) == NULL) {
+        exceptions_unref(exceptions);
         policy_unref(policy);
         return 1;
     }
     s->metrics = metrics_new();
     metrics_policy_reload(s->metrics, 1, time(NULL));
     s->policies = holder_new(&POLICY_HOLDER, policy);
+    s->exceptions = holder_new(&EXCEPTIONS_HOLDER, exceptions);
+    s->kinds[0].holder = s->policies;
+    s->kinds[1].holder = s->exceptions;
+    if (exceptions != NULL)
+        metrics_exceptions_reload(s->metrics, 1);
     struct http_options ho = {.listen = val[O_LISTEN],
                               .metrics_listen = cfg->metrics_off ? NULL : val[O_METRICS_LISTEN],
                               .threads = (unsigned)cfg->num[O_THREADS],
@@ -442,9 +615,8 @@ server_open(const struct config *cfg, struct server *s)
                               .connection_timeout = (unsigned)cfg->num[O_CONNECTION_TIMEOUT],
                               .request_timeout = (unsigned)cfg->num[O_REQUEST_TIMEOUT],
                               .audit_fail_open = cfg->audit_fail_open};
-    struct http_deps hd = {s->policies, s->tls, s->audit, s->metrics};
+    struct http_deps hd = {s->policies, s->tls, s->audit, s->metrics, s->exceptions};
     s->http = http_start(&ho, &hd, err, sizeof err);
-    s->rl.policies = s->policies;
     s->rl.tls = s->tls;
     s->rl.http = s->http;
     s->rl.metrics = s->metrics;
@@ -452,6 +624,8 @@ server_open(const struct config *cfg, struct server *s)
     if (s->watch == NULL ||
         watch_add(s->watch, val[O_POLICY], reload_policy, &s->rl, err, sizeof err) ||
         watch_add(s->watch, val[O_TLS_CERT], reload_tls, &s->rl, err, sizeof err) ||
+        (val[O_EXCEPTIONS] != NULL &&
+         watch_add(s->watch, val[O_EXCEPTIONS], reload_exceptions, &s->rl, err, sizeof err)) ||
         watch_start(s->watch, err, sizeof err)) {
         log_msg(LOGL_ERROR, "cannot start serving", "error", err, NULL);
         return 1;
@@ -477,8 +651,9 @@ server_run(const struct config *cfg, struct server *s, const sigset_t *sigs)
         if (sig == SIGHUP) {
             // The watcher's thread reloads: this thread takes no lock a reload holds, so a
             // reload that hangs or crawls can never keep SIGTERM from being handled.
-            log_msg(LOGL_INFO, "SIGHUP: reloading the policy and certificate", NULL);
-            atomic_store(&s->rl.force, true);
+            log_msg(LOGL_INFO, "SIGHUP: reloading the policy, exceptions and certificate", NULL);
+            atomic_store(&s->kinds[0].force, true);
+            atomic_store(&s->kinds[1].force, true);
             watch_kick(s->watch);
             continue;
         }
@@ -497,6 +672,9 @@ server_close(struct server *s)
     http_stop(s->http);
     audit_close(s->audit);
     holder_free(s->policies);
+    holder_free(s->exceptions);
+    free(s->kinds[0].detail);
+    free(s->kinds[1].detail);
     metrics_free(s->metrics);
     tls_free(s->tls);
     pthread_mutex_destroy(&s->rl.lock);

@@ -104,7 +104,7 @@ call_webhook(const struct policy *p, enum admit_webhook w, const cJSON *object, 
 {
     char *body = review_body(object, old, ro, seq);
     struct admit_result res;
-    admit_handle(p, w, body, strlen(body), true, &res);
+    admit_handle_with(p, ro->exceptions, ro->now, w, body, strlen(body), true, &res);
     free(body);
     cJSON *answer = res.status == 200 ? cJSON_ParseWithLength(res.body, res.body_len) : NULL;
     if (answer == NULL) {
@@ -241,6 +241,16 @@ simulate_policy_load(const char *path)
     diag_print(&d, stderr);
     diag_free(&d);
     return p;
+}
+
+struct exceptions *
+simulate_exceptions_load(const char *path)
+{
+    struct diag d = {0};
+    struct exceptions *x = exceptions_load_file(path, &d);
+    diag_print(&d, stderr);
+    diag_free(&d);
+    return x;
 }
 
 bool

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "policy/exceptions.h"
 #include "policy/policy.h"
 
 // The request around a manifest. Every member is borrowed.
@@ -16,8 +17,10 @@ struct simulate_request {
     const char *operation; // CREATE, UPDATE or DELETE
     const char *namespace; // NULL: the manifest's, else "default"
     const char *user;
-    cJSON *groups;    // array of strings, borrowed
-    const cJSON *old; // UPDATE: the object before it, NULL: the manifest itself
+    cJSON *groups;                       // array of strings, borrowed
+    const cJSON *old;                    // UPDATE: the object before it, NULL: the manifest itself
+    const struct exceptions *exceptions; // NULL: none
+    long long now;                       // Unix seconds the exceptions are judged at
 };
 
 // What the simulated API server made of one manifest. Owned by whoever filled it.
@@ -48,6 +51,9 @@ int simulate_run(const struct policy *p, const cJSON *manifest, const struct sim
 
 // Loads a policy file, printing its diagnostics on stderr. Returns NULL when it does not load.
 struct policy *simulate_policy_load(const char *path);
+
+// Loads an exceptions file likewise. Returns NULL when it does not load.
+struct exceptions *simulate_exceptions_load(const char *path);
 
 // Whether op is an operation the offline commands simulate: CREATE, UPDATE or DELETE.
 bool simulate_operation_valid(const char *op);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 #include "util/xalloc.h"
@@ -22,7 +23,9 @@ get_str(const cJSON *obj, const char *key)
 
 struct suite {
     const char *path;
-    char *dir; // the suite file's directory: paths in it are relative to it
+    struct exceptions *exceptions; // the suite's exceptions file, or NULL
+    long long now;                 // the time they are judged at: the suite's "now", else the clock
+    char *dir;                     // the suite file's directory: paths in it are relative to it
     cJSON *root;
     size_t passed, failed;
 };
@@ -261,7 +264,9 @@ run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, 
         return -1;
     struct simulate_request ro = {.operation = get_str(c, "operation"),
                                   .namespace = get_str(c, "namespace"),
-                                  .user = get_str(c, "user")};
+                                  .user = get_str(c, "user"),
+                                  .exceptions = s->exceptions,
+                                  .now = s->now};
     ro.operation = ro.operation ? ro.operation : "CREATE";
     ro.user = ro.user ? ro.user : "tableguard-test";
     if (!simulate_operation_valid(ro.operation)) {
@@ -297,6 +302,32 @@ run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, 
     return 0;
 }
 
+// The suite's optional exceptions file (relative to the suite) and the time they are judged at
+// (RFC 3339, so that a suite's verdicts do not change as the calendar moves on).
+static int
+suite_exceptions(struct suite *s)
+{
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(s->root, "exceptions");
+    const cJSON *now = cJSON_GetObjectItemCaseSensitive(s->root, "now");
+    s->now = (long long)time(NULL);
+    char err[120];
+    if ((file != NULL && !cJSON_IsString(file)) || (now != NULL && !cJSON_IsString(now))) {
+        fprintf(stderr, "%s: exceptions (a file path) and now (an RFC 3339 time) are strings\n",
+                s->path);
+        return -1;
+    }
+    if (now != NULL && exceptions_parse_time(now->valuestring, &s->now, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: now \"%s\" %s\n", s->path, now->valuestring, err);
+        return -1;
+    }
+    if (file == NULL)
+        return 0;
+    char *path = suite_path(s, file->valuestring);
+    s->exceptions = simulate_exceptions_load(path);
+    free(path);
+    return s->exceptions != NULL ? 0 : -1;
+}
+
 static int
 run_suite(struct suite *s)
 {
@@ -308,14 +339,15 @@ run_suite(struct suite *s)
     }
     s->root = cJSON_DetachItemFromArray(docs, 0);
     cJSON_Delete(docs);
-    static const char *const top[] = {"policy", "cases", NULL};
+    static const char *const top[] = {"policy", "exceptions", "now", "cases", NULL};
     const char *policy = get_str(s->root, "policy");
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(s->root, "cases");
     if (!cJSON_IsObject(s->root) || policy == NULL || !cJSON_IsArray(cases)) {
         fprintf(stderr, "%s: a suite needs policy (a file path) and cases (a list)\n", s->path);
         return -1;
     }
-    if (keys_ok(s->path, s->root, top, "policy, cases") != 0)
+    if (keys_ok(s->path, s->root, top, "policy, exceptions, now, cases") != 0 ||
+        suite_exceptions(s) != 0)
         return -1;
     char *ppath = suite_path(s, policy);
     struct policy *p = simulate_policy_load(ppath);
@@ -357,6 +389,7 @@ suite_main(int argc, char **argv)
         passed += s.passed;
         failed += s.failed;
         cJSON_Delete(s.root);
+        exceptions_unref(s.exceptions);
         free(s.dir);
     }
     printf("%zu passed, %zu failed\n", passed, failed);

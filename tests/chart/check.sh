@@ -47,10 +47,12 @@ trap 'rm -rf "$work"' EXIT
 smoke_server() {
 	port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
 	mport=$((port + 1))
-	mkdir -p "$work/policy" "$work/audit"
+	mkdir -p "$work/policy" "$work/exceptions" "$work/audit"
 	cp "$work/default.policy" "$work/policy/policy.yaml"
+	cp "$work/default.exceptions" "$work/exceptions/exceptions.yaml"
 	svc_host=$release-tableguard.$ns.svc
-	sed -e "s#^/etc/tableguard/policy#$work/policy#" -e "s#^/etc/tableguard/tls#$work/default.tls#" \
+	sed -e "s#^/etc/tableguard/policy#$work/policy#" -e "s#^/etc/tableguard/exceptions#$work/exceptions#" \
+		-e "s#^/etc/tableguard/tls#$work/default.tls#" \
 		-e "s#^0\.0\.0\.0:8443\$#127.0.0.1:$port#" -e "s#^0\.0\.0\.0:9090\$#127.0.0.1:$mport#" \
 		-e "s#^/var/lib/tableguard/audit/\$(POD_NAME)\.log\$#$work/audit/pod.log#" "$work/default.args" >"$work/smoke.args"
 	# Arguments are one a line and contain no whitespace.
@@ -165,6 +167,7 @@ grafana|--set grafanaDashboard.enabled=true
 priority|--set priorityClassName=system-cluster-critical --set server.threads=4
 selectors|-f $here/values-selectors.yaml
 policy-map|-f $here/values-policy-map.yaml
+exceptions-map|-f $here/values-exceptions-map.yaml
 no-cleanup|--set webhook.removeBeforeUninstall=false
 prometheusrule|--set prometheusRule.enabled=true --set prometheusRule.labels.release=prometheus --api-versions monitoring.coreos.com/v1
 hostnetwork|--set hostNetwork=true --set containerPorts.https=10443 --set containerPorts.metrics=10090 --set networkPolicy.enabled=true
@@ -336,6 +339,17 @@ else
 			[ -f "$p" ] || continue
 			run "tableguard policy lint ${p#"$work"/}" "$bin" policy lint "$p"
 		done
+		if [ -f "$work/exceptions-map.exceptions" ]; then
+			run "tableguard loads the exceptions given as a map" \
+				"$bin" policy lint --exceptions "$work/exceptions-map.exceptions" "$work/default.policy"
+		fi
+		# The exceptions ConfigMap: empty by default, and a valid file the server loads.
+		if [ -f "$work/default.exceptions" ]; then
+			run "rendered exceptions ConfigMap lints against the shipped policy" \
+				"$bin" policy lint --strict --exceptions "$work/default.exceptions" "$work/default.policy"
+			run "rendered exceptions ConfigMap holds no exception by default" \
+				grep -qx '  exceptions: \[\]' "$work/default.exceptions"
+		fi
 	fi
 fi
 

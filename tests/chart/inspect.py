@@ -33,6 +33,7 @@ PROBLEMS = []
 HTTPS_PORT = 8443
 METRICS_PORT = 9090
 POLICY_DIR = "/etc/tableguard/policy"
+EXCEPTIONS_DIR = "/etc/tableguard/exceptions"
 TLS_DIR = "/etc/tableguard/tls"
 UID = 65532
 
@@ -133,12 +134,17 @@ def check_pod(dep, variant):
         vols[t["metadata"]["name"]] = {"persistentVolumeClaim": t}
     expect(os.path.dirname(flag_value(args, "--policy") or "") == POLICY_DIR, "--policy inside the policy mount")
     expect("configMap" in vols.get(mounts.get(POLICY_DIR), {}), "policy mount is a ConfigMap directory")
+    expect(os.path.dirname(flag_value(args, "--exceptions") or "") == EXCEPTIONS_DIR,
+           "--exceptions inside the exceptions mount")
+    exc_cm = vols.get(mounts.get(EXCEPTIONS_DIR), {}).get("configMap", {}).get("name")
+    expect(exc_cm and exc_cm != vols.get(mounts.get(POLICY_DIR), {}).get("configMap", {}).get("name"),
+           "exceptions mount is its own ConfigMap directory (RBAC can grant it alone)")
     for f, name in (("--tls-cert", "tls.crt"), ("--tls-key", "tls.key")):
         expect(flag_value(args, f) == f"{TLS_DIR}/{name}", f"{f} must be {TLS_DIR}/{name}")
     expect("secret" in vols.get(mounts.get(TLS_DIR), {}), "TLS mount is a Secret directory")
     for path, name in mounts.items():
         v = vols.get(name, {})
-        expect(path in (POLICY_DIR, TLS_DIR) or "emptyDir" in v or "persistentVolumeClaim" in v
+        expect(path in (POLICY_DIR, EXCEPTIONS_DIR, TLS_DIR) or "emptyDir" in v or "persistentVolumeClaim" in v
                or "secret" in v, f"writable mount {path} must be an emptyDir or a claim")
     audit = flag_value(args, "--audit-log")
     if audit and audit != "-":
@@ -293,6 +299,10 @@ def check_render(variant, path, flags_out, policy_out):
     expect("PodDisruptionBudget" in kinds, "a PodDisruptionBudget")
     cm = [d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in (d.get("data") or {})]
     expect(len(cm) == 1, "one ConfigMap with policy.yaml")
+    xcm = [d for d in docs if d["kind"] == "ConfigMap" and "exceptions.yaml" in (d.get("data") or {})]
+    if expect(len(xcm) == 1 and "policy.yaml" not in xcm[0]["data"],
+              "one ConfigMap with exceptions.yaml alone"):
+        expect(xcm[0]["metadata"]["name"].endswith("-exceptions"), "named ...-exceptions")
 
     if variant.startswith("cert-manager"):
         crt = [d for d in docs if d["kind"] == "Certificate" and d["metadata"]["name"] == svc["metadata"]["name"]]
@@ -375,6 +385,9 @@ def check_render(variant, path, flags_out, policy_out):
     if policy_out and cm:
         with open(policy_out, "w", encoding="utf-8") as f:
             f.write(cm[0]["data"]["policy.yaml"])
+    if policy_out and xcm:
+        with open(os.path.splitext(policy_out)[0] + ".exceptions", "w", encoding="utf-8") as f:
+            f.write(xcm[0]["data"]["exceptions.yaml"])
 
 
 def dockerfile_instructions(path):

@@ -72,6 +72,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s.%s.tableguard.io" .kind (include "tableguard.fullname" .root) }}
 {{- end }}
 
+{{/* The exceptions document as text: the value when set (string or map), else none. */}}
+{{- define "tableguard.exceptions" -}}
+{{- if kindIs "string" .Values.exceptions }}
+{{- if .Values.exceptions }}
+{{- .Values.exceptions }}
+{{- else }}
+{{- .Files.Get "files/exceptions.yaml" }}
+{{- end }}
+{{- else if kindIs "map" .Values.exceptions }}
+{{- toYaml .Values.exceptions }}
+{{- else }}
+{{- fail "exceptions must be a YAML string or a map" }}
+{{- end }}
+{{- end }}
+
 {{/* The policy document as text: the value when set (string or map), else files/policy.yaml. */}}
 {{- define "tableguard.policy" -}}
 {{- if kindIs "string" .Values.policy }}
