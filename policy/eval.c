@@ -731,10 +731,12 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
             f.exception = exceptions_waiver(in->exceptions, rule->name, table, app, in->namespace,
                                             in->now, s->exceptions_max_days);
             add_finding(out, &f);
-            if (f.exception != NULL)
+            if (f.exception != NULL) {
+                row->exception = f.exception->name;
                 add_warning(out, waiver_text(&f));
-            else if (rule->action == POLICY_WARN)
+            } else if (rule->action == POLICY_WARN) {
                 add_warning(out, warning_text(&f, k, rule));
+            }
         }
     }
 }
@@ -802,7 +804,7 @@ forbid_message(const struct subst *v, const struct transition_change *c)
 
 static void
 forbid_findings(const struct policy_spec *s, const struct eval_input *in, const char *app,
-                const struct transition_change *c, struct eval_result *out)
+                const struct transition_change *c, struct eval_table *row, struct eval_result *out)
 {
     for (size_t r = 0; r < s->rule_count; r++) {
         const struct policy_rule *rule = &s->rules[r];
@@ -824,12 +826,14 @@ forbid_findings(const struct policy_spec *s, const struct eval_input *in, const 
         f.exception = exceptions_waiver(in->exceptions, rule->name, v.table, app, in->namespace,
                                         in->now, s->exceptions_max_days);
         add_finding(out, &f);
-        if (f.exception != NULL)
+        if (f.exception != NULL) {
+            row->exception = f.exception->name;
             add_warning(out, waiver_text(&f));
-        else if (rule->action == POLICY_WARN)
+        } else if (rule->action == POLICY_WARN) {
             add_warning(out, rule->message ? xstrdup(f.message)
                                            : xconcat("table \"", v.table, "\": ", v.transition,
                                                      " forbidden (rule ", rule->name, ")", NULL));
+        }
         subst_release(owned);
     }
 }
@@ -859,7 +863,7 @@ judge_transitions(const struct policy_spec *s, const struct eval_input *in, cons
         if (c->kind == 0 || c->kept != TRANSITION_NOT_KEPT)
             continue;
         row->transition = transition_name(c->kind);
-        forbid_findings(s, in, app, c, out);
+        forbid_findings(s, in, app, c, row, out);
     }
     free(changes);
     transition_slots_free(&old);

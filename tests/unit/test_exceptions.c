@@ -263,6 +263,11 @@ evaluation_waives_one_rule_but_not_another(void **state)
     assert_int_equal(r.warning_count, 1);
     assert_string_equal(r.warnings[0], "exception retire-orders (CHG-1234, expires "
                                        "2026-12-05T00:00:00Z) waives dp on table \"orders-prod\"");
+    // The table rows name the exception where it waived something.
+    assert_int_equal(r.table_count, 2);
+    assert_string_equal(r.tables[0].table, "orders-prod");
+    assert_string_equal(r.tables[0].exception, "retire-orders");
+    assert_null(r.tables[1].exception);
     eval_result_free(&r);
 
     // At its expiry the same request is denied for all three, and no warning names it.
@@ -386,6 +391,56 @@ lint_reports_unknown_rules_dead_globs_cap_and_expiry(void **state)
     policy_unref(p);
 }
 
+static void
+exceptions_waive_forbidden_transitions_too(void **state)
+{
+    (void)state;
+    static const char policy[] = "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\n"
+                                 "metadata: {name: t}\nspec:\n  rules:\n"
+                                 "    - {name: kept, tables: ['*-prod'], forbid: [remove]}\n";
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(policy, strlen(policy), "p.yaml", &d);
+    assert_non_null(p);
+    struct exceptions *x =
+        load_ok(HEAD "spec:\n  exceptions:\n    - {name: retire, ticket: CHG-7, approvedBy: jane, "
+                     "expires: '2026-12-05T00:00:00Z', tables: [orders-prod], rules: [kept]}\n");
+    cJSON *old = cJSON_Parse(
+        "{\"apiVersion\":\"core.oam.dev/v1beta1\",\"kind\":\"Application\",\"metadata\":{"
+        "\"name\":\"orders\"},\"spec\":{\"components\":[{\"name\":\"o\",\"type\":"
+        "\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"orders-prod\"}},{\"name\":\"u\","
+        "\"type\":\"aws-dynamodb-kro\",\"properties\":{\"tableName\":\"users-prod\"}}]}}");
+    cJSON *now = cJSON_Parse("{\"apiVersion\":\"core.oam.dev/v1beta1\",\"kind\":\"Application\","
+                             "\"metadata\":{\"name\":\"orders\"},\"spec\":{\"components\":[]}}");
+    struct eval_input in = {.object = now,
+                            .namespace = "shop",
+                            .username = "alice",
+                            .old_object = old,
+                            .operation = "UPDATE",
+                            .now = EXPIRES_ORDERS - 1,
+                            .exceptions = x};
+    struct eval_result r;
+    eval_validate(p, &in, &r);
+    // Removing orders-prod is waived; removing users-prod is not.
+    assert_true(r.denied);
+    assert_int_equal(r.finding_count, 2);
+    assert_non_null(strstr(r.deny_message, "1 violation"));
+    assert_non_null(strstr(r.deny_message, "users-prod"));
+    bool waived = false;
+    for (size_t i = 0; i < r.table_count; i++)
+        if (r.tables[i].old_table != NULL && strcmp(r.tables[i].old_table, "orders-prod") == 0)
+            waived = r.tables[i].exception != NULL &&
+                     strcmp(r.tables[i].exception, "retire") == 0 &&
+                     strcmp(r.tables[i].transition, "remove") == 0;
+    assert_true(waived);
+    assert_int_equal(r.warning_count, 1);
+    assert_non_null(strstr(r.warnings[0], "exception retire (CHG-7"));
+    eval_result_free(&r);
+    cJSON_Delete(old);
+    cJSON_Delete(now);
+    exceptions_unref(x);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -395,6 +450,7 @@ main(void)
         cmocka_unit_test(diagnostics_say_where_and_what),
         cmocka_unit_test(waiver_matches_rule_table_namespace_application_and_time),
         cmocka_unit_test(evaluation_waives_one_rule_but_not_another),
+        cmocka_unit_test(exceptions_waive_forbidden_transitions_too),
         cmocka_unit_test(globs_overlap_as_fnmatch_would),
         cmocka_unit_test(lint_reports_unknown_rules_dead_globs_cap_and_expiry),
     };
