@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Golden cases: each tests/cases/admission/<name>/ holds request.json (an AdmissionReview as the API server
-sends it), an optional policy.yaml, and the exact expected answers of both webhooks with the patch
+sends it), an optional policy.yaml and exceptions.yaml, and the exact expected answers of both webhooks with the patch
 decoded (expected-mutate.json, expected-validate.json). Every case runs through the real server
 over TLS; the patch is applied with python3-jsonpatch, an independent implementation, and the
 mutated object must come back from a second /mutate with no patch (reinvocation).
@@ -43,8 +43,9 @@ def readable(status, body):
 def test_golden_case(name, start_server):
     d = CASES / name
     review = json.loads((d / "request.json").read_text())
-    policy = d / "policy.yaml"
-    server = start_server(policy=policy if policy.exists() else None)
+    policy, exceptions = d / "policy.yaml", d / "exceptions.yaml"
+    flags = {"exceptions": exceptions} if exceptions.exists() else {}
+    server = start_server(policy=policy if policy.exists() else None, **flags)
     conn = server.connect()
     answers = {}
     for webhook in ("mutate", "validate"):
