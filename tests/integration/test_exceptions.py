@@ -7,18 +7,12 @@ a second with no reload, hot reload with last-known-good, startup errors, `polic
 
 import datetime
 import json
-import subprocess
 import time
 
 import pytest
 import yaml
 
-from conftest import BINARY, DEFAULT_POLICY, ROOT, WRAPPER, application, protection, review, table
-
-
-def tg(*args, cwd=ROOT):
-    return subprocess.run([*WRAPPER, BINARY, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+from conftest import DEFAULT_POLICY, ROOT, application, protection, review, run, table
 
 
 def rfc3339(t):
@@ -66,7 +60,7 @@ def test_lint_reports_each_problem_with_file_line_and_name(tmp_path):
         entry("dead", tables=["orders-dev"]),
         entry("old", expires=rfc3339(now - 3600)),
         entry("far", expires=rfc3339(now + 60 * 86400))))
-    r = tg("policy", "lint", "--exceptions", x, DEFAULT_POLICY)
+    r = run("policy", "lint", "--exceptions", x, DEFAULT_POLICY)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
     text = yaml.safe_load(x.read_text())
@@ -90,10 +84,10 @@ def test_lint_reports_each_problem_with_file_line_and_name(tmp_path):
 
 def test_lint_expired_is_a_warning_that_fails_only_with_strict(tmp_path):
     x = write(tmp_path / "x.yaml", exceptions_doc(entry("old", expires="2020-01-01T00:00:00Z")))
-    r = tg("policy", "lint", "--exceptions", x, DEFAULT_POLICY)
+    r = run("policy", "lint", "--exceptions", x, DEFAULT_POLICY)
     assert r.returncode == 0 and f"{DEFAULT_POLICY}: policy OK" in r.stdout
     assert 'warning: exception "old": expired at 2020-01-01T00:00:00Z' in r.stderr
-    assert tg("policy", "lint", "--strict", "--exceptions", x, DEFAULT_POLICY).returncode == 1
+    assert run("policy", "lint", "--strict", "--exceptions", x, DEFAULT_POLICY).returncode == 1
 
 
 def test_lint_exceptions_that_do_not_load(tmp_path):
@@ -101,13 +95,13 @@ def test_lint_exceptions_that_do_not_load(tmp_path):
     x.write_text("apiVersion: tableguard.io/v1\nkind: ProtectionExceptions\nmetadata: {name: a}\n"
                  "spec:\n  exceptions:\n    - name: a\n      ticket: T\n      approvedBy: b\n"
                  "      expires: 2026-12-05 00:00\n      tables: [x]\n      rules: [r]\n")
-    r = tg("policy", "lint", "--exceptions", x, DEFAULT_POLICY)
+    r = run("policy", "lint", "--exceptions", x, DEFAULT_POLICY)
     assert r.returncode == 1
     assert (f'{x}:9:16: exception "a": "expires" "2026-12-05 00:00" is not an RFC 3339 time'
             in r.stderr)
-    assert tg("policy", "lint", "--exceptions", tmp_path / "none.yaml",
+    assert run("policy", "lint", "--exceptions", tmp_path / "none.yaml",
               DEFAULT_POLICY).returncode == 1
-    assert tg("policy", "lint", "--exceptions").returncode == 2
+    assert run("policy", "lint", "--exceptions").returncode == 2
 
 
 def test_lint_warns_about_near_misses_of_the_standard_names(tmp_path):
@@ -115,21 +109,21 @@ def test_lint_warns_about_near_misses_of_the_standard_names(tmp_path):
     typo = tmp_path / "typo.yaml"
     typo.write_text(text.replace("type: dynamodb-protection-kro", "type: dynamodb-protecton-kro")
                     .replace("types: [aws-dynamodb-kro]", "types: [aws-dynamodb-kr0]"))
-    r = tg("policy", "lint", typo)
+    r = run("policy", "lint", typo)
     assert r.returncode == 0 and f"{typo}: policy OK" in r.stdout
     assert (f'{typo}: warning: trait.type "dynamodb-protecton-kro" is not the standard '
             '"dynamodb-protection-kro"' in r.stderr)
     assert (f'{typo}: warning: components.types "aws-dynamodb-kr0" is not the standard '
             '"aws-dynamodb-kro"' in r.stderr)
-    assert tg("policy", "lint", "--strict", typo).returncode == 1
+    assert run("policy", "lint", "--strict", typo).returncode == 1
     # The shipped policy and the examples are clean even under --strict.
     examples = sorted((ROOT / "policy" / "examples").glob("*.yaml"))
-    r = tg("policy", "lint", "--strict", DEFAULT_POLICY, *examples)
+    r = run("policy", "lint", "--strict", DEFAULT_POLICY, *examples)
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     # A name far from the standard ones is someone's own trait: no warning.
     own = tmp_path / "own.yaml"
     own.write_text(text.replace("type: dynamodb-protection-kro", "type: acme-table-guard"))
-    r = tg("policy", "lint", "--strict", own)
+    r = run("policy", "lint", "--strict", own)
     assert r.returncode == 0 and "warning" not in r.stderr
 
 
@@ -137,11 +131,9 @@ def test_lint_warns_about_near_misses_of_the_standard_names(tmp_path):
 
 def test_startup_refuses_a_missing_or_broken_exceptions_file(tmp_path, certs):
     def serve(path):
-        return subprocess.run(
-            [*WRAPPER, BINARY, "serve", "--policy", str(DEFAULT_POLICY), "--tls-cert",
-             str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"), "--listen",
-             "127.0.0.1:0", "--metrics-listen", "off", "--exceptions", str(path)],
-            capture_output=True, text=True, timeout=60)
+        return run("serve", "--policy", DEFAULT_POLICY, "--tls-cert", certs / "tls.crt",
+                   "--tls-key", certs / "tls.key", "--listen", "127.0.0.1:0", "--metrics-listen",
+                   "off", "--exceptions", path, timeout=60)
     r = serve(tmp_path / "missing.yaml")
     assert r.returncode == 1 and "cannot open" in r.stderr
     bad = tmp_path / "bad.yaml"
@@ -277,9 +269,9 @@ def test_check_applies_exceptions_at_the_current_time(tmp_path):
     app = write(tmp_path / "app.yaml", unprotected_orders())
     x = write(tmp_path / "x.yaml", exceptions_doc(entry(tables=["orders-prod", "users-prod"],
                                                         rules=["prod-deletion-protection"])))
-    r = tg("check", "--policy", DEFAULT_POLICY, app)
+    r = run("check", "--policy", DEFAULT_POLICY, app)
     assert r.returncode == 1
-    r = tg("check", "--policy", DEFAULT_POLICY, "--exceptions", x, "--output", "json", app)
+    r = run("check", "--policy", DEFAULT_POLICY, "--exceptions", x, "--output", "json", app)
     res = json.loads(r.stdout)["results"][0]
     assert r.returncode == 0 and res["allowed"], r.stdout + r.stderr
     waived = [w for w in res["warnings"] if w.startswith("exception retire-orders (CHG-1234")]
@@ -289,17 +281,17 @@ def test_check_applies_exceptions_at_the_current_time(tmp_path):
     assert names[("prod-point-in-time-recovery", "orders-prod")] is None
     # Expired: the same change is denied again.
     write(x, exceptions_doc(entry(expires="2020-01-01T00:00:00Z")))
-    assert tg("check", "--policy", DEFAULT_POLICY, "--exceptions", x, app).returncode == 1
+    assert run("check", "--policy", DEFAULT_POLICY, "--exceptions", x, app).returncode == 1
     # A broken or missing exceptions file is an input error, with its location.
     x.write_text("apiVersion: tableguard.io/v1\nkind: ProtectionExceptions\n")
-    r = tg("check", "--policy", DEFAULT_POLICY, "--exceptions", x, app)
+    r = run("check", "--policy", DEFAULT_POLICY, "--exceptions", x, app)
     assert r.returncode == 2 and f'{x}:1:1: exceptions: missing required key "metadata"' in r.stderr
-    assert tg("check", "--policy", DEFAULT_POLICY, "--exceptions", tmp_path / "no.yaml",
+    assert run("check", "--policy", DEFAULT_POLICY, "--exceptions", tmp_path / "no.yaml",
               app).returncode == 2
 
 
 def test_suite_names_an_exceptions_file_and_a_time(tmp_path):
-    r = tg("test", "tests/policy/exceptions-suite.yaml")
+    r = run("test", "tests/policy/exceptions-suite.yaml")
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "4 passed, 0 failed", r.stdout
     # The same suite judged after the expiry: the waived cases fail as denied.
     suite = yaml.safe_load((ROOT / "tests/policy/exceptions-suite.yaml").read_text())
@@ -307,12 +299,12 @@ def test_suite_names_an_exceptions_file_and_a_time(tmp_path):
     suite["exceptions"] = str(ROOT / "tests/policy/approved-exceptions.yaml")
     suite["now"] = "2026-12-05T00:00:00Z"
     late = write(tmp_path / "late.yaml", suite)
-    r = tg("test", late)
+    r = run("test", late)
     assert r.returncode == 1
     assert r.stdout.splitlines()[0].startswith(
         "FAIL the exception waives deletion protection on its table: expected allowed, got denied")
     suite["now"] = "2026-12-05"
-    r = tg("test", write(tmp_path / "bad.yaml", suite))
+    r = run("test", write(tmp_path / "bad.yaml", suite))
     assert r.returncode == 2 and 'now "2026-12-05" is not an RFC 3339 time' in r.stderr
 
 
@@ -327,7 +319,7 @@ def test_lint_against_real_manifests(tmp_path):
     (apps / "team" / "legacy.json").write_text(json.dumps(legacy))
     (apps / "notes.txt").write_text("not a manifest")
     x = write(tmp_path / "x.yaml", exceptions_doc(entry("unused", tables=["carts-prod"])))
-    r = tg("policy", "lint", "--against", apps, "--exceptions", x, DEFAULT_POLICY)
+    r = run("policy", "lint", "--against", apps, "--exceptions", x, DEFAULT_POLICY)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert (f'{apps}/team/legacy.json[1]: warning: component "legacy" of type "aws-dynamodb" '
@@ -336,18 +328,18 @@ def test_lint_against_real_manifests(tmp_path):
                for l in lines)
     # Every rule and profile of the shipped policy meets a table of the reference's environments.
     assert not any("rule " in l or "profile " in l for l in lines), lines
-    assert tg("policy", "lint", "--strict", "--against", apps, DEFAULT_POLICY).returncode == 1
+    assert run("policy", "lint", "--strict", "--against", apps, DEFAULT_POLICY).returncode == 1
 
     # A tableNameFrom that misses by case: every table falls back to its component name.
     typo = tmp_path / "typo.yaml"
     typo.write_text(DEFAULT_POLICY.read_text().replace("tableNameFrom: properties.tableName",
                                                        "tableNameFrom: properties.tablename"))
-    r = tg("policy", "lint", "--against", apps / "env.yaml", typo)
+    r = run("policy", "lint", "--against", apps / "env.yaml", typo)
     assert r.returncode == 0
     assert (f'{apps}/env.yaml[1]: warning: component "orders": tableNameFrom '
             '"properties.tablename" has no "tablename" here but "tableName" exists') in r.stderr
     assert f'{typo}: warning: rule "prod-deletion-protection" matches no table' in r.stderr
     # A manifest that does not read fails the lint.
     (apps / "broken.yaml").write_text("kind: [unclosed\n")
-    r = tg("policy", "lint", "--against", apps, DEFAULT_POLICY)
+    r = run("policy", "lint", "--against", apps, DEFAULT_POLICY)
     assert r.returncode == 1 and f"{apps}/broken.yaml:" in r.stderr
