@@ -278,8 +278,8 @@ static void
 add(struct eval_result *out, const struct policy_rule *r, const char *pattern,
     const struct resource_view *v, const char *component, char *message, int setting)
 {
-    struct eval_finding f = {r, pattern, xstrdup(component), xstrdup(v->table ? v->table : ""),
-                             message};
+    struct eval_finding f = {
+        r, pattern, xstrdup(component), xstrdup(v->table ? v->table : ""), message, NULL};
     eval_add_finding(out, &f, setting);
 }
 
@@ -374,7 +374,7 @@ forbid(const struct policy_spec *s, const struct eval_input *in, const char *app
         char *m = r->message           ? eval_expand(r->message, &sv)
                   : old->table == NULL ? no_table_message(old, in->namespace, r)
                                        : forbid_message(now, in->namespace, r, pattern, t, old);
-        struct eval_finding f = {r, pattern, xstrdup(component), xstrdup(sv.table), m};
+        struct eval_finding f = {r, pattern, xstrdup(component), xstrdup(sv.table), m, NULL};
         eval_add_finding(out, &f, -1);
     }
 }
