@@ -88,6 +88,12 @@ struct audit {
     int doomed_fd;
 
     _Atomic uint64_t records, write_errors;
+    // The file the log writes to, to notice when it is deleted or renamed away.
+    dev_t dev;
+    ino_t ino;
+    atomic_bool reopen;  // SIGHUP: open the path again before the next record
+    atomic_bool failing; // the last append failed; cleared by the next record written
+    char failure[256];   // why, under mu
 };
 
 int
@@ -293,6 +299,35 @@ open_file(struct audit *a, char *err, size_t errlen)
     }
     a->regular = S_ISREG(st.st_mode);
     a->size = a->regular ? (uint64_t)st.st_size : 0;
+    a->dev = st.st_dev;
+    a->ino = st.st_ino;
+    return 0;
+}
+
+// Whether the path still names the file being written: a log deleted or renamed away (by hand,
+// or by a rotation tool that then sends SIGHUP) would otherwise take every later record with it.
+static bool
+file_gone(const struct audit *a)
+{
+    struct stat st;
+    return stat(a->path, &st) != 0 || st.st_dev != a->dev || st.st_ino != a->ino;
+}
+
+// Closes a file that is gone (its records made durable first: a renamed file is kept) and
+// opens the path again; the next record is a "start" saying so.
+static int
+reopen_locked(struct audit *a, char *err, size_t errlen)
+{
+    while (a->syncing) // the leader's fd must stay open until its fsync returns
+        pthread_cond_wait(&a->synced_cv, &a->mu);
+    if (a->written_gen > a->synced_gen && fsync(a->fd) == 0)
+        a->synced_gen = a->written_gen;
+    close(a->fd);
+    a->fd = -1;
+    if (open_file(a, err, errlen) < 0)
+        return -1;
+    a->start_after = "reopen";
+    a->start_pending = true;
     return 0;
 }
 
@@ -382,6 +417,9 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
         return -1;
     }
     if (a->fd < 0 && open_file(a, err, errlen) < 0)
+        return -1;
+    if (a->regular && (atomic_exchange(&a->reopen, false) || file_gone(a)) &&
+        reopen_locked(a, err, errlen) < 0)
         return -1;
     while (a->max_size && a->regular && a->size > 0 && a->size + len > a->max_size) {
         if (a->syncing) {
@@ -723,6 +761,9 @@ audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *er
         rc = write_record_locked(a, "decision", body + 1, blen - 2, &w, err, errlen);
     if (rc == 0 && a->sync == AUDIT_SYNC_ALWAYS)
         rc = sync_locked(a, w.gen, err, errlen);
+    if (rc < 0)
+        snprintf(a->failure, sizeof a->failure, "%s", err);
+    atomic_store(&a->failing, rc < 0);
     pthread_mutex_unlock(&a->mu);
     if (owned)
         free(body);
@@ -784,4 +825,31 @@ audit_close(struct audit *a)
     free(a->replica_json);
     free(a->line);
     free(a);
+}
+
+void
+audit_reopen(struct audit *a)
+{
+    if (a != NULL)
+        atomic_store(&a->reopen, true);
+}
+
+int
+audit_writable(struct audit *a, char *why, size_t whylen)
+{
+    if (a == NULL || !atomic_load(&a->failing))
+        return 0;
+    // Nothing is appended while readiness fails, so the check itself tries again: it writes
+    // the pending "start" record (a gap in the log is marked), or finds the file writable.
+    pthread_mutex_lock(&a->mu);
+    char err[256] = "";
+    a->start_after = "write-failure";
+    a->start_pending = true;
+    int rc = prepare_locked(a, 0, err, sizeof err);
+    if (rc < 0)
+        snprintf(a->failure, sizeof a->failure, "%s", err);
+    atomic_store(&a->failing, rc < 0);
+    snprintf(why, whylen, "%s", rc < 0 ? a->failure : "");
+    pthread_mutex_unlock(&a->mu);
+    return rc;
 }

@@ -68,6 +68,17 @@ int audit_append(struct audit *a, cJSON *record, struct audit_written *out, char
 // Counters since audit_open: records appended, failed appends. Either pointer may be NULL.
 void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors);
 
+// Makes the next append open the path again (SIGHUP: log-rotation tools rename the file and
+// expect a reopen). The writer also notices by itself, before every record, when the path no
+// longer names its file (deleted or renamed); either way the new file starts with a "start"
+// record whose "after" is "reopen". Thread-safe; audit_reopen(NULL) is a no-op.
+void audit_reopen(struct audit *a);
+
+// 0 while records can be written. After a failed append, tries again (writing a "start" record
+// with "after":"write-failure", which marks the gap) and returns -1 with the reason in why
+// while that fails too. Thread-safe.
+int audit_writable(struct audit *a, char *why, size_t whylen);
+
 // Writes a "stop" record, fsyncs and frees. audit_close(NULL) is a no-op.
 void audit_close(struct audit *a);
 

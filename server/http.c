@@ -116,6 +116,13 @@ ready(struct http *h, char *why, size_t len)
         return false;
     }
     policy_unref(p);
+    // Every answer would be a 500 while records cannot be written (--audit-failure closed): the
+    // API server should send its reviews to a replica that can answer them.
+    char failure[256];
+    if (!h->opts.audit_fail_open && audit_writable(h->deps.audit, failure, sizeof failure) != 0) {
+        snprintf(why, len, "the audit log cannot be written: %s", failure);
+        return false;
+    }
     pthread_mutex_lock(&h->detail_lock);
     snprintf(why, len, "%s", h->detail ? h->detail : "");
     pthread_mutex_unlock(&h->detail_lock);

@@ -651,10 +651,14 @@ server_run(const struct config *cfg, struct server *s, const sigset_t *sigs)
         if (sig == SIGHUP) {
             // The watcher's thread reloads: this thread takes no lock a reload holds, so a
             // reload that hangs or crawls can never keep SIGTERM from being handled.
-            log_msg(LOGL_INFO, "SIGHUP: reloading the policy, exceptions and certificate", NULL);
+            log_msg(LOGL_INFO,
+                    "SIGHUP: reloading the policy, exceptions and certificate, reopening the "
+                    "audit log",
+                    NULL);
             atomic_store(&s->kinds[0].force, true);
             atomic_store(&s->kinds[1].force, true);
             watch_kick(s->watch);
+            audit_reopen(s->audit);
             continue;
         }
         log_msg(LOGL_INFO, sig == SIGTERM ? "SIGTERM: draining" : "SIGINT: draining", NULL);

@@ -292,3 +292,51 @@ def test_a_stalled_body_loses_its_budget_at_the_request_deadline(start_server):
     assert ok
     assert took < 8 * SLACK, took
     assert closed is not None and closed < 8 * SLACK, closed
+
+
+# ---- the audit file deleted, renamed, or unwritable while serving -------------------------------
+
+def decided(server):
+    r = review(application([table("orders", "orders-prod")]))
+    status, _ = server.admit("validate", r)
+    return status, r["request"]["uid"]
+
+
+def test_a_deleted_audit_file_is_noticed_and_reopened_with_a_start_record(start_server):
+    server = start_server()
+    assert decided(server)[0] == 200
+    server.audit_path.unlink()
+    status, uid = decided(server)
+    assert status == 200
+    records = server.audit_records()
+    assert records[0]["event"] == "start" and records[0]["after"] == "reopen", records[0]
+    assert any(r.get("uid") == uid for r in records), "the decision after the deletion is lost"
+
+
+def test_sighup_reopens_a_renamed_audit_file(start_server):
+    server = start_server()
+    status, first = decided(server)
+    old = server.audit_path.with_name("audit.log.1")
+    server.audit_path.rename(old)
+    server.proc.send_signal(signal.SIGHUP)
+    status, second = decided(server)
+    assert status == 200
+    assert any(json.loads(l).get("uid") == first for l in old.read_text().splitlines())
+    records = server.audit_records()
+    assert records[0]["event"] == "start" and records[0]["after"] == "reopen"
+    assert any(r.get("uid") == second for r in records)
+
+
+def test_readyz_fails_while_the_audit_log_cannot_be_written_and_recovers(start_server):
+    server = start_server()
+    assert decided(server)[0] == 200
+    server.audit_path.unlink()
+    server.audit_path.mkdir()  # the path now names a directory: no record can be written
+    assert decided(server)[0] == 500
+    status, body = server.plain("/readyz")
+    assert status == 503 and "the audit log cannot be written" in body, body
+    server.audit_path.rmdir()
+    wait_for(lambda: server.plain("/readyz")[0] == 200)
+    records = server.audit_records()
+    assert records[0]["event"] == "start"
+    assert decided(server)[0] == 200
