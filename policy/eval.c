@@ -946,19 +946,37 @@ eval_expand(const char *tmpl, const struct eval_subst *v)
 {
     struct subst sv = {v->application, v->namespace, v->component, v->table,
                        v->rule,        v->pattern,   v->transition};
-    return expand(tmpl, &sv);
+    char *owned[6];
+    subst_escape(&sv, owned);
+    char *m = expand(tmpl, &sv);
+    subst_release(owned);
+    return m;
+}
+
+const char *
+eval_escape(const char *s, char **owned)
+{
+    return escaped(s, owned);
 }
 
 void
-eval_add_finding(struct eval_result *out, const struct eval_finding *f, int setting)
+eval_add_finding(const struct policy_spec *s, const struct eval_input *in, const char *app,
+                 struct eval_table *row, struct eval_result *out, const struct eval_finding *f,
+                 int setting)
 {
     struct eval_finding g = *f;
     one_line(g.message);
     g.message = defused(g.message);
+    g.exception = exceptions_waiver(in->exceptions, g.rule->name, g.table, app, in->namespace,
+                                    in->now, s->exceptions_max_days);
     add_finding(out, &g);
-    if (g.rule->action == POLICY_WARN)
+    if (g.exception != NULL) {
+        row->exception = g.exception->name;
+        add_warning(out, waiver_text(&g));
+    } else if (g.rule->action == POLICY_WARN) {
         add_warning(out, setting >= 0 && g.rule->message == NULL ? warning_text(&g, setting, g.rule)
                                                                  : xstrdup(g.message));
+    }
 }
 
 void

@@ -113,12 +113,20 @@ void eval_describe_value(const cJSON *v, char *buf, size_t len);
 struct eval_subst {
     const char *application, *namespace, *component, *table, *rule, *pattern, *transition;
 };
-// A rule's message template with its placeholders filled in; the caller frees it.
+// A rule's message template with its placeholders filled in (names escaped as in built-in
+// messages); the caller frees it.
 char *eval_expand(const char *tmpl, const struct eval_subst *v);
-// Appends a finding, taking its strings, with its message kept to one line and clear of the
-// word Flux treats as "delete and re-create"; for a warn rule also its warning: the built-in one
-// about `setting`, or (setting -1, or a custom message) the message itself, shortened.
-void eval_add_finding(struct eval_result *out, const struct eval_finding *f, int setting);
+// `s` with '"' and '\\' escaped, for a name a message puts between quotes: s itself when it needs
+// none, else a copy also stored in *owned (the caller frees *owned, which may be NULL).
+const char *eval_escape(const char *s, char **owned);
+// Appends a finding of the object whose table row is `row`, taking the finding's strings, with
+// its message kept to one line and clear of the word Flux treats as "delete and re-create". An
+// exception that waives the rule for the table marks the finding and the row and warns instead;
+// otherwise a warn rule warns: the built-in warning about `setting`, or (setting -1, or a custom
+// message) the message itself, shortened. `app` is the Application name exceptions match.
+void eval_add_finding(const struct policy_spec *s, const struct eval_input *in, const char *app,
+                      struct eval_table *row, struct eval_result *out, const struct eval_finding *f,
+                      int setting);
 // Denies `subject` (of `kind`) because in->unreadable says the review cannot be read faithfully.
 void eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_input *in,
                           struct eval_result *out);

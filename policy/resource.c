@@ -249,9 +249,40 @@ resource_mutate(const struct policy *p, const struct eval_input *in, struct eval
 
 // ---- validate --------------------------------------------------------------------------------
 
+// One guarded object being judged: where its findings and its row go.
+struct judge {
+    const struct policy_spec *s;
+    const struct eval_input *in;
+    const char *app;       // the Application that rendered it (its app.oam.dev/name label), or ""
+    const char *component; // "Kind/name"
+    struct eval_table *row;
+    struct eval_result *out;
+};
+
+// The names a message quotes, escaped so a quote in one cannot end its quotes (as eval does).
+enum { N_NS, N_NAME, N_TABLE, N_OLD, N_RULE, N_PATTERN, N_COUNT };
+struct names {
+    const char *v[N_COUNT];
+    char *owned[N_COUNT];
+};
+
+static void
+names_escape(struct names *n)
+{
+    for (int i = 0; i < N_COUNT; i++)
+        n->v[i] = eval_escape(n->v[i] ? n->v[i] : "", &n->owned[i]);
+}
+
+static void
+names_release(struct names *n)
+{
+    for (int i = 0; i < N_COUNT; i++)
+        free(n->owned[i]);
+}
+
 static char *
-setting_message(const struct resource_view *v, const char *ns, const struct policy_rule *r,
-                const char *pattern, int k, bool absent)
+setting_message(const struct resource_view *v, const struct names *n, const struct policy_rule *r,
+                int k, bool absent)
 {
     const char *want = r->require[k] ? "true" : "false";
     const char *field = v->row->settings[k].text;
@@ -259,78 +290,84 @@ setting_message(const struct resource_view *v, const char *ns, const struct poli
                         : absent             ? "is absent, and ACK reads an absent field as false"
                         : v->settings[k]     ? "is true"
                                              : "is false";
-    return xconcat(v->row->kind, " \"", ns, "/", v->name, "\" table \"", v->table, "\": rule \"",
-                   r->name, "\" (tables ", pattern, ") requires ", POLICY_SETTING_NAMES[k], ": ",
-                   want, "; ", v->settings[k] == -2 ? "" : field, v->settings[k] == -2 ? "" : " ",
-                   state, ": set ", field, ": ", want, NULL);
+    return xconcat(v->row->kind, " \"", n->v[N_NS], "/", n->v[N_NAME], "\" table \"", n->v[N_TABLE],
+                   "\": rule \"", n->v[N_RULE], "\" (tables ", n->v[N_PATTERN], ") requires ",
+                   POLICY_SETTING_NAMES[k], ": ", want, "; ", v->settings[k] == -2 ? "" : field,
+                   v->settings[k] == -2 ? "" : " ", state, ": set ", field, ": ", want, NULL);
 }
 
 static char *
-no_table_message(const struct resource_view *v, const char *ns, const struct policy_rule *r)
+no_table_message(const struct resource_view *v, const struct names *n)
 {
-    return xconcat(v->row->kind, " \"", ns, "/", v->name, "\": ", v->table_why,
-                   ", so no rule can tell which table it is; rule \"", r->name,
+    return xconcat(v->row->kind, " \"", n->v[N_NS], "/", n->v[N_NAME], "\": ", v->table_why,
+                   ", so no rule can tell which table it is; rule \"", n->v[N_RULE],
                    "\" covers this namespace: set ", v->row->table_name.text,
                    " to the table's name", NULL);
 }
 
+// Records a finding of rule r on `table` (message owned), with `sv` for a custom message.
 static void
-add(struct eval_result *out, const struct policy_rule *r, const char *pattern,
-    const struct resource_view *v, const char *component, char *message, int setting)
+add(const struct judge *j, const struct policy_rule *r, const char *pattern, const char *table,
+    const struct eval_subst *sv, char *builtin, int setting)
 {
-    struct eval_finding f = {
-        r, pattern, xstrdup(component), xstrdup(v->table ? v->table : ""), message, NULL};
-    eval_add_finding(out, &f, setting);
+    char *m = builtin;
+    if (r->message != NULL) {
+        free(builtin);
+        m = eval_expand(r->message, sv);
+    }
+    struct eval_finding f = {r, pattern, xstrdup(j->component), xstrdup(table), m, NULL};
+    eval_add_finding(j->s, j->in, j->app, j->row, j->out, &f, setting);
 }
 
 static void
-judge_rule(const struct resource_view *v, const struct eval_input *in, const char *app,
-           const char *component, const struct policy_rule *r, struct eval_result *out)
+judge_rule(const struct judge *j, const struct resource_view *v, const struct policy_rule *r)
 {
     bool any = false;
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
         any |= r->require[k] >= 0;
-    if (!any || !policy_globs_match(&r->namespaces, in->namespace))
+    if (!any || !policy_globs_match(&r->namespaces, j->in->namespace))
         return;
-    struct eval_subst sv = {app, in->namespace, component, v->table ? v->table : "", r->name,
-                            "",  NULL};
+    const char *pattern = v->table ? eval_first_match(&r->tables, v->table) : "";
+    if (pattern == NULL)
+        return;
+    struct eval_subst sv = {j->app,  j->in->namespace, j->component, v->table ? v->table : "",
+                            r->name, pattern,          NULL};
+    struct names n = {{j->in->namespace, v->name, v->table, NULL, r->name, pattern}, {0}};
+    names_escape(&n);
     if (v->table == NULL) {
-        char *m = r->message ? eval_expand(r->message, &sv) : no_table_message(v, in->namespace, r);
-        add(out, r, "", v, component, m, -1);
-        return;
+        add(j, r, "", "", &sv, r->message ? NULL : no_table_message(v, &n), -1);
+    } else {
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
+            if (r->require[k] < 0 || v->settings[k] == r->require[k])
+                continue;
+            bool absent = policy_path_get(&v->row->settings[k], j->in->object) == NULL;
+            add(j, r, pattern, v->table, &sv,
+                r->message ? NULL : setting_message(v, &n, r, k, absent), k);
+        }
     }
-    sv.pattern = eval_first_match(&r->tables, v->table);
-    if (sv.pattern == NULL)
-        return;
-    for (int k = 0; k < POLICY_SETTING_COUNT; k++) {
-        if (r->require[k] < 0 || v->settings[k] == r->require[k])
-            continue;
-        bool absent = policy_path_get(&v->row->settings[k], in->object) == NULL;
-        char *m = r->message ? eval_expand(r->message, &sv)
-                             : setting_message(v, in->namespace, r, sv.pattern, k, absent);
-        add(out, r, sv.pattern, v, component, m, k);
-    }
+    names_release(&n);
 }
 
 // ---- transitions ------------------------------------------------------------------------------
 
 // What a forbidden transition does to the data, and the way through; pieces, as for the rules.
 static char *
-forbid_message(const struct resource_view *v, const char *ns, const struct policy_rule *r,
-               const char *pattern, enum policy_transition t, const struct resource_view *old)
+forbid_message(const struct resource_view *v, const struct names *n, enum policy_transition t,
+               bool annotation)
 {
-    const char *kind = v->row->kind, *table = old->table ? old->table : "";
+    const char *kind = v->row->kind, *table = n->v[N_OLD];
     bool ack = is_ack(v->row);
     char *what;
     if (t == POLICY_RENAME)
-        what = xconcat(v->row->table_name.text, " changes from \"", table, "\" to \"", v->table,
-                       ack ? "\": ACK then manages another table by that name (creating it or "
-                             "taking over an existing one) and leaves \""
-                           : "\": kro renders a new Table named after it and deletes the old "
-                             "one, and ACK deletes \"",
-                       table, ack ? "\" unmanaged" : "\" with its data", " (set it back to \"",
-                       table, "\")", NULL);
-    else if (v != old)
+        what =
+            xconcat(v->row->table_name.text, " changes from \"", table, "\" to \"", n->v[N_TABLE],
+                    ack ? "\": ACK then manages another table by that name (creating it or "
+                          "taking over an existing one) and leaves \""
+                        : "\": kro renders a new Table named after it and deletes the old "
+                          "one, and ACK deletes \"",
+                    table, ack ? "\" unmanaged" : "\" with its data", " (set it back to \"", table,
+                    "\")", NULL);
+    else if (annotation)
         what = xconcat("the annotation " RESOURCE_RETAIN_ANNOTATION
                        ": retain is removed, so deleting the ",
                        kind,
@@ -345,60 +382,62 @@ forbid_message(const struct resource_view *v, const char *ns, const struct polic
                            : " makes kro delete its Table, and ACK then deletes the DynamoDB "
                              "table with its data",
                        NULL);
-    char *m = xconcat(kind, " \"", ns, "/", old->name, "\" table \"", table, "\": rule \"", r->name,
-                      "\" (tables ", pattern, ") forbids ", transition_name(t), "; ", what,
-                      "; or ask for an approved exception to rule \"", r->name, "\"", NULL);
+    char *m = xconcat(kind, " \"", n->v[N_NS], "/", n->v[N_NAME], "\" table \"", table,
+                      "\": rule \"", n->v[N_RULE], "\" (tables ", n->v[N_PATTERN], ") forbids ",
+                      transition_name(t), "; ", what,
+                      "; or ask for an approved exception to rule \"", n->v[N_RULE], "\"", NULL);
     free(what);
     return m;
 }
 
 // Every forbid rule naming `t` that covers the table (by the old name, or the new one for a
 // rename) reports it; an unreadable table name is covered by every such rule of the namespace.
+// `annotation`: the delete rule judges the retain annotation's removal, not a DELETE.
 static void
-forbid(const struct policy_spec *s, const struct eval_input *in, const char *app,
-       const char *component, enum policy_transition t, const struct resource_view *now,
-       const struct resource_view *old, struct eval_result *out)
+forbid(const struct judge *j, enum policy_transition t, const struct resource_view *now,
+       const struct resource_view *old, bool annotation)
 {
-    for (size_t i = 0; i < s->rule_count; i++) {
-        const struct policy_rule *r = &s->rules[i];
-        if ((r->forbid & t) == 0 || !policy_globs_match(&r->namespaces, in->namespace))
+    for (size_t i = 0; i < j->s->rule_count; i++) {
+        const struct policy_rule *r = &j->s->rules[i];
+        if ((r->forbid & t) == 0 || !policy_globs_match(&r->namespaces, j->in->namespace))
             continue;
         const char *pattern = old->table ? eval_first_match(&r->tables, old->table) : "";
         if (pattern == NULL && t == POLICY_RENAME)
             pattern = eval_first_match(&r->tables, now->table);
         if (pattern == NULL)
             continue;
-        struct eval_subst sv = {
-            app,     in->namespace, component,         old->table ? old->table : "",
-            r->name, pattern,       transition_name(t)};
-        char *m = r->message           ? eval_expand(r->message, &sv)
-                  : old->table == NULL ? no_table_message(old, in->namespace, r)
-                                       : forbid_message(now, in->namespace, r, pattern, t, old);
-        struct eval_finding f = {r, pattern, xstrdup(component), xstrdup(sv.table), m, NULL};
-        eval_add_finding(out, &f, -1);
+        const char *table = old->table ? old->table : "";
+        struct eval_subst sv = {j->app,  j->in->namespace, j->component,      table,
+                                r->name, pattern,          transition_name(t)};
+        struct names n = {
+            {j->in->namespace, old->name, now ? now->table : NULL, table, r->name, pattern}, {0}};
+        names_escape(&n);
+        char *m = r->message           ? NULL
+                  : old->table == NULL ? no_table_message(old, &n)
+                                       : forbid_message(now ? now : old, &n, t, annotation);
+        add(j, r, pattern, table, &sv, m, -1);
+        names_release(&n);
     }
 }
 
 // Judges what the request does to the table: an UPDATE that changes the table name or drops
 // the retain annotation, or a DELETE of an object ACK does not keep. Returns the transition.
 static const char *
-transitions(const struct policy_spec *s, const struct eval_input *in, const char *app,
-            const char *component, const struct resource_view *now, const struct resource_view *old,
-            struct eval_result *out)
+transitions(const struct judge *j, const struct resource_view *now, const struct resource_view *old)
 {
     if (now == NULL) {
         if (is_ack(old->row) && old->retained)
             return NULL; // ACK keeps the table: not a delete
-        forbid(s, in, app, component, POLICY_DELETE, old, old, out);
+        forbid(j, POLICY_DELETE, NULL, old, false);
         return transition_name(POLICY_DELETE);
     }
     const char *t = NULL;
     if (old->table != NULL && now->table != NULL && strcmp(old->table, now->table) != 0) {
-        forbid(s, in, app, component, POLICY_RENAME, now, old, out);
+        forbid(j, POLICY_RENAME, now, old, false);
         t = transition_name(POLICY_RENAME);
     }
     if (is_ack(old->row) && old->retained && !now->retained)
-        forbid(s, in, app, component, POLICY_DELETE, now, old, out);
+        forbid(j, POLICY_DELETE, now, old, true);
     return t;
 }
 
@@ -440,15 +479,16 @@ resource_validate(const struct policy *p, const struct eval_input *in, struct ev
         cJSON_GetObjectItemCaseSensitive(deleting ? in->old_object : in->object, "metadata");
     const char *app = str_at(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
     char *component = xconcat(v.row->kind, "/", v.name, NULL);
-    struct eval_table *t = table_row(now, before, component, out);
+    struct judge j = {s,  in, app ? app : "", component, table_row(now, before, component, out),
+                      out};
     const char *table = now ? now->table : before->table;
     const struct policy_profile *pr = table ? policy_profile_for(s, table, in->namespace) : NULL;
-    t->profile = pr ? pr->name : NULL;
+    j.row->profile = pr ? pr->name : NULL;
     if (now != NULL)
         for (size_t r = 0; r < s->rule_count; r++)
-            judge_rule(now, in, app ? app : "", component, &s->rules[r], out);
+            judge_rule(&j, now, &s->rules[r]);
     if (before != NULL)
-        t->transition = transitions(s, in, app ? app : "", component, now, before, out);
+        j.row->transition = transitions(&j, now, before);
     free(component);
     eval_conclude(p, out);
     return 0;

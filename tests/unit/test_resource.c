@@ -255,6 +255,16 @@ validate_reads_fields_as_ack_does(void **state)
     eval_result_free(&r);
     cJSON_Delete(t);
 
+    // A quote in a name cannot end its quotes in the message kubectl prints.
+    t = table("\"tableName\":\"x\\\"; ok-prod\"", "");
+    in = input(t);
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_string_equal(r.findings[0].table, "x\"; ok-prod");
+    assert_non_null(strstr(r.findings[0].message, "table \"x\\\"; ok-prod\": rule"));
+    eval_result_free(&r);
+    cJSON_Delete(t);
+
     // A table no rule covers is allowed whatever its fields.
     t = table("\"tableName\":\"orders-dev\",\"deletionProtectionEnabled\":false", "");
     in = input(t);
