@@ -7,9 +7,11 @@
 #include "server/check.h"
 #include "server/lint.h"
 #include "server/review.h"
+#include "server/selftest.h"
 #include "server/serve.h"
 #include "server/suite.h"
 #include "server/verify.h"
+#include "server/webhooks.h"
 
 static int
 version_main(int argc, char **argv)
@@ -38,6 +40,10 @@ static const struct command {
     {"test", NULL, suite_main, "test SUITE.yaml..."},
     {"audit", "verify", verify_main,
      "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
+    {"selftest", NULL, selftest_main,
+     "selftest --url URL --ca FILE [--servername NAME] [--namespace NS]"},
+    {"webhooks", "delete", webhooks_main,
+     "webhooks delete --name NAME [--api URL] [--token FILE] [--ca FILE]"},
     {"version", NULL, version_main, "version"},
 };
 

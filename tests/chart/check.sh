@@ -199,10 +199,9 @@ if [ -n "$helm" ] || [ -n "$render_bin" ]; then
 		fi ;;
 		esac
 		if [ -n "$chart_check" ]; then
-			# The pre-delete hooks share the webhook configurations' names on purpose (see
-			# templates/webhook-cleanup.yaml), so release objects and hooks are checked apart.
+			# Hooks included: a render applied as it is must hold no object twice.
 			# shellcheck disable=SC2086
-			if "$chart_check" --renderer "$render_bin" $schema_args --no-hooks -n "$ns" $args "$release" "$chart" >"$work/$name.check" 2>&1; then
+			if "$chart_check" --renderer "$render_bin" $schema_args -n "$ns" $args "$release" "$chart" >"$work/$name.check" 2>&1; then
 				echo "ok    chart-check $name: $(tail -1 "$work/$name.check")"
 			else
 				echo "FAIL  chart-check $name"
@@ -223,10 +222,6 @@ if [ -n "$helm" ] || [ -n "$render_bin" ]; then
 	[ "$nfail" -eq 0 ] || failures="$failures
 $(grep '^FAIL' "$work/variants.log" | sed 's/^FAIL /  /')"
 
-	if [ -n "$chart_check" ]; then
-		run "chart-check pre-delete hooks" "$chart_check" --renderer "$render_bin" -n "$ns" \
-			--show-only templates/webhook-cleanup.yaml "$release" "$chart"
-	fi
 
 	# Alerts: the rendered PrometheusRule's groups pass promtool, and each alert's unit test.
 	if [ -s "$work/prometheusrule.yaml" ] && command -v promtool >/dev/null 2>&1; then

@@ -294,7 +294,23 @@ def check_render(variant, path, flags_out, policy_out):
     bundles = check_webhooks(docs, svc, ns, variant)
     host = f"{svc['metadata']['name']}.{ns}.svc"
     kinds = {d["kind"] for d in docs}
-    expect(not kinds & {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}, "no RBAC objects")
+    release_kinds = {d["kind"] for d in docs if not is_hook(d)}
+    expect(not release_kinds & {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"},
+           "no RBAC objects for the server (only the cleanup hook has any)")
+    # Safe to apply as rendered (kubectl apply, Argo CD, kustomize): no object twice, hooks included.
+    seen = {}
+    for d in docs:
+        key = (d["apiVersion"].split("/")[0] if "/" in d["apiVersion"] else "", d["kind"],
+               d["metadata"].get("namespace", ""), d["metadata"]["name"])
+        expect(key not in seen, f"{d['kind']} {d['metadata']['name']} is rendered twice")
+        seen[key] = d
+    selector = svc["spec"]["selector"]
+    for d in docs:
+        if d["kind"] in ("Pod", "Job"):
+            tmpl = d if d["kind"] == "Pod" else d["spec"]["template"]
+            labels = tmpl["metadata"].get("labels") or {}
+            expect(not all(labels.get(k) == v for k, v in selector.items()),
+                   f"{d['kind']} {d['metadata']['name']}'s pod would be selected by the Service")
     expect(one(docs, "ServiceAccount").get("automountServiceAccountToken") is False, "ServiceAccount without token")
     expect("PodDisruptionBudget" in kinds, "a PodDisruptionBudget")
     cm = [d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in (d.get("data") or {})]
@@ -359,17 +375,44 @@ def check_render(variant, path, flags_out, policy_out):
         expect(dep["spec"]["template"]["spec"].get("priorityClassName") == "system-cluster-critical", "priorityClassName")
 
     hooks = [d for d in docs if is_hook(d)]
+    cleanup = [h for h in hooks if h["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"]
+    image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
     if variant != "no-cleanup":
-        names = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"].endswith("WebhookConfiguration")}
-        for h in hooks:
-            ann = h["metadata"]["annotations"]
-            expect(ann["helm.sh/hook"] == "pre-delete" and "before-hook-creation" in ann["helm.sh/hook-delete-policy"],
-                   "cleanup hooks are pre-delete with before-hook-creation")
-            expect(not h.get("webhooks"), "cleanup hooks intercept nothing")
-        expect({(h["kind"], h["metadata"]["name"]) for h in hooks} == names,
-               "each webhook configuration has a pre-delete hook of the same name")
+        fullname = svc["metadata"]["name"]
+        by_kind = {h["kind"]: h for h in cleanup}
+        expect(sorted(by_kind) == ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"],
+               f"pre-delete hooks: a Job with its ServiceAccount and RBAC, not {sorted(by_kind)}")
+        for h in cleanup:
+            expect("before-hook-creation" in h["metadata"]["annotations"]["helm.sh/hook-delete-policy"],
+                   "cleanup hooks are replaced by a new uninstall (before-hook-creation)")
+        role, job = by_kind.get("ClusterRole", {}), by_kind.get("Job", {})
+        expect(role.get("rules") == [{"apiGroups": ["admissionregistration.k8s.io"],
+                                      "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+                                      "resourceNames": [fullname], "verbs": ["delete"]}],
+               f"the cleanup ClusterRole may only delete the two configurations named {fullname}")
+        weights = {h["kind"]: int(h["metadata"]["annotations"]["helm.sh/hook-weight"]) for h in cleanup}
+        expect(all(weights[k] < weights.get("Job", 0) for k in weights if k != "Job"),
+               "the ServiceAccount and RBAC exist before the Job runs (lower hook weight)")
+        if job:
+            pod = job["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            expect(c["image"] == image, "the cleanup Job reuses the server's image")
+            expect(c.get("args") == ["webhooks", "delete", "--name", fullname], f"cleanup args {c.get('args')}")
+            expect(pod["serviceAccountName"] == by_kind.get("ServiceAccount", {}).get("metadata", {}).get("name"),
+                   "the Job runs as the cleanup ServiceAccount")
+            expect(c["securityContext"].get("readOnlyRootFilesystem") is True, "the Job's container is read-only")
+            binding = by_kind.get("ClusterRoleBinding", {})
+            expect(binding.get("roleRef", {}).get("name") == role.get("metadata", {}).get("name") and
+                   binding.get("subjects", [{}])[0].get("name") == pod["serviceAccountName"],
+                   "the binding gives the cleanup role to the Job's ServiceAccount")
     else:
-        expect(not hooks, "no hooks when webhook.removeBeforeUninstall=false")
+        expect(not cleanup, "no pre-delete hooks when webhook.removeBeforeUninstall=false")
+    tests = [h for h in hooks if h["metadata"]["annotations"]["helm.sh/hook"] == "test" and h["kind"] == "Pod"]
+    if expect(len(tests) == 1, "one helm test Pod"):
+        c = tests[0]["spec"]["containers"][0]
+        url = f"https://{host}:{svc['spec']['ports'][0]['port']}"
+        expect(c["image"] == image and c["args"][:3] == ["selftest", "--url", url],
+               f"helm test runs tableguard selftest --url {url}: {c['args']}")
 
     if flags_out:
         # The container's arguments, one a line; beside them the TLS files when generated.

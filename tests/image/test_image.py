@@ -107,6 +107,13 @@ def test_version_runs_in_the_image(image):
     assert r.stdout.startswith(f"tableguard {VERSION} "), r.stdout + r.stderr
 
 
+def test_cleanup_command_is_in_the_image(image):
+    # The chart's pre-delete Job runs `webhooks delete` from this image; outside a pod it says so.
+    r = podman("run", "--rm", "--network", "host", *LIMITS, IMAGE, "webhooks", "delete", "--name", "tg-tableguard",
+               check=False)
+    assert r.returncode == 2 and "KUBERNETES_SERVICE_HOST" in r.stderr, r.stderr
+
+
 def test_image_config(image):
     cfg = image["Config"]
     assert cfg["User"] == "65532:65532"
@@ -264,6 +271,15 @@ def test_serve_answers_a_review_and_drains_on_sigterm(served):
         assert any("orders-prod" in json.dumps(r) for r in records), out[-2000:]
     else:
         assert served.audit.exists() and served.audit.stat().st_size > 0
+
+    # The chart's `helm test` pod: selftest from the same image, read-only, as its USER,
+    # verifying the certificate for the Service's name against the mounted CA.
+    r = podman("run", "--rm", "--network", "host", *LIMITS, "--read-only", "--cap-drop", "ALL",
+               "-v", f"{served.ca.parent}:/etc/tableguard/ca:ro", IMAGE, "selftest",
+               "--url", f"https://127.0.0.1:{served.port}", "--ca", "/etc/tableguard/ca/ca.crt",
+               "--servername", served.host, "--namespace", "tableguard-system", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "/validate answered: denied" in r.stdout and "/mutate answered: allowed with a JSON patch" in r.stdout
 
     delay = int(served.args[served.args.index("--shutdown-delay") + 1])
     assert delay > 0

@@ -37,6 +37,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: tableguard
 {{- end }}
 
+{{/* Labels of the hooks' objects (dict "root" . "component" "cleanup"): their own name, so the
+Service, the PodDisruptionBudget and the NetworkPolicy never select a hook's pod. */}}
+{{- define "tableguard.hookLabels" -}}
+helm.sh/chart: {{ include "tableguard.chart" .root }}
+app.kubernetes.io/name: {{ printf "%s-%s" (include "tableguard.name" .root) .component | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Values.image.tag | default .root.Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: tableguard
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
 {{- define "tableguard.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "tableguard.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
