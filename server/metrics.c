@@ -139,6 +139,13 @@ metrics_unguarded(struct metrics *m, enum admit_webhook webhook)
 }
 
 void
+metrics_policy_loaded(struct metrics *m, time_t when)
+{
+    atomic_store(&m->last_reload_ok, 1);
+    atomic_store(&m->last_success, (long long)when);
+}
+
+void
 metrics_policy_reload(struct metrics *m, int ok, time_t when)
 {
     atomic_fetch_add(ok ? &m->reload_ok : &m->reload_failed, 1);

@@ -46,8 +46,10 @@ void metrics_rejected(struct metrics *m, enum metrics_reject reason);
 // A request for a kind the policy guards neither as an Application nor as a spec.resources row,
 // answered untouched.
 void metrics_unguarded(struct metrics *m, enum admit_webhook webhook);
-// A policy (re)load: ok or failed; a success also records its time.
+// A policy reload (file change, poll or SIGHUP): ok or failed; a success also records its time.
 void metrics_policy_reload(struct metrics *m, int ok, time_t when);
+// The policy's first load at startup: records its time, counts no reload.
+void metrics_policy_loaded(struct metrics *m, time_t when);
 
 // An exceptions file (re)load: ok or failed.
 void metrics_exceptions_reload(struct metrics *m, int ok);

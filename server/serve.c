@@ -599,7 +599,7 @@ server_open(const struct config *cfg, struct server *s)
         return 1;
     }
     s->metrics = metrics_new();
-    metrics_policy_reload(s->metrics, 1, time(NULL));
+    metrics_policy_loaded(s->metrics, time(NULL));
     s->policies = holder_new(&POLICY_HOLDER, policy);
     s->exceptions = holder_new(&EXCEPTIONS_HOLDER, exceptions);
     s->kinds[0].holder = s->policies;

@@ -241,6 +241,17 @@ def test_build_process_certificate_and_policy_gauges(start_server, certs):
         time.time()
 
 
+def test_first_policy_load_is_not_a_reload(start_server):
+    # docs/operations.md: the counter counts loads after the first; the timestamp counts it.
+    before = time.time()
+    s = scrape(start_server())
+    assert ("tableguard_policy_reload_total", frozenset({"result": "success"}.items())) in s
+    assert value(s, "tableguard_policy_reload_total", result="success") == 0
+    assert value(s, "tableguard_policy_reload_total", result="failure") == 0
+    assert value(s, "tableguard_policy_last_reload_successful") == 1
+    assert value(s, "tableguard_policy_last_reload_success_timestamp_seconds") >= int(before) - 1
+
+
 def test_policy_reload_metrics(start_server, tmp_path):
     policy = tmp_path / "policy.yaml"
     shutil.copy(DEFAULT_POLICY, policy)
