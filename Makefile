@@ -30,7 +30,7 @@ DEB_BUILD := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libssl
 	libcjson-dev libyaml-dev openssl curl ca-certificates
 DEB_TEST  := libcmocka-dev python3 python3-pytest python3-jsonpatch python3-jsonschema \
 	python3-yaml python3-lxml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
-	clang-format valgrind unzip golang-go
+	clang-format valgrind unzip golang-go zsh groff-base
 DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
 # The image test: podman with runc, and debootstrap for the base image (no registry is needed).
 DEB_IMAGE := podman runc containernetworking-plugins debootstrap
@@ -154,6 +154,7 @@ image-test: deps-image all
 PREFIX ?= /usr/local
 install: all
 	install -D -m 0755 $(BUILD)/tableguard $(DESTDIR)$(PREFIX)/bin/tableguard
+	install -D -m 0644 man/tableguard.1 $(DESTDIR)$(PREFIX)/share/man/man1/tableguard.1
 
 format:
 	clang-format -i $(wildcard util/*.[ch] policy/*.[ch] certs/*.[ch] server/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c)

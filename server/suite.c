@@ -3,6 +3,7 @@
 // each outcome with the case's expectations.
 #include "server/suite.h"
 
+#include <getopt.h>
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "policy/policy.h"
 #include "util/xalloc.h"
 #include "server/manifest.h"
+#include "server/outflag.h"
 #include "server/simulate.h"
 
 static const char *
@@ -28,6 +30,7 @@ struct suite {
     char *dir;                     // the suite file's directory: paths in it are relative to it
     cJSON *root;
     size_t passed, failed;
+    cJSON *results; // with --output json: one object per case run, else NULL (borrowed)
 };
 
 // A path in the suite, resolved against the suite's directory.
@@ -289,13 +292,23 @@ run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, 
         snprintf(why, sizeof why, "%s", o.error);
     else
         ok = expect_met(s, expect, &o, why, sizeof why);
-    if (ok) {
+    if (s->results != NULL) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "suite", s->path);
+        cJSON_AddStringToObject(r, "name", name);
+        cJSON_AddBoolToObject(r, "passed", ok);
+        if (!ok)
+            cJSON_AddStringToObject(r, "reason", why);
+        cJSON_AddItemToArray(s->results, r);
+    } else if (ok) {
         printf("PASS %s\n", name);
-        s->passed++;
     } else {
         printf("FAIL %s: %s\n", name, why);
-        s->failed++;
     }
+    if (ok)
+        s->passed++;
+    else
+        s->failed++;
     simulate_outcome_free(&o);
     cJSON_Delete(m);
     cJSON_Delete(ro.groups);
@@ -367,23 +380,37 @@ run_suite(struct suite *s)
     return rc;
 }
 
+static void
+usage(FILE *f)
+{
+    fputs("usage: tableguard test [--output text|json] SUITE.yaml...\n\n"
+          "Runs the cases of each suite against the suite's policy and prints PASS or FAIL\n"
+          "per case, then \"N passed, M failed\"; with --output json one object:\n"
+          "{\"passed\": N, \"failed\": M, \"cases\": [{\"suite\", \"name\", \"passed\", "
+          "\"reason\"}]}.\n"
+          "Exit status: 0 all passed, 1 any failed, 2 a suite or its policy does not load\n"
+          "(or a usage error). The format is in docs/policy.md.\n",
+          f);
+}
+
 int
 suite_main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fputs("usage: tableguard test SUITE.yaml...\n\n"
-              "Runs the cases of each suite against the suite's policy and prints PASS or FAIL\n"
-              "per case, then \"N passed, M failed\". Exit status: 0 all passed, 1 any failed,\n"
-              "2 a suite or its policy does not load. The format is in docs/policy.md.\n",
-              f);
-        return argc < 2 ? 2 : 0;
+    bool json;
+    // Flags may follow the suite files (GNU order), as in `test suite.yaml --output json`.
+    int rc = outflag_parse(argc, argv, "tableguard test", usage, &json);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
     }
+    cJSON *results = json ? cJSON_CreateArray() : NULL;
     size_t passed = 0, failed = 0;
     bool broken = false;
-    for (int i = 1; i < argc; i++) {
+    for (int i = optind; i < argc; i++) {
         char *copy = xstrdup(argv[i]);
-        struct suite s = {.path = argv[i], .dir = xstrdup(dirname(copy))};
+        struct suite s = {.path = argv[i], .dir = xstrdup(dirname(copy)), .results = results};
         free(copy);
         broken |= run_suite(&s) != 0;
         passed += s.passed;
@@ -392,6 +419,21 @@ suite_main(int argc, char **argv)
         exceptions_unref(s.exceptions);
         free(s.dir);
     }
-    printf("%zu passed, %zu failed\n", passed, failed);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "passed", (double)passed);
+        cJSON_AddNumberToObject(o, "failed", (double)failed);
+        cJSON_AddItemToObject(o, "cases", results);
+        char *text = cJSON_Print(o);
+        cJSON_Delete(o);
+        if (text == NULL) {
+            fputs("tableguard test: out of memory\n", stderr);
+            return 2;
+        }
+        puts(text);
+        free(text);
+    } else {
+        printf("%zu passed, %zu failed\n", passed, failed);
+    }
     return broken ? 2 : failed > 0 ? 1 : 0;
 }

@@ -259,6 +259,20 @@ sys.exit(f"no firing test for {sorted(missing)}; tests of unknown alerts {sorted
 		ok "default renders generate a fresh CA each time without a cluster (documented: use cert-manager or tls.existingSecret for GitOps)"
 	fi
 
+	# The docs name the webhooks as the chart registers them for a release called tableguard.
+	release=tableguard
+	render "$work/named.yaml" 2>/dev/null
+	release=tg
+	run "README and docs name the webhooks as the chart registers them" python3 -c 'import re, sys, yaml
+names = {w["name"] for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"].endswith("WebhookConfiguration")
+         for w in d.get("webhooks") or []}
+bad = []
+for path in sys.argv[2:]:
+    for m in re.finditer(r"\b(?:mutate|validate)\.[a-z0-9.<>-]*tableguard\.io\b", open(path).read()):
+        if m.group(0) not in names and "<fullname>" not in m.group(0):
+            bad.append(f"{path}: {m.group(0)} (the chart registers {sorted(names)})")
+sys.exit("\n".join(bad) if bad or not names else 0)' "$work/named.yaml" "$root/README.md" "$root"/docs/*.md "$chart/README.md"
+
 	# Guards: values that would break the cluster must not render.
 	# must_fail NAME PATTERN ARGS...: rendering fails and the message matches PATTERN.
 	must_fail() {
