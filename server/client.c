@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 
 // Headers plus the largest body plus chunk framing: anything longer is refused.
 #define MAX_RESPONSE (CLIENT_MAX_BODY + 64 * 1024)
@@ -320,6 +320,22 @@ read_all(gnutls_session_t s, int timeout, char **out, size_t *outlen, char *err,
     return 0;
 }
 
+// The request line and headers, newly allocated; the body follows them unchanged.
+static char *
+request_head(const struct client_request *req, const struct url *u)
+{
+    bool v6 = strchr(u->host, ':') != NULL;
+    return xasprintf("%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: tableguard/%s\r\n"
+                     "Accept: application/json\r\nConnection: close\r\n%s%s%s%s%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     req->method, u->path, v6 ? "[" : "", u->host, v6 ? "]" : "", u->port,
+                     TG_VERSION, req->bearer_token ? "Authorization: Bearer " : "",
+                     req->bearer_token ? req->bearer_token : "", req->bearer_token ? "\r\n" : "",
+                     req->content_type ? "Content-Type: " : "",
+                     req->content_type ? req->content_type : "", req->content_type ? "\r\n" : "",
+                     req->body ? req->body_len : 0);
+}
+
 int
 client_do(const struct client_request *req, struct client_response *resp, char *err, size_t errlen)
 {
@@ -374,15 +390,7 @@ client_do(const struct client_request *req, struct client_response *resp, char *
         }
         goto out;
     }
-    head = xasprintf(
-        "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: tableguard/%s\r\n"
-        "Accept: application/json\r\nConnection: close\r\n%s%s%s%s%s%s"
-        "Content-Length: %zu\r\n\r\n",
-        req->method, u.path, strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "",
-        u.port, TG_VERSION, req->bearer_token ? "Authorization: Bearer " : "",
-        req->bearer_token ? req->bearer_token : "", req->bearer_token ? "\r\n" : "",
-        req->content_type ? "Content-Type: " : "", req->content_type ? req->content_type : "",
-        req->content_type ? "\r\n" : "", req->body ? req->body_len : 0);
+    head = request_head(req, &u);
     if ((g = send_all(s, head, strlen(head))) < 0 ||
         (req->body && (g = send_all(s, req->body, req->body_len)) < 0)) {
         fail(err, errlen, "TLS write: %s", gnutls_strerror(g));

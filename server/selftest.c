@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/client.h"
 
 static void
@@ -163,8 +163,10 @@ check_review(const char *webhook, const struct client_response *resp, const char
     return 0;
 }
 
-int
-selftest_main(int argc, char **argv)
+// Parses the flags into *t and *ns; *base gets a copy of --url. Returns 0, 1 after --help, or
+// -1 after a usage message.
+static int
+parse_flags(int argc, char **argv, struct target *t, const char **ns, char **base)
 {
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},
@@ -175,52 +177,48 @@ selftest_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct target t = {.timeout = 10};
-    const char *ns = "default";
-    char *base = NULL;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'u':
-            free(base);
-            base = xstrdup(optarg);
-            break;
-        case 'c':
-            t.ca = optarg;
-            break;
-        case 's':
-            t.servername = optarg;
-            break;
-        case 'n':
-            ns = optarg;
-            break;
-        case 't':
-            t.timeout = atoi(optarg);
-            if (t.timeout <= 0) {
-                fprintf(stderr, "tableguard selftest: --timeout needs a positive number\n");
-                free(base);
-                return 2;
-            }
-            break;
-        case 'h':
+        if (c == 'u') {
+            free(*base);
+            *base = xstrdup(optarg);
+        } else if (c == 'c') {
+            t->ca = optarg;
+        } else if (c == 's') {
+            t->servername = optarg;
+        } else if (c == 'n') {
+            *ns = optarg;
+        } else if (c == 't' && (t->timeout = atoi(optarg)) > 0) {
+            continue;
+        } else if (c == 'h') {
             usage(stdout);
-            free(base);
-            return 0;
-        default:
-            fprintf(stderr, "tableguard selftest: unknown flag or missing value \"%s\"\n",
-                    argv[optind - 1]);
+            return 1;
+        } else {
+            fprintf(stderr, "tableguard selftest: bad flag or value \"%s\"\n", argv[optind - 1]);
             usage(stderr);
-            free(base);
-            return 2;
+            return -1;
         }
     }
-    if (base == NULL || t.ca == NULL || optind != argc) {
+    if (*base == NULL || t->ca == NULL || optind != argc) {
         fputs("tableguard selftest: --url and --ca are required, and nothing else\n", stderr);
         usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+int
+selftest_main(int argc, char **argv)
+{
+    struct target t = {.timeout = 10};
+    const char *ns = "default";
+    char *base = NULL;
+    int flags = parse_flags(argc, argv, &t, &ns, &base);
+    if (flags != 0) {
         free(base);
-        return 2;
+        return flags > 0 ? 0 : 2;
     }
     size_t n = strlen(base);
     while (n > 0 && base[n - 1] == '/')

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/xalloc.h"
+#include "util/xalloc.h"
 #include "server/client.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -64,8 +64,14 @@ in_cluster_url(void)
                              : xasprintf("https://%s:%s", host, port);
 }
 
-int
-webhooks_main(int argc, char **argv)
+struct options {
+    const char *name, *api, *token_file, *ca;
+    int timeout;
+};
+
+// Parses the flags into *o. Returns 0, 1 after --help, or -1 after a usage message.
+static int
+parse_flags(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'n'},
@@ -76,92 +82,95 @@ webhooks_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *name = NULL, *api = NULL, *token_file = SA_DIR "/token", *ca = SA_DIR "/ca.crt";
-    int timeout = 10, c;
+    int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            name = optarg;
-            break;
-        case 'a':
-            api = optarg;
-            break;
-        case 't':
-            token_file = optarg;
-            break;
-        case 'c':
-            ca = optarg;
-            break;
-        case 'T':
-            timeout = atoi(optarg);
-            if (timeout <= 0) {
-                fputs("tableguard webhooks delete: --timeout needs a positive number\n", stderr);
-                return 2;
-            }
-            break;
-        case 'h':
+        if (c == 'n') {
+            o->name = optarg;
+        } else if (c == 'a') {
+            o->api = optarg;
+        } else if (c == 't') {
+            o->token_file = optarg;
+        } else if (c == 'c') {
+            o->ca = optarg;
+        } else if (c == 'T' && (o->timeout = atoi(optarg)) > 0) {
+            continue;
+        } else if (c == 'h') {
             usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "tableguard webhooks delete: unknown flag or missing value \"%s\"\n",
+            return 1;
+        } else {
+            fprintf(stderr, "tableguard webhooks delete: bad flag or value \"%s\"\n",
                     argv[optind - 1]);
             usage(stderr);
-            return 2;
+            return -1;
         }
     }
-    if (name == NULL || *name == '\0' || optind != argc ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(name)) {
+    if (o->name == NULL || *o->name == '\0' || optind != argc ||
+        strspn(o->name, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(o->name)) {
         fputs("tableguard webhooks delete: --name NAME (a Kubernetes object name) is required, "
               "and nothing else\n",
               stderr);
         usage(stderr);
-        return 2;
+        return -1;
     }
-    char *url_base = api ? xstrdup(api) : in_cluster_url();
-    if (url_base == NULL) {
+    return 0;
+}
+
+// Deletes one configuration; prints what happened. Returns 0 when it is gone, -1 otherwise.
+static int
+delete_one(const struct options *o, const char *base, const char *token, const char *resource,
+           const char *kind)
+{
+    char err[512];
+    char *url = xasprintf("%s/apis/admissionregistration.k8s.io/v1/%s/%s", base, resource, o->name);
+    struct client_request req = {.method = "DELETE",
+                                 .url = url,
+                                 .ca_file = o->ca,
+                                 .bearer_token = token,
+                                 .timeout_seconds = o->timeout};
+    struct client_response resp;
+    int rc = 0;
+    if (client_do(&req, &resp, err, sizeof err) != 0) {
+        fprintf(stderr, "tableguard webhooks delete: %s %s: %s\n", kind, o->name, err);
+        rc = -1;
+    } else if (resp.status == 200 || resp.status == 202) {
+        printf("%s %s deleted\n", kind, o->name);
+    } else if (resp.status == 404) {
+        printf("%s %s already gone\n", kind, o->name);
+    } else {
+        fprintf(stderr, "tableguard webhooks delete: %s %s: HTTP %d: %.300s\n", kind, o->name,
+                resp.status, resp.body);
+        rc = -1;
+    }
+    client_response_free(&resp);
+    free(url);
+    return rc;
+}
+
+int
+webhooks_main(int argc, char **argv)
+{
+    struct options o = {.token_file = SA_DIR "/token", .ca = SA_DIR "/ca.crt", .timeout = 10};
+    int flags = parse_flags(argc, argv, &o);
+    if (flags != 0)
+        return flags > 0 ? 0 : 2;
+    char *base = o.api ? xstrdup(o.api) : in_cluster_url();
+    if (base == NULL) {
         fputs("tableguard webhooks delete: not in a pod (KUBERNETES_SERVICE_HOST unset) and no "
               "--api\n",
               stderr);
         return 2;
     }
-    char *token = read_token(token_file);
-    if (token == NULL) {
-        free(url_base);
-        return 1;
-    }
-    static const char *const kinds[][2] = {
-        {"mutatingwebhookconfigurations", "MutatingWebhookConfiguration"},
-        {"validatingwebhookconfigurations", "ValidatingWebhookConfiguration"},
-    };
-    int rc = 0;
-    for (size_t i = 0; i < 2; i++) {
-        char err[512];
-        char *url =
-            xasprintf("%s/apis/admissionregistration.k8s.io/v1/%s/%s", url_base, kinds[i][0], name);
-        struct client_request req = {.method = "DELETE",
-                                     .url = url,
-                                     .ca_file = ca,
-                                     .bearer_token = token,
-                                     .timeout_seconds = timeout};
-        struct client_response resp;
-        if (client_do(&req, &resp, err, sizeof err) != 0) {
-            fprintf(stderr, "tableguard webhooks delete: %s %s: %s\n", kinds[i][1], name, err);
-            rc = 1;
-        } else if (resp.status == 200 || resp.status == 202) {
-            printf("%s %s deleted\n", kinds[i][1], name);
-        } else if (resp.status == 404) {
-            printf("%s %s already gone\n", kinds[i][1], name);
-        } else {
-            fprintf(stderr, "tableguard webhooks delete: %s %s: HTTP %d: %.300s\n", kinds[i][1],
-                    name, resp.status, resp.body);
-            rc = 1;
-        }
-        client_response_free(&resp);
-        free(url);
+    char *token = read_token(o.token_file);
+    int rc = token == NULL;
+    if (token != NULL) {
+        rc |= delete_one(&o, base, token, "mutatingwebhookconfigurations",
+                         "MutatingWebhookConfiguration") != 0;
+        rc |= delete_one(&o, base, token, "validatingwebhookconfigurations",
+                         "ValidatingWebhookConfiguration") != 0;
     }
     free(token);
-    free(url_base);
+    free(base);
     return rc;
 }
