@@ -30,7 +30,7 @@ VERSION = (ROOT / "VERSION").read_text().strip()
 IMAGE = "localhost/tableguard:image-test"
 PODMAN = ["podman", "--runtime", "runc"]
 LIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
-CASES = ROOT / "tests" / "cases"
+CASES = ROOT / "tests" / "cases" / "admission"
 
 
 def podman(*args, check=True, timeout=120, **kw):
