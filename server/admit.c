@@ -41,6 +41,58 @@ add_object(cJSON *o, const char *key, cJSON *item)
     return item;
 }
 
+// One request's record is bounded, so that no request (95 000 failing components made an 83 MB
+// record) can rotate the audit history away: past ADMIT_RECORD_RULES findings the rest are
+// counted per rule ("rulesOmitted", "ruleCounts"), and a patch longer than ADMIT_RECORD_PATCH
+// bytes is recorded by its size, operation count and SHA-256 instead of its text.
+#define ADMIT_RECORD_RULES 1000
+#define ADMIT_RECORD_PATCH (256 * 1024)
+
+// Every finding's rule with its count, for a record that lists only the first findings.
+static cJSON *
+rule_counts(const struct policy *p, const struct eval_result *ev)
+{
+    const struct policy_spec *s = policy_spec(p);
+    size_t *n = xcalloc(s->rule_count + 1, sizeof *n);
+    for (size_t i = 0; i < ev->finding_count; i++) {
+        size_t k = (size_t)(ev->findings[i].rule - s->rules);
+        n[k < s->rule_count ? k : s->rule_count]++;
+    }
+    cJSON *o = cJSON_CreateObject();
+    for (size_t k = 0; k < s->rule_count; k++)
+        if (n[k] > 0)
+            cJSON_AddItemToObject(o, s->rules[k].name, cJSON_CreateNumber((double)n[k]));
+    if (n[s->rule_count] > 0) // findings of rules outside the policy's array (none today)
+        cJSON_AddItemToObject(o, "", cJSON_CreateNumber((double)n[s->rule_count]));
+    free(n);
+    return o;
+}
+
+// The patch as the record holds it: its text, or past ADMIT_RECORD_PATCH bytes a summary (the
+// text is then freed here).
+static cJSON *
+record_patch(char *patch_json, const struct eval_result *ev)
+{
+    if (patch_json == NULL)
+        return cJSON_CreateArray();
+    size_t len = strlen(patch_json);
+    if (len <= ADMIT_RECORD_PATCH) {
+        cJSON *raw = cJSON_CreateRaw("");
+        cJSON_free(raw->valuestring);
+        raw->valuestring = patch_json;
+        return raw;
+    }
+    char digest[65];
+    policy_digest(patch_json, len, digest);
+    cJSON_free(patch_json);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "omitted", true);
+    cJSON_AddNumberToObject(o, "operations", cJSON_GetArraySize(ev->patch));
+    cJSON_AddNumberToObject(o, "bytes", (double)len);
+    cJSON_AddStringToObject(o, "sha256", digest);
+    return o;
+}
+
 // Builds the audit record. The patch's text, printed once for the answer, moves into the record
 // as raw JSON (NULL: no operations), so it is neither copied nor printed twice.
 static cJSON *
@@ -75,7 +127,7 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
     if (ev->skip != EVAL_EVALUATED)
         add_ref(r, "skipped", eval_skip_name(ev->skip));
     cJSON *rules = add_object(r, "rules", cJSON_CreateArray());
-    for (size_t i = 0; i < ev->finding_count; i++) {
+    for (size_t i = 0; i < ev->finding_count && i < ADMIT_RECORD_RULES; i++) {
         const struct eval_finding *f = &ev->findings[i];
         cJSON *hit = cJSON_CreateObject();
         add_ref(hit, "name", f->rule->name);
@@ -95,14 +147,12 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
         }
         cJSON_AddItemToArray(rules, hit);
     }
-    if (patch_json != NULL) {
-        cJSON *raw = cJSON_CreateRaw("");
-        cJSON_free(raw->valuestring);
-        raw->valuestring = patch_json;
-        add_object(r, "patch", raw);
-    } else {
-        add_object(r, "patch", cJSON_CreateArray());
+    if (ev->finding_count > ADMIT_RECORD_RULES) {
+        cJSON_AddNumberToObject(r, "rulesOmitted",
+                                (double)(ev->finding_count - ADMIT_RECORD_RULES));
+        add_object(r, "ruleCounts", rule_counts(p, ev));
     }
+    add_object(r, "patch", record_patch(patch_json, ev));
     cJSON *pol = add_object(r, "policy", cJSON_CreateObject());
     add_ref(pol, "name", policy_spec(p)->name);
     add_ref(pol, "sha256", policy_sha256(p));

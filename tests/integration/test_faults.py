@@ -340,3 +340,38 @@ def test_readyz_fails_while_the_audit_log_cannot_be_written_and_recovers(start_s
     records = server.audit_records()
     assert records[0]["event"] == "start"
     assert decided(server)[0] == 200
+
+
+# ---- one review made to cost quadratic time and an unbounded record ----------------------------
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_review_of_95000_failing_components_costs_linear_time_and_a_bounded_record(
+        start_server):
+    server = start_server()
+    n = 95000
+    comps = [{"name": f"c{i}", "type": "aws-dynamodb-kro",
+              "properties": {"tableName": f"t{i}-prod"}} for i in range(n)]
+    r = review(application(comps, name="big"))
+    body = json.dumps(r, separators=(",", ":"))
+    assert len(body) > 8_000_000
+    before = cpu_seconds(server.proc.pid)
+    status, data = server.request("POST", "/validate?timeout=10s", body)
+    took = cpu_seconds(server.proc.pid) - before
+    assert status == 200
+    answer = json.loads(data)["response"]
+    assert answer["allowed"] is False
+    # 21 warnings (20 and a count), one bounded denial: the answer is kilobytes, not megabytes.
+    assert len(answer["warnings"]) == 21 and "more warnings" in answer["warnings"][-1]
+    assert len(data) < 64 * 1024, len(data)
+    record = [x for x in server.audit_records() if x.get("uid") == r["request"]["uid"]][0]
+    size = len(json.dumps(record))
+    assert size < 1 << 20, size  # was 83 MB: a dozen such requests rotated the history away
+    assert len(record["rules"]) == 1000
+    assert record["rulesOmitted"] + 1000 == sum(record["ruleCounts"].values())
+    assert sum(record["ruleCounts"].values()) >= n
+    # Quadratic growth took 5.1 s of CPU here; linear takes under one (a loose bound).
+    assert took < (60 if WRAPPER else 10), took
