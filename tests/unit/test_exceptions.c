@@ -12,6 +12,7 @@
 
 #include "policy/eval.h"
 #include "policy/exceptions.h"
+#include "policy/resource.h"
 #include "util/xalloc.h"
 
 #define HEAD                                                                                       \
@@ -441,6 +442,53 @@ exceptions_waive_forbidden_transitions_too(void **state)
     policy_unref(p);
 }
 
+static void
+exceptions_waive_guarded_objects_too(void **state)
+{
+    (void)state;
+    static const char policy[] =
+        "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\nmetadata: {name: t}\nspec:\n"
+        "  resources:\n"
+        "    - {apiVersion: dynamodb.services.k8s.aws/v1alpha1, kind: Table, tableNameFrom: "
+        "spec.tableName, deletionProtectionFrom: spec.deletionProtectionEnabled, "
+        "pointInTimeRecoveryFrom: spec.continuousBackups.pointInTimeRecoveryEnabled}\n"
+        "  rules:\n"
+        "    - {name: dp, tables: ['*-prod'], require: {deletionProtection: true}}\n";
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(policy, strlen(policy), "p.yaml", &d);
+    assert_non_null(p);
+    struct exceptions *x = load_ok(GOOD);
+    cJSON *table =
+        cJSON_Parse("{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+                    "\"metadata\":{\"name\":\"orders\",\"namespace\":\"shop\",\"labels\":{"
+                    "\"app.oam.dev/name\":\"orders\"}},\"spec\":{\"tableName\":"
+                    "\"orders-prod\",\"deletionProtectionEnabled\":false,\"continuousBackups\":{"
+                    "\"pointInTimeRecoveryEnabled\":true}}}");
+    assert_non_null(table);
+    struct eval_input in = {.object = table,
+                            .namespace = "shop",
+                            .username = "alice",
+                            .operation = "UPDATE",
+                            .old_object = table,
+                            .now = EXPIRES_ORDERS - 1,
+                            .exceptions = x};
+    struct eval_result r;
+    resource_validate(p, &in, &r);
+    assert_false(r.denied);
+    assert_int_equal(r.finding_count, 1);
+    assert_non_null(r.findings[0].exception);
+    assert_int_equal(r.warning_count, 1);
+    assert_non_null(strstr(r.warnings[0], "exception retire-orders (CHG-1234"));
+    eval_result_free(&r);
+    in.now = EXPIRES_ORDERS;
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    eval_result_free(&r);
+    cJSON_Delete(table);
+    exceptions_unref(x);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -451,6 +499,7 @@ main(void)
         cmocka_unit_test(waiver_matches_rule_table_namespace_application_and_time),
         cmocka_unit_test(evaluation_waives_one_rule_but_not_another),
         cmocka_unit_test(exceptions_waive_forbidden_transitions_too),
+        cmocka_unit_test(exceptions_waive_guarded_objects_too),
         cmocka_unit_test(globs_overlap_as_fnmatch_would),
         cmocka_unit_test(lint_reports_unknown_rules_dead_globs_cap_and_expiry),
     };
