@@ -163,8 +163,11 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
     struct policy *p = holder_get(h->deps.policies);
     struct exceptions *x = h->deps.exceptions ? holder_get(h->deps.exceptions) : NULL;
     struct admit_result res;
-    // Exceptions expire against the clock of each request, never against a reload.
-    admit_handle_with(p, x, (long long)time(NULL), w, rq->body ? rq->body : "", rq->len,
+    // Exceptions expire against the clock of each request, never against a reload. Not
+    // time(NULL): glibc reads it from the coarse clock, up to a tick behind the second.
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    admit_handle_with(p, x, (long long)now.tv_sec, w, rq->body ? rq->body : "", rq->len,
                       h->deps.audit != NULL, &res);
     count_exceptions(h->deps.metrics, &res.ev);
     if (res.status == 400)
