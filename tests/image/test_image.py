@@ -163,8 +163,18 @@ def chart_container():
     else:
         return None
     docs = [d for d in yaml.safe_load_all(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout) if d]
-    dep = next(d for d in docs if d["kind"] == "Deployment")
-    return dep["spec"]["template"]["spec"]["containers"][0]
+    dep = next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))
+    pod = dep["spec"]["template"]["spec"]
+    ctr = pod["containers"][0]
+    # Every ConfigMap the pod mounts, as {mountPath: {file: text}}, so the container sees what
+    # the kubelet would put there (the policy is replaced by the test's own copy below).
+    maps = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d["kind"] == "ConfigMap"}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    ctr["configMapMounts"] = {m["mountPath"]: maps[volumes[m["name"]]["configMap"]["name"]]
+                              for m in ctr.get("volumeMounts", [])
+                              if "configMap" in volumes.get(m["name"], {})
+                              and volumes[m["name"]]["configMap"]["name"] in maps}
+    return ctr
 
 
 class Container:
@@ -227,10 +237,19 @@ def served(image, tmp_path):
         args.append(a)
     assert args[0] == "serve"
     name = f"tg-image-test-{uuid.uuid4().hex[:8]}"
+    mounts = []
+    for i, (path, files) in enumerate(sorted(ctr["configMapMounts"].items())):
+        if path == "/etc/tableguard/policy":
+            continue
+        d = tmp_path / f"configmap-{i}"
+        d.mkdir()
+        for fname, text in files.items():
+            (d / fname).write_text(text)
+        mounts += ["-v", f"{d}:{path}:ro"]
     podman("run", "-d", "--name", name, "--network", "host", *LIMITS, "--read-only",
            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--env", f"POD_NAME={pod}",
            "-v", f"{policy}:/etc/tableguard/policy:ro", "-v", f"{certs}:/etc/tableguard/tls:ro",
-           "-v", f"{audit}:/var/lib/tableguard/audit", IMAGE, *args)
+           "-v", f"{audit}:/var/lib/tableguard/audit", *mounts, IMAGE, *args)
     c = Container(name, port, mport, certs / "ca.crt")
     c.audit = audit / f"{pod}.log"
     c.args = args
