@@ -59,6 +59,8 @@ precheck(const struct policy_spec *s, const struct eval_input *in, const cJSON *
 bool
 eval_excluded(const struct policy_spec *s, const struct eval_input *in)
 {
+    if (in->ignore_exclusions)
+        return false;
     if (policy_globs_match(&s->exclude_namespaces, in->namespace) ||
         policy_globs_match(&s->exclude_users, in->username))
         return true;
@@ -66,6 +68,39 @@ eval_excluded(const struct policy_spec *s, const struct eval_input *in)
         if (policy_globs_match(&s->exclude_groups, in->groups[i]))
             return true;
     return false;
+}
+
+// The glob of `g` that matches `value`, or NULL.
+static const char *
+matching_glob(const struct policy_globs *g, const char *value)
+{
+    for (size_t i = 0; i < g->count; i++) {
+        struct policy_globs one = {&g->items[i], 1};
+        if (value != NULL && policy_globs_match(&one, value))
+            return g->items[i];
+    }
+    return NULL;
+}
+
+int
+eval_exclusion(const struct policy *p, const struct eval_input *in, struct eval_exclusion *out)
+{
+    const struct policy_spec *s = policy_spec(p);
+    const char *glob;
+    if ((glob = matching_glob(&s->exclude_namespaces, in->namespace)) != NULL) {
+        *out = (struct eval_exclusion){"namespace", in->namespace, glob};
+        return 0;
+    }
+    if ((glob = matching_glob(&s->exclude_users, in->username)) != NULL) {
+        *out = (struct eval_exclusion){"user", in->username, glob};
+        return 0;
+    }
+    for (size_t i = 0; i < in->group_count; i++)
+        if ((glob = matching_glob(&s->exclude_groups, in->groups[i])) != NULL) {
+            *out = (struct eval_exclusion){"group", in->groups[i], glob};
+            return 0;
+        }
+    return -1;
 }
 
 static const cJSON *

@@ -28,7 +28,21 @@ struct eval_input {
     const char *unreadable;
     long long now; // Unix seconds: exceptions expire against it (eval never reads a clock)
     const struct exceptions *exceptions; // may be NULL: no exceptions
+    bool ignore_exclusions; // evaluate even when spec.exclude matches (what an exclusion
+                            // bypassed, for the audit record)
 };
+
+// The exclusion that matched a request: which list, the request's value, the glob it matched.
+// All borrowed from the input and the policy.
+struct eval_exclusion {
+    const char *by; // "namespace", "user" or "group"
+    const char *value;
+    const char *glob;
+};
+
+// Fills *out with the first exclusion of the policy that matches the request (namespaces, then
+// users, then groups) and returns 0; returns -1 when none matches.
+int eval_exclusion(const struct policy *p, const struct eval_input *in, struct eval_exclusion *out);
 
 // Why an object was passed over without evaluation.
 enum eval_skip {

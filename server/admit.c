@@ -11,6 +11,9 @@
 #include "util/xalloc.h"
 #include "server/review.h"
 
+// Version of the decision record's members; records without "schema" are version 1.
+#define AUDIT_RECORD_SCHEMA 2
+
 const char *
 admit_webhook_name(enum admit_webhook w)
 {
@@ -93,13 +96,115 @@ record_patch(char *patch_json, const struct eval_result *ev)
     return o;
 }
 
+// Strings of a row are referenced when the result that holds them outlives the record, copied
+// otherwise (the evaluation an exclusion bypassed is freed at once).
+static cJSON *
+str_item(const char *s, bool copy)
+{
+    if (s == NULL)
+        return cJSON_CreateNull();
+    return copy ? cJSON_CreateString(s) : cJSON_CreateStringReference(s);
+}
+
+// A setting as the record shows it: true, false, null (no value: no table there, or no object
+// before a CREATE) or "invalid" (not a boolean in the manifest).
+static cJSON *
+settings_item(const int v[POLICY_SETTING_COUNT])
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
+        cJSON *x = v[i] == 1    ? cJSON_CreateTrue()
+                   : v[i] == 0  ? cJSON_CreateFalse()
+                   : v[i] == -2 ? cJSON_CreateStringReference("invalid")
+                                : cJSON_CreateNull();
+        cJSON_AddItemToObjectCS(o, POLICY_SETTING_NAMES[i], x);
+    }
+    return o;
+}
+
+static bool
+same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+// The names of the rules the row's table hit: the findings on the same component and table.
+static cJSON *
+row_rules(const struct eval_result *ev, const struct eval_table *t, bool copy)
+{
+    cJSON *names = cJSON_CreateArray();
+    const char *table = t->table ? t->table : t->old_table;
+    for (size_t k = 0; k < ev->finding_count; k++) {
+        const struct eval_finding *f = &ev->findings[k];
+        if (same(f->component, t->component) && same(f->table, table))
+            cJSON_AddItemToArray(names, str_item(f->rule->name, copy));
+    }
+    return names;
+}
+
+// "tables": every table the decision examined, with its profile, its settings before and after,
+// the transition, the exception used and the rules it hit.
+static void
+add_tables(cJSON *r, const struct eval_result *ev, bool copy)
+{
+    cJSON *tables = add_object(r, "tables", cJSON_CreateArray());
+    for (size_t i = 0; i < ev->table_count; i++) {
+        const struct eval_table *t = &ev->tables[i];
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddItemToObjectCS(row, "component", str_item(t->component, copy));
+        cJSON_AddItemToObjectCS(row, "table", str_item(t->table, copy));
+        if (t->old_table != NULL)
+            cJSON_AddItemToObjectCS(row, "oldTable", str_item(t->old_table, copy));
+        cJSON_AddItemToObjectCS(row, "profile", str_item(t->profile, copy));
+        cJSON_AddItemToObjectCS(row, "before", settings_item(t->before));
+        cJSON_AddItemToObjectCS(row, "after", settings_item(t->after));
+        cJSON_AddItemToObjectCS(row, "transition", str_item(t->transition, copy));
+        cJSON_AddItemToObjectCS(row, "exception", str_item(t->exception, copy));
+        cJSON_AddItemToObjectCS(row, "rules", row_rules(ev, t, copy));
+        cJSON_AddItemToArray(tables, row);
+    }
+}
+
+// For an excluded request: which exclusion matched, and what evaluating it anyway finds, the
+// tables (the record's "tables") and the rules the exclusion let through ("excluded.rules").
+static void
+add_excluded(cJSON *r, const struct policy *p, const struct eval_input *in)
+{
+    struct eval_exclusion x;
+    cJSON *ex = add_object(r, "excluded", cJSON_CreateObject());
+    if (eval_exclusion(p, in, &x) == 0) {
+        add_ref(ex, "by", x.by);
+        cJSON_AddItemToObjectCS(ex, "value", cJSON_CreateString(x.value));
+        cJSON_AddItemToObjectCS(ex, "glob", cJSON_CreateString(x.glob));
+    }
+    struct eval_input all = *in;
+    all.ignore_exclusions = true;
+    struct eval_result bypassed;
+    eval_validate(p, &all, &bypassed);
+    cJSON *rules = add_object(ex, "rules", cJSON_CreateArray());
+    for (size_t i = 0; i < bypassed.finding_count; i++) {
+        const struct eval_finding *f = &bypassed.findings[i];
+        cJSON *hit = cJSON_CreateObject();
+        cJSON_AddItemToObjectCS(hit, "name", cJSON_CreateString(f->rule->name));
+        add_ref(hit, "action", policy_action_name(f->rule->action));
+        cJSON_AddItemToObjectCS(hit, "component", str_item(f->component, true));
+        cJSON_AddItemToObjectCS(hit, "table", str_item(f->table, true));
+        cJSON_AddItemToArray(rules, hit);
+    }
+    add_tables(r, &bypassed, true);
+    eval_result_free(&bypassed);
+}
+
 // Builds the audit record. The patch's text, printed once for the answer, moves into the record
 // as raw JSON (NULL: no operations), so it is neither copied nor printed twice.
 static cJSON *
 build_record(const struct policy *p, enum admit_webhook w, const struct review_request *req,
-             const struct eval_result *ev, enum admit_decision decision, char *patch_json)
+             const struct eval_input *in, const struct eval_result *ev,
+             enum admit_decision decision, char *patch_json)
 {
     cJSON *r = cJSON_CreateObject();
+    // The record's schema version (docs/audit.md): 2 added "tables" and "excluded".
+    cJSON_AddItemToObjectCS(r, "schema", cJSON_CreateNumber(AUDIT_RECORD_SCHEMA));
     add_ref(r, "uid", req->uid);
     add_ref(r, "webhook", admit_webhook_name(w));
     add_ref(r, "operation", req->operation);
@@ -152,6 +257,10 @@ build_record(const struct policy *p, enum admit_webhook w, const struct review_r
                                 (double)(ev->finding_count - ADMIT_RECORD_RULES));
         add_object(r, "ruleCounts", rule_counts(p, ev));
     }
+    if (ev->skip == EVAL_EXCLUDED)
+        add_excluded(r, p, in);
+    else
+        add_tables(r, ev, false);
     add_object(r, "patch", record_patch(patch_json, ev));
     cJSON *pol = add_object(r, "policy", cJSON_CreateObject());
     add_ref(pol, "name", policy_spec(p)->name);
@@ -310,7 +419,7 @@ admit_handle_with(const struct policy *p, const struct exceptions *x, long long 
     res->decision = decision;
     res->body = review_encode(&out, &res->body_len);
     if (record)
-        res->record = build_record(p, w, &req, &ev, decision, ops);
+        res->record = build_record(p, w, &req, &in, &ev, decision, ops);
     else
         cJSON_free(ops);
     free(rules);
