@@ -133,6 +133,15 @@ int
 chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
                  size_t errlen)
 {
+    return chain_parse_record(line, len, p, body_len, NULL, err, errlen);
+}
+
+int
+chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_len, cJSON **json,
+                   char *err, size_t errlen)
+{
+    if (json != NULL)
+        *json = NULL;
     memset(p, 0, sizeof(*p));
     if (len < CHAIN_HASH_TAIL_LEN + 2 || line[0] != '{' || line[len - 1] != '}' ||
         line[len - 2] != '"' ||
@@ -159,7 +168,10 @@ chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_le
         if (cJSON_IsString(event))
             snprintf(p->event, sizeof(p->event), "%s", event->valuestring);
     }
-    cJSON_Delete(j);
+    if (ok && json != NULL)
+        *json = j;
+    else
+        cJSON_Delete(j);
     if (!ok) {
         chain_seterr(err, errlen,
                      "record is not a JSON object with a numeric \"seq\" and a \"prev\" hash");

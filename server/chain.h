@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
 // A hash as hex digits.
@@ -59,5 +60,10 @@ bool chain_is_hex64(const char *s, size_t n);
 // -1 with a message for the reader.
 int chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
                      size_t errlen);
+
+/* chain_parse_line that also hands over the parsed body in *json (the caller frees it with
+ * cJSON_Delete; NULL on failure), so a reader of whole records parses each line once. */
+int chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_len,
+                       cJSON **json, char *err, size_t errlen);
 
 #endif

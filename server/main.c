@@ -12,6 +12,7 @@
 #include "server/selftest.h"
 #include "server/serve.h"
 #include "server/suite.h"
+#include "server/report.h"
 #include "server/verify.h"
 #include "server/version.h"
 #include "server/webhooks.h"
@@ -35,6 +36,9 @@ static const struct command {
     {"test", NULL, suite_main, "test SUITE.yaml..."},
     {"audit", "verify", verify_main,
      "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
+    {"audit", "report", report_main,
+     "audit report [--since T] [--until T] [--table GLOB] [--namespace GLOB] [--user GLOB] "
+     "[--decision D] [--changed] [--output text|csv|json] [--hmac-key FILE] FILE..."},
     {"selftest", NULL, selftest_main,
      "selftest --url URL --ca FILE [--servername NAME] [--namespace NS]"},
     {"webhooks", "delete", webhooks_main,

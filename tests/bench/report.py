@@ -106,6 +106,8 @@ def main():
     for a in ("results", "core", "out", "command", "machine", "pinning", "tls", "versions",
               "peak", "notes"):
         ap.add_argument("--" + a, required=True)
+    ap.add_argument("--extra", action="append", default=[],
+                    help="a Markdown section to include before the notes (repeatable)")
     a = ap.parse_args()
     runs, other = load_results(a.results)
     core = load_core(a.core)
@@ -283,6 +285,9 @@ Patch building (`eval_mutate` plus the base64 response, every component lacks th
 
 {table(["components", "µs/patch", "µs/component"], patch_rows)}
 """
+    for extra in a.extra:
+        with open(extra) as f:
+            doc += "\n" + f.read()
     with open(a.notes) as f:
         doc += "\n" + f.read()
     with open(a.out, "w") as f:

@@ -312,6 +312,10 @@ plot "$W/plot-mutate.dat" using 1:2 with linespoints lw 2 title "/mutate, no tra
      2*x with lines dt 2 lc rgb "red" title "target: 2 us per component"
 EOF
 
+say "audit report on a ${BENCH_AUDIT_MIB:-1024} MiB log"
+python3 $HERE/audit_report.py --binary "$TG" --dir "$W/audit-report" --mib "${BENCH_AUDIT_MIB:-1024}" \
+    --out "$W/audit-report.md"
+
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/performance.md \
     --command "make bench  (BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS${BENCH_SOAK:+ BENCH_SOAK=$BENCH_SOAK})" \
@@ -320,5 +324,5 @@ python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/perform
     --tls "tableguard $TLSVER, nginx $NGTLSVER, ECDSA P-256 certificate from 'tableguard certs generate' for both; no session resumption" \
     --versions "$(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tableguard $(cat VERSION) ($(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))" \
     --peak "$TG_HWM $NG_HWM" \
-    --notes $HERE/profile.md
+    --extra "$W/audit-report.md" --notes $HERE/profile.md
 say "done in $(($(date +%s) - T0)) s"
