@@ -32,8 +32,8 @@ static const struct command {
     {"policy", "lint", lint_main, "policy lint [--exceptions FILE] [--strict] [--print] FILE..."},
     {"check", NULL, check_main,
      "check --policy FILE [--operation CREATE|UPDATE] [--namespace NS] [--user NAME] "
-     "[--output text|json] MANIFEST... | -"},
-    {"test", NULL, suite_main, "test SUITE.yaml..."},
+     "[--output text|json|junit|sarif] MANIFEST|DIR... | -"},
+    {"test", NULL, suite_main, "test [--output text|json|junit] SUITE.yaml..."},
     {"audit", "verify", verify_main,
      "audit verify [--hmac-key FILE] [--checkpoint SEQ[:HASH]]... [--sealed] FILE..."},
     {"audit", "report", report_main,

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,8 @@ node_json(struct yconv *y, yaml_node_t *n, int depth)
     if (n->type != YAML_MAPPING_NODE)
         return yconv_fail(y, n, "%s", "empty node");
     cJSON *obj = cJSON_CreateObject();
+    // cJSON leaves valueint unused on objects: it carries the mapping's line (manifest.h).
+    obj->valueint = n->start_mark.line < INT_MAX ? (int)n->start_mark.line + 1 : 0;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
         cJSON *v = NULL;
@@ -393,4 +396,10 @@ manifest_print_yaml(const cJSON *v, FILE *out)
     rc = rc == 0 && yaml_emitter_emit(&e, &ev) ? 0 : -1;
     yaml_emitter_delete(&e);
     return rc;
+}
+
+int
+manifest_line(const cJSON *object)
+{
+    return cJSON_IsObject(object) && object->valueint > 0 ? object->valueint : 0;
 }

@@ -20,6 +20,10 @@ cJSON *manifest_load(const char *path, char *err, size_t errlen);
 // it.
 cJSON *manifest_parse(const char *buf, size_t len, const char *name, char *err, size_t errlen);
 
+// The 1-based line where a mapping read from YAML starts (manifest_load keeps it in the object's
+// otherwise unused valueint, and cJSON_Duplicate copies it), or 0 when unknown (JSON input).
+int manifest_line(const cJSON *object);
+
 // Writes v as one YAML document (without a "---" line) to out. Strings that would read back as
 // another type are quoted. Returns 0, or -1 when the emitter fails.
 int manifest_print_yaml(const cJSON *v, FILE *out);

@@ -6,14 +6,15 @@
 #include <string.h>
 
 int
-outflag_parse(int argc, char **argv, const char *cmd, void (*usage)(FILE *), bool *json)
+outflag_parse_any(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                  const char *const *names, int *which)
 {
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *output = "text";
+    const char *output = names[0];
     int c;
     optind = 1;
     opterr = 0;
@@ -29,11 +30,22 @@ outflag_parse(int argc, char **argv, const char *cmd, void (*usage)(FILE *), boo
             return -1;
         }
     }
-    *json = strcmp(output, "json") == 0;
-    if (!*json && strcmp(output, "text") != 0) {
-        fprintf(stderr, "%s: --output must be text or json, not \"%s\"\n", cmd, output);
-        usage(stderr);
-        return -1;
-    }
-    return 0;
+    for (*which = 0; names[*which] != NULL; (*which)++)
+        if (strcmp(output, names[*which]) == 0)
+            return 0;
+    fprintf(stderr, "%s: --output must be", cmd);
+    for (int k = 0; names[k] != NULL; k++)
+        fprintf(stderr, "%s%s", k == 0 ? " " : names[k + 1] ? ", " : " or ", names[k]);
+    fprintf(stderr, ", not \"%s\"\n", output);
+    usage(stderr);
+    return -1;
+}
+
+int
+outflag_parse(int argc, char **argv, const char *cmd, void (*usage)(FILE *), bool *json)
+{
+    static const char *const names[] = {"text", "json", NULL};
+    int which = 0, rc = outflag_parse_any(argc, argv, cmd, usage, names, &which);
+    *json = which == 1;
+    return rc;
 }

@@ -12,4 +12,9 @@
 // (--help: exit 0), or -1 after printing the problem and usage to stderr (exit 2).
 int outflag_parse(int argc, char **argv, const char *cmd, void (*usage)(FILE *), bool *json);
 
+// The same for a command with more formats than text and json: `names` (NULL-terminated; the
+// first is the default) are the values --output takes; *which is the index of the one given.
+int outflag_parse_any(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                      const char *const *names, int *which);
+
 #endif

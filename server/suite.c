@@ -13,6 +13,7 @@
 
 #include "policy/policy.h"
 #include "util/xalloc.h"
+#include "server/ciout.h"
 #include "server/manifest.h"
 #include "server/outflag.h"
 #include "server/simulate.h"
@@ -30,7 +31,7 @@ struct suite {
     char *dir;                     // the suite file's directory: paths in it are relative to it
     cJSON *root;
     size_t passed, failed;
-    cJSON *results; // with --output json: one object per case run, else NULL (borrowed)
+    cJSON *results; // with --output json|junit: one object per case run, else NULL (borrowed)
 };
 
 // A path in the suite, resolved against the suite's directory.
@@ -299,6 +300,13 @@ run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, 
         cJSON_AddBoolToObject(r, "passed", ok);
         if (!ok)
             cJSON_AddStringToObject(r, "reason", why);
+        // What ciout_junit reads besides suite and name.
+        cJSON_AddStringToObject(r, "classname", s->path);
+        cJSON_AddStringToObject(r, "file", s->path);
+        if (!ok) {
+            cJSON_AddStringToObject(r, "failure", why);
+            cJSON_AddStringToObject(r, "failureType", "expectation");
+        }
         cJSON_AddItemToArray(s->results, r);
     } else if (ok) {
         printf("PASS %s\n", name);
@@ -383,11 +391,11 @@ run_suite(struct suite *s)
 static void
 usage(FILE *f)
 {
-    fputs("usage: tableguard test [--output text|json] SUITE.yaml...\n\n"
+    fputs("usage: tableguard test [--output text|json|junit] SUITE.yaml...\n\n"
           "Runs the cases of each suite against the suite's policy and prints PASS or FAIL\n"
           "per case, then \"N passed, M failed\"; with --output json one object:\n"
           "{\"passed\": N, \"failed\": M, \"cases\": [{\"suite\", \"name\", \"passed\", "
-          "\"reason\"}]}.\n"
+          "\"reason\"}]};\nwith --output junit a JUnit XML report (a testsuite per suite file).\n"
           "Exit status: 0 all passed, 1 any failed, 2 a suite or its policy does not load\n"
           "(or a usage error). The format is in docs/policy.md.\n",
           f);
@@ -396,9 +404,11 @@ usage(FILE *f)
 int
 suite_main(int argc, char **argv)
 {
-    bool json;
+    static const char *const formats[] = {"text", "json", "junit", NULL};
+    int format = 0;
     // Flags may follow the suite files (GNU order), as in `test suite.yaml --output json`.
-    int rc = outflag_parse(argc, argv, "tableguard test", usage, &json);
+    int rc = outflag_parse_any(argc, argv, "tableguard test", usage, formats, &format);
+    bool json = format != 0;
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     if (optind >= argc) {
@@ -419,7 +429,10 @@ suite_main(int argc, char **argv)
         exceptions_unref(s.exceptions);
         free(s.dir);
     }
-    if (json) {
+    if (format == 2) {
+        ciout_junit(results, "tableguard test", stdout);
+        cJSON_Delete(results);
+    } else if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "passed", (double)passed);
         cJSON_AddNumberToObject(o, "failed", (double)failed);

@@ -4,9 +4,9 @@
 #ifndef TABLEGUARD_SUITE_H
 #define TABLEGUARD_SUITE_H
 
-// `tableguard test SUITE.yaml...`. argv[0] is "test". Prints "PASS name" or "FAIL name: why"
-// per case and "N passed, M failed". Returns 0 all passed, 1 any failed, 2 a suite or its
-// policy does not load.
+// `tableguard test [--output text|json|junit] SUITE.yaml...`. argv[0] is "test". Prints "PASS
+// name" or "FAIL name: why" per case and "N passed, M failed" (or every case as JSON or JUnit).
+// Returns 0 all passed, 1 any failed, 2 a suite or its policy does not load.
 int suite_main(int argc, char **argv);
 
 #endif
