@@ -54,6 +54,8 @@ struct audit {
     bool regular; // a regular file: fsync, truncate-on-failure and rotation apply
     int fd;       // -1 after a failed rotation; the next append reopens
     enum audit_sync sync;
+    bool copy_stdout;     // also write each line to stdout
+    uint64_t copy_errors; // lines that could not be copied to stdout
     uint64_t max_size;
     unsigned max_files;
     char *replica;      // plain
@@ -228,6 +230,10 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
         chain_seterr(err, errlen, "audit log %s: write: %s", a->path, strerror(e));
         return -1;
     }
+    // The copy goes out under the lock too, so stdout carries the file's lines in the file's
+    // order: the same chain, verifiable on its own. The file is the durable copy.
+    if (a->copy_stdout && write_all(STDOUT_FILENO, line, len) < 0)
+        a->copy_errors++;
     a->seq = w->seq;
     memcpy(a->prev, w->hash, sizeof(a->prev));
     a->size += len;
@@ -612,6 +618,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     a->sync = o->sync;
     a->max_size = o->max_size;
     a->max_files = o->max_files;
+    a->copy_stdout = o->copy_stdout && strcmp(o->path, "-") != 0;
     a->path = xstrdup(o->path);
     a->replica = xstrdup(o->replica ? o->replica : "");
     a->replica_json = json_quote(a->replica);

@@ -3,6 +3,7 @@
 #ifndef TABLEGUARD_AUDIT_H
 #define TABLEGUARD_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,8 @@ struct audit_options {
     uint64_t max_size;   // rotate before a file would grow past this many bytes; 0: never
     unsigned max_files;  // rotated files kept (FILE.1 newest .. FILE.N oldest); >= 1 with max_size
     const char *replica; // written into every record, usually the hostname; NULL: ""
+    bool copy_stdout;    // with a file: also write every line to stdout (the container log),
+                         // best effort: a failed copy does not fail the append
 };
 
 struct audit;

@@ -40,6 +40,7 @@ enum {
     O_AUDIT_MAX_SIZE,
     O_AUDIT_MAX_FILES,
     O_AUDIT_FAILURE,
+    O_AUDIT_STDOUT,
     O_CLIENT_CA,
     O_TLS_MIN_VERSION,
     O_LOG_LEVEL,
@@ -76,6 +77,9 @@ static const struct flag {
                           1ULL << 40},
     [O_AUDIT_MAX_FILES] = {"audit-max-files", "10", "rotated audit files kept", 10000},
     [O_AUDIT_FAILURE] = {"audit-failure", "closed", "closed (answer 500) | open (serve, count)"},
+    [O_AUDIT_STDOUT] =
+        {"audit-stdout", "off",
+         "on: also copy every record of the audit file to stdout (the container log)"},
     [O_CLIENT_CA] = {"client-ca", NULL, "require client certificates signed by this CA"},
     [O_TLS_MIN_VERSION] = {"tls-min-version", "1.2", "1.2 | 1.3"},
     [O_LOG_LEVEL] = {"log-level", "info", "debug | info | warn | error"},
@@ -497,6 +501,10 @@ configure(int argc, char **argv, struct config *cfg)
                 cfg->num[O_BODY_MEMORY], cfg->num[O_MAX_BODY]);
         return -1;
     }
+    if (strcmp(val[O_AUDIT_STDOUT], "on") != 0 && strcmp(val[O_AUDIT_STDOUT], "off") != 0) {
+        fprintf(stderr, "tableguard serve: --audit-stdout must be on or off\n");
+        return -1;
+    }
     cfg->audit_fail_open = strcmp(val[O_AUDIT_FAILURE], "open") == 0;
     if (!cfg->audit_fail_open && strcmp(val[O_AUDIT_FAILURE], "closed") != 0) {
         fprintf(stderr, "tableguard serve: --audit-failure must be closed or open\n");
@@ -534,7 +542,8 @@ open_audit(const struct config *cfg)
     struct audit_options ao = {.path = cfg->val[O_AUDIT_LOG],
                                .hmac_key_path = cfg->val[O_AUDIT_HMAC_KEY],
                                .max_size = cfg->num[O_AUDIT_MAX_SIZE],
-                               .max_files = (unsigned)cfg->num[O_AUDIT_MAX_FILES]};
+                               .max_files = (unsigned)cfg->num[O_AUDIT_MAX_FILES],
+                               .copy_stdout = strcmp(cfg->val[O_AUDIT_STDOUT], "on") == 0};
     (void)audit_sync_parse(cfg->val[O_AUDIT_SYNC], &ao.sync); // checked by configure
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);

@@ -253,6 +253,8 @@ def check_audit(docs, dep, args, variant):
         expect(audit and audit.endswith("/$(POD_NAME).log"), "each replica writes <pod>.log on its volume")
     else:
         expect(dep["kind"] == "Deployment" and not templates, "without per-replica volumes a Deployment")
+    if audit and audit != "-":
+        expect(flag_value(args, "--audit-stdout") == "on", "a file's records are copied to stdout too")
     if variant == "audit-pvc":
         expect("--audit-hmac-key" in args, "HMAC key from the Secret")
         expect(templates and templates[0]["spec"]["resources"]["requests"]["storage"] == "10Gi", "explicit claim size")

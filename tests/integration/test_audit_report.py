@@ -230,3 +230,22 @@ def test_usage_errors(tmp_path):
         assert rc == 2, args
     rc, out, err = report("--help")
     assert rc == 0 and "--changed" in out
+
+
+def test_audit_stdout_copies_the_file_line_for_line(start_server):
+    """--audit-stdout on: the container log carries the file's records, the same chain."""
+    server = start_server(audit_stdout="on")
+    workload(server)
+    assert server.stop() == 0
+    written = server.audit_path.read_text().splitlines()
+    # The server's stdout and stderr share log_path here; the records are the lines that are
+    # records, in order, and nothing else was changed.
+    copied = [l for l in server.log_path.read_text().splitlines()
+              if l.startswith('{"time"') and '"hash":"' in l]
+    assert copied == written
+    assert [json.loads(l)["event"] for l in copied][0] == "start"
+    assert json.loads(copied[-1])["event"] == "stop"
+    stream = server.audit_path.parent / "stream.log"
+    stream.write_text("\n".join(copied) + "\n")
+    rc, out, err = report("--output", "json", stream)
+    assert rc == 0, err
