@@ -121,3 +121,16 @@ def test_verify_accepts_version_1_records(tmp_path):
     assert not any("schema" in r or "tables" in r for r in recs)
     proc = run("audit", "verify", str(good))
     assert proc.returncode == 0, proc.stdout
+
+
+def test_delete_names_the_table_and_the_transition(start_server):
+    server = start_server()
+    old = application([table("orders", "orders-prod", [protection(deletionProtection=True)])])
+    status, resp = server.admit("validate", review(None, "DELETE", old=old))
+    assert status == 200
+    rec = decisions(server)[-1]
+    row = only_row(rec)
+    assert row["table"] is None and row["oldTable"] == "orders-prod"
+    assert row["transition"] == "delete"
+    assert row["before"]["deletionProtection"] is True
+    assert row["rules"] == [r["name"] for r in rec["rules"]]
