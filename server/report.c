@@ -283,10 +283,19 @@ join_rules(const cJSON *names, bool objects, char *buf, size_t len, const char *
     return buf;
 }
 
-#define CSV_HEADER                                                                                 \
-    "time,seq,replica,uid,webhook,operation,dryRun,user,namespace,name,decision,code,skipped,"     \
-    "component,table,oldTable,profile,before.deletionProtection,before.pointInTimeRecovery,"       \
-    "after.deletionProtection,after.pointInTimeRecovery,transition,exception,rules\n"
+// The CSV header; the settings' columns follow POLICY_SETTING_NAMES, as write_csv does.
+static void
+write_csv_header(FILE *out)
+{
+    fputs("time,seq,replica,uid,webhook,operation,dryRun,user,namespace,name,decision,code,"
+          "skipped,component,table,oldTable,profile",
+          out);
+    const char *sides[] = {"before", "after"};
+    for (size_t s = 0; s < 2; s++)
+        for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+            fprintf(out, ",%s.%s", sides[s], POLICY_SETTING_NAMES[i]);
+    fputs(",transition,exception,rules\n", out);
+}
 
 static void
 write_csv(FILE *out, const cJSON *rec, const cJSON *row)
@@ -606,7 +615,7 @@ report_run(const struct report_options *o, char **files, size_t nfiles, FILE *ou
     }
     qsort(fs, nfiles, sizeof *fs, rfile_cmp);
     if (o->output == REPORT_CSV)
-        fputs(CSV_HEADER, out);
+        write_csv_header(out);
     int rc = 0;
     for (size_t i = 0; i < nfiles && rc == 0; i++)
         rc = read_file(&r, fs[i].name);
