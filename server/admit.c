@@ -128,26 +128,24 @@ same(const char *a, const char *b)
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-// The names of the rules the row's table hit: the findings on the same component and table.
-static cJSON *
-row_rules(const struct eval_result *ev, const struct eval_table *t, bool copy)
+// Whether a finding is about a row's table: the same component and table (the old name when the
+// table is gone).
+static bool
+finding_on(const struct eval_finding *f, const struct eval_table *t)
 {
-    cJSON *names = cJSON_CreateArray();
-    const char *table = t->table ? t->table : t->old_table;
-    for (size_t k = 0; k < ev->finding_count; k++) {
-        const struct eval_finding *f = &ev->findings[k];
-        if (same(f->component, t->component) && same(f->table, table))
-            cJSON_AddItemToArray(names, str_item(f->rule->name, copy));
-    }
-    return names;
+    return same(f->component, t->component) && same(f->table, t->table ? t->table : t->old_table);
 }
 
 // "tables": every table the decision examined, with its profile, its settings before and after,
-// the transition, the exception used and the rules it hit.
+// the transition, the exception used and the rules it hit. Findings come in component order like
+// the rows, so each row takes the run of findings at the cursor: linear in an Application of
+// thousands of components. A finding out of that order is placed by a search afterwards.
 static void
 add_tables(cJSON *r, const struct eval_result *ev, bool copy)
 {
     cJSON *tables = add_object(r, "tables", cJSON_CreateArray());
+    cJSON **names = xcalloc(ev->table_count ? ev->table_count : 1, sizeof *names);
+    size_t next = 0;
     for (size_t i = 0; i < ev->table_count; i++) {
         const struct eval_table *t = &ev->tables[i];
         cJSON *row = cJSON_CreateObject();
@@ -160,9 +158,18 @@ add_tables(cJSON *r, const struct eval_result *ev, bool copy)
         cJSON_AddItemToObjectCS(row, "after", settings_item(t->after));
         cJSON_AddItemToObjectCS(row, "transition", str_item(t->transition, copy));
         cJSON_AddItemToObjectCS(row, "exception", str_item(t->exception, copy));
-        cJSON_AddItemToObjectCS(row, "rules", row_rules(ev, t, copy));
+        names[i] = add_object(row, "rules", cJSON_CreateArray());
+        for (; next < ev->finding_count && finding_on(&ev->findings[next], t); next++)
+            cJSON_AddItemToArray(names[i], str_item(ev->findings[next].rule->name, copy));
         cJSON_AddItemToArray(tables, row);
     }
+    for (size_t k = next; k < ev->finding_count; k++)
+        for (size_t i = 0; i < ev->table_count; i++)
+            if (finding_on(&ev->findings[k], &ev->tables[i])) {
+                cJSON_AddItemToArray(names[i], str_item(ev->findings[k].rule->name, copy));
+                break;
+            }
+    free(names);
 }
 
 // For an excluded request: which exclusion matched, and what evaluating it anyway finds, the
