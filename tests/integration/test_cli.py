@@ -88,7 +88,7 @@ def test_test_output_json_is_a_flag_anywhere():
         assert len(doc["cases"]) == doc["passed"] + doc["failed"]
         assert all(c["suite"] == suite and c["passed"] is True for c in doc["cases"])
     r = run("test", suite, "--output", "xml")
-    assert r.returncode == 2 and "--output must be text or json" in r.stderr
+    assert r.returncode == 2 and "--output must be text, json or junit" in r.stderr
 
 
 def test_test_output_json_reports_a_failing_case(tmp_path):
