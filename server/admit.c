@@ -50,6 +50,9 @@ add_object(cJSON *o, const char *key, cJSON *item)
 // bytes is recorded by its size, operation count and SHA-256 instead of its text.
 #define ADMIT_RECORD_RULES 1000
 #define ADMIT_RECORD_PATCH (256 * 1024)
+// Likewise the table rows: the first ADMIT_RECORD_TABLES are listed, the rest counted
+// ("tablesOmitted").
+#define ADMIT_RECORD_TABLES 1000
 
 // Every finding's rule with its count, for a record that lists only the first findings.
 static cJSON *
@@ -144,9 +147,12 @@ static void
 add_tables(cJSON *r, const struct eval_result *ev, bool copy)
 {
     cJSON *tables = add_object(r, "tables", cJSON_CreateArray());
-    cJSON **names = xcalloc(ev->table_count ? ev->table_count : 1, sizeof *names);
+    size_t listed = ev->table_count < ADMIT_RECORD_TABLES ? ev->table_count : ADMIT_RECORD_TABLES;
+    if (listed < ev->table_count)
+        cJSON_AddNumberToObject(r, "tablesOmitted", (double)(ev->table_count - listed));
+    cJSON **names = xcalloc(listed ? listed : 1, sizeof *names);
     size_t next = 0;
-    for (size_t i = 0; i < ev->table_count; i++) {
+    for (size_t i = 0; i < listed; i++) {
         const struct eval_table *t = &ev->tables[i];
         cJSON *row = cJSON_CreateObject();
         cJSON_AddItemToObjectCS(row, "component", str_item(t->component, copy));
@@ -163,8 +169,9 @@ add_tables(cJSON *r, const struct eval_result *ev, bool copy)
             cJSON_AddItemToArray(names[i], str_item(ev->findings[next].rule->name, copy));
         cJSON_AddItemToArray(tables, row);
     }
-    for (size_t k = next; k < ev->finding_count; k++)
-        for (size_t i = 0; i < ev->table_count; i++)
+    // Past the listed rows the remaining findings are the unlisted rows': no search then.
+    for (size_t k = next; listed == ev->table_count && k < ev->finding_count; k++)
+        for (size_t i = 0; i < listed; i++)
             if (finding_on(&ev->findings[k], &ev->tables[i])) {
                 cJSON_AddItemToArray(names[i], str_item(ev->findings[k].rule->name, copy));
                 break;
@@ -189,7 +196,7 @@ add_excluded(cJSON *r, const struct policy *p, const struct eval_input *in)
     struct eval_result bypassed;
     eval_validate(p, &all, &bypassed);
     cJSON *rules = add_object(ex, "rules", cJSON_CreateArray());
-    for (size_t i = 0; i < bypassed.finding_count; i++) {
+    for (size_t i = 0; i < bypassed.finding_count && i < ADMIT_RECORD_RULES; i++) {
         const struct eval_finding *f = &bypassed.findings[i];
         cJSON *hit = cJSON_CreateObject();
         cJSON_AddItemToObjectCS(hit, "name", cJSON_CreateString(f->rule->name));

@@ -134,3 +134,16 @@ def test_delete_names_the_table_and_the_transition(start_server):
     assert row["transition"] == "delete"
     assert row["before"]["deletionProtection"] is True
     assert row["rules"] == [r["name"] for r in rec["rules"]]
+
+
+def test_table_rows_are_bounded(start_server):
+    """Like the rules, a record lists the first 1000 tables and counts the rest."""
+    server = start_server()
+    app = application([table(f"t{i}", f"t{i}-prod", [protection(deletionProtection=False)])
+                       for i in range(1200)])
+    status, _ = server.admit("validate", review(app))
+    assert status == 200
+    rec = decisions(server)[-1]
+    assert len(rec["tables"]) == 1000 and rec["tablesOmitted"] == 200
+    assert rec["tables"][999]["table"] == "t999-prod"
+    assert rec["tables"][999]["rules"] == ["prod-deletion-protection"]
