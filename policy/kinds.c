@@ -1,31 +1,65 @@
 // SPDX-License-Identifier: Apache-2.0
-// The guarded kinds as built-in knowledge: one table of rows, so a policy's own list can replace
-// it.
+// The kinds of object that hold a table: the policy's own `resources` rows when it lists any,
+// else the two built-in rows of the policy reference.
 #include "policy/kinds.h"
 
 #include <string.h>
 
+#include "util/xalloc.h"
+
+static const char *const TABLE_NAME[] = {"spec", "tableName", NULL};
+static const char *const DELETION_PROTECTION[] = {"spec", "deletionProtectionEnabled", NULL};
+
 static const struct kinds_row ROWS[] = {
     {"kro.run/v1alpha1",
      "DynamoDBTable",
-     {"spec", "tableName", NULL},
-     {{"spec", "deletionProtectionEnabled", NULL}, {"spec", "pointInTimeRecoveryEnabled", NULL}}},
+     TABLE_NAME,
+     {DELETION_PROTECTION, (const char *const[]){"spec", "pointInTimeRecoveryEnabled", NULL}}},
     {"dynamodb.services.k8s.aws/v1alpha1",
      "Table",
-     {"spec", "tableName", NULL},
-     {{"spec", "deletionProtectionEnabled", NULL},
-      {"spec", "continuousBackups", "pointInTimeRecoveryEnabled", NULL}}},
+     TABLE_NAME,
+     {DELETION_PROTECTION,
+      (const char *const[]){"spec", "continuousBackups", "pointInTimeRecoveryEnabled", NULL}}},
 };
 
+static const struct kinds_row *
+find_row(const struct kinds_row *rows, size_t n, const char *api_version, const char *kind)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].api_version, api_version) == 0 && strcmp(rows[i].kind, kind) == 0)
+            return &rows[i];
+    return NULL;
+}
+
 const struct kinds_row *
-kinds_find(const char *api_version, const char *kind)
+kinds_find(const struct policy_spec *s, const char *api_version, const char *kind)
 {
     if (api_version == NULL || kind == NULL)
         return NULL;
-    for (size_t i = 0; i < sizeof ROWS / sizeof *ROWS; i++)
-        if (strcmp(ROWS[i].api_version, api_version) == 0 && strcmp(ROWS[i].kind, kind) == 0)
-            return &ROWS[i];
-    return NULL;
+    if (s != NULL && s->resource_count > 0)
+        return find_row(s->resource_rows, s->resource_count, api_version, kind);
+    return find_row(ROWS, sizeof ROWS / sizeof *ROWS, api_version, kind);
+}
+
+// A policy path's segments are NULL-terminated, so they serve as a row's path as they are.
+static const char *const *
+row_path(const struct policy_path *p)
+{
+    return (const char *const *)p->segments;
+}
+
+struct kinds_row *
+kinds_from_resources(const struct policy_resource *r, size_t count)
+{
+    struct kinds_row *rows = xcalloc(count ? count : 1, sizeof *rows);
+    for (size_t i = 0; i < count; i++) {
+        rows[i].api_version = r[i].api_version;
+        rows[i].kind = r[i].kind;
+        rows[i].table_name_from = row_path(&r[i].table_name);
+        for (int k = 0; k < POLICY_SETTING_COUNT; k++)
+            rows[i].setting_from[k] = row_path(&r[i].settings[k]);
+    }
+    return rows;
 }
 
 const struct kinds_row *

@@ -3,6 +3,8 @@
 // keys, semantic checks, and the reference-counted object the server swaps on reload.
 #include "policy/policy.h"
 
+#include "policy/kinds.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <fnmatch.h>
@@ -724,7 +726,7 @@ load_path(struct ctx *c, const yaml_node_t *n, const char *what, const char *key
     out->depth = 1;
     for (const char *p = path; *p; p++)
         out->depth += *p == '.';
-    out->segments = xcalloc(out->depth, sizeof(char *));
+    out->segments = xcalloc(out->depth + 1, sizeof(char *)); // NULL-terminated for kinds_row
     const char *seg = path;
     bool empty = false;
     for (size_t i = 0; i < out->depth; i++) {
@@ -817,6 +819,7 @@ load_resources(struct ctx *c, const yaml_node_t *seq, struct policy_spec *s)
         load_resource(c, item, i, &s->resources[s->resource_count++]);
     }
     report_duplicate_resources(c, s->resources, nodes, s->resource_count);
+    s->resource_rows = kinds_from_resources(s->resources, s->resource_count);
     free(nodes);
 }
 
@@ -1041,6 +1044,7 @@ spec_free(struct policy_spec *s)
             path_free(&r->settings[k]);
     }
     free(s->resources);
+    free(s->resource_rows);
 }
 
 void

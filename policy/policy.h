@@ -94,6 +94,8 @@ struct policy_resource {
     struct policy_path settings[POLICY_SETTING_COUNT]; // deletionProtectionFrom, ...
 };
 
+struct kinds_row; // policy/kinds.h
+
 // The policy as callers read it: every default filled in.
 struct policy_spec {
     char *name;
@@ -111,6 +113,7 @@ struct policy_spec {
     unsigned exceptions_max_days;      // spec.exceptionsMaxDays
     struct policy_resource *resources; // spec.resources, in file order; none: Applications only
     size_t resource_count;
+    struct kinds_row *resource_rows; // the same rows as policy/kinds.h reads them (kinds_find)
 };
 
 struct policy;

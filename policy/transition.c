@@ -46,14 +46,15 @@ push(struct transition_slots *out, const struct transition_slot *slot)
 
 // The guarded objects a k8s-objects component carries in properties.objects.
 static void
-carried_objects(const cJSON *comp, struct transition_slot *slot, struct transition_slots *out)
+carried_objects(const struct policy_spec *s, const cJSON *comp, struct transition_slot *slot,
+                struct transition_slots *out)
 {
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(comp, "properties");
     const cJSON *objects = cJSON_GetObjectItemCaseSensitive(props, "objects");
     const cJSON *o;
     cJSON_ArrayForEach(o, (cJSON_IsArray(objects) ? objects : NULL))
     {
-        const struct kinds_row *row = kinds_find(str_at(o, "apiVersion"), str_at(o, "kind"));
+        const struct kinds_row *row = kinds_find(s, str_at(o, "apiVersion"), str_at(o, "kind"));
         if (!cJSON_IsObject(o) || row == NULL)
             continue;
         const cJSON *t = kinds_get(o, row->table_name_from);
@@ -84,7 +85,7 @@ transition_slots(const struct policy_spec *s, const cJSON *app, struct transitio
         if (!cJSON_IsObject(comp) || type == NULL)
             continue;
         if (strcmp(type, "k8s-objects") == 0) {
-            carried_objects(comp, &slot, out);
+            carried_objects(s, comp, &slot, out);
         } else if (policy_globs_match(&s->component_types, type)) {
             slot.table = transition_component_table(s, comp);
             if (slot.table != NULL)

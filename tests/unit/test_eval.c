@@ -769,6 +769,48 @@ bypasses_and_carried_objects_are_judged(void **state)
     policy_unref(p);
 }
 
+// A policy that lists `resources` is read by its own rows inside k8s-objects components too: its
+// kind is a table there (at its own paths), and a kind it does not list is not.
+static void
+carried_objects_follow_the_policys_resources(void **state)
+{
+    (void)state;
+    static const char yaml[] = "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\n"
+                               "metadata: {name: t}\nspec:\n"
+                               "  resources:\n"
+                               "    - apiVersion: example.com/v1\n"
+                               "      kind: GlobalTable\n"
+                               "      tableNameFrom: spec.table.name\n"
+                               "      deletionProtectionFrom: spec.protection.deletion\n"
+                               "      pointInTimeRecoveryFrom: spec.protection.pitr\n"
+                               "  rules:\n"
+                               "    - name: dp\n"
+                               "      tables: ['*-prod']\n"
+                               "      require: {deletionProtection: true}\n";
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(yaml, strlen(yaml), "t.yaml", &d);
+    assert_non_null(p);
+    diag_free(&d);
+    struct eval_result r;
+    validate_one(p,
+                 "{\"name\":\"raw\",\"type\":\"k8s-objects\",\"properties\":{\"objects\":["
+                 "{\"apiVersion\":\"example.com/v1\",\"kind\":\"GlobalTable\",\"metadata\":"
+                 "{\"name\":\"g\"},\"spec\":{\"table\":{\"name\":\"g-prod\"},\"protection\":"
+                 "{\"deletion\":false,\"pitr\":true}}},"
+                 "{\"apiVersion\":\"dynamodb.services.k8s.aws/v1alpha1\",\"kind\":\"Table\","
+                 "\"metadata\":{\"name\":\"t\"},\"spec\":{\"tableName\":\"b-prod\"}}]}}",
+                 &r);
+    assert_true(r.denied);
+    assert_int_equal(r.table_count, 1); // the ACK Table is not a kind this policy guards
+    assert_string_equal(r.tables[0].table, "g-prod");
+    assert_int_equal(r.tables[0].after[POLICY_DELETION_PROTECTION], 0);
+    assert_int_equal(r.tables[0].after[POLICY_PITR], 1);
+    assert_non_null(strstr(r.deny_message, "carries the GlobalTable \"g\" directly and it is "
+                                           "false: set spec.protection.deletion: true"));
+    eval_result_free(&r);
+    policy_unref(p);
+}
+
 int
 main(void)
 {
@@ -785,6 +827,7 @@ main(void)
         cmocka_unit_test(profiles_choose_what_mutate_injects),
         cmocka_unit_test(names_with_quotes_cannot_forge_a_message),
         cmocka_unit_test(warnings_past_the_limit_are_counted),
+        cmocka_unit_test(carried_objects_follow_the_policys_resources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
