@@ -664,6 +664,26 @@ waiver_text(const struct eval_finding *f)
     return w;
 }
 
+// Makes f's message one line without "immutable", finds the exception that waives it, and adds
+// it to `out` (a waived finding with the waiver's warning, named on its table's row). Returns
+// true when the rule's own warning is due instead.
+static bool
+add_judged(const struct policy_spec *s, const struct eval_input *in, const char *app,
+           struct eval_finding *f, struct eval_table *row, struct eval_result *out)
+{
+    one_line(f->message);
+    f->message = defused(f->message);
+    f->exception = exceptions_waiver(in->exceptions, f->rule->name, f->table, app, in->namespace,
+                                     in->now, s->exceptions_max_days);
+    add_finding(out, f);
+    if (f->exception != NULL) {
+        row->exception = f->exception->name;
+        add_warning(out, waiver_text(f));
+        return false;
+    }
+    return f->rule->action == POLICY_WARN;
+}
+
 // A guarded object's settings as ACK reads them: an absent field is false.
 static void
 object_protection(const struct transition_slot *slot, struct protection *pr)
@@ -761,17 +781,8 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
                         : slot->object ? object_message(&v, slot, rule, k, &pr)
                                        : builtin_message(s, &v, rule, k, &pr);
             subst_release(owned);
-            one_line(f.message);
-            f.message = defused(f.message);
-            f.exception = exceptions_waiver(in->exceptions, rule->name, table, app, in->namespace,
-                                            in->now, s->exceptions_max_days);
-            add_finding(out, &f);
-            if (f.exception != NULL) {
-                row->exception = f.exception->name;
-                add_warning(out, waiver_text(&f));
-            } else if (rule->action == POLICY_WARN) {
+            if (add_judged(s, in, app, &f, row, out))
                 add_warning(out, warning_text(&f, k, rule));
-            }
         }
     }
 }
@@ -856,15 +867,7 @@ forbid_findings(const struct policy_spec *s, const struct eval_input *in, const 
         char *owned[6];
         subst_escape(&v, owned);
         f.message = rule->message ? expand(rule->message, &v) : forbid_message(&v, c);
-        one_line(f.message);
-        f.message = defused(f.message);
-        f.exception = exceptions_waiver(in->exceptions, rule->name, v.table, app, in->namespace,
-                                        in->now, s->exceptions_max_days);
-        add_finding(out, &f);
-        if (f.exception != NULL) {
-            row->exception = f.exception->name;
-            add_warning(out, waiver_text(&f));
-        } else if (rule->action == POLICY_WARN) {
+        if (add_judged(s, in, app, &f, row, out)) {
             add_warning(out, rule->message ? xstrdup(f.message)
                                            : xconcat("table \"", v.table, "\": ", v.transition,
                                                      " forbidden (rule ", rule->name, ")", NULL));
