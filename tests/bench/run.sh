@@ -280,6 +280,12 @@ wait "$NGPID" 2>/dev/null || true
 NGPID=""
 stop_tg
 
+# ---- normal traffic beside a slowloris and a slow-body client: its own server and lines ---------
+say "slow clients: c1-trait-allow /validate alone, then beside a slowloris and a slow-body client"
+python3 $HERE/slow_clients.py --tableguard "$TG" --certs "$W/certs" --payloads "$W/payloads" \
+    --policy "$W/policy/policy.yaml" --results "$RES" --rounds "$ROUNDS" --connections "$CONNS" \
+    --threads "$THREADS" --server-cpu "$SCPU" --load-cpu "$LCPU"
+
 # ---- the audit log's cost: the same load under each sync mode, alternated ---------------------
 for r in $(seq "$ROUNDS"); do
     for sync in off none batch always; do
