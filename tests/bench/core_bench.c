@@ -4,16 +4,19 @@
 // same Application, the policy load, and the patch building.
 //
 // usage: core_bench PAYLOAD_DIR POLICY_FILE
-//        core_bench --profile POLICY_FILE PAYLOAD mutate|validate N   (N reviews, for a profiler)
-// Prints tab-separated rows: "review", "update", "guarded", "rules", "load" and "patch", each
-// described by its header line (starting with '#'). Times are medians of five batches of at
-// least 50 ms each.
+//        core_bench --profile POLICY_FILE PAYLOAD mutate|validate N [EXCEPTIONS_FILE]
+//                                     (N reviews, for a profiler; exceptions judged at BENCH_NOW)
+// Prints tab-separated rows: "review", "update", "apply", "guarded", "scale", "rules", "load" and
+// "patch", each described by its header line (starting with '#'). Times are medians of five
+// batches of at least 50 ms each. PAYLOAD_DIR is what tests/bench/payloads.py writes.
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "policy/eval.h"
+#include "policy/exceptions.h"
 #include "policy/policy.h"
 #include "util/xalloc.h"
 #include "server/admit.h"
@@ -127,25 +130,56 @@ policy_with_rules(size_t rules, size_t *len)
     return buf;
 }
 
+// The time exceptions are judged at (payloads.py writes them in force then, or expired).
+#define BENCH_NOW "2026-12-01T00:00:00Z"
+
+static struct exceptions *
+load_exceptions(const char *path, long long *now)
+{
+    size_t len;
+    char *text = read_all(path, &len);
+    struct diag d = {0};
+    struct exceptions *x = exceptions_load_buffer(text, len, path, &d);
+    char err[160];
+    if (x == NULL || exceptions_parse_time(BENCH_NOW, now, err, sizeof err) != 0) {
+        fprintf(stderr, "core_bench: exceptions %s do not load:\n", path);
+        diag_print(&d, stderr);
+        exit(2);
+    }
+    diag_free(&d);
+    free(text);
+    return x;
+}
+
 struct review_case {
     const struct policy *policy;
     enum admit_webhook webhook;
     const char *body;
     size_t len;
+    const struct exceptions *exceptions; // NULL: none
+    long long now;
 };
 
-static void
-run_admit(void *arg)
+// One review; exits unless it is answered 200. Returns the decision.
+static enum admit_decision
+admit_once(const struct review_case *c)
 {
-    const struct review_case *c = arg;
     struct admit_result res;
-    admit_handle(c->policy, c->webhook, c->body, c->len, true, &res);
+    admit_handle_with(c->policy, c->exceptions, c->now, c->webhook, c->body, c->len, true, &res);
     if (res.status != 200) {
         fprintf(stderr, "core_bench: a review was answered %d: %.*s\n", res.status,
                 (int)res.body_len, res.body);
         exit(1);
     }
+    enum admit_decision d = res.decision;
     admit_result_free(&res);
+    return d;
+}
+
+static void
+run_admit(void *arg)
+{
+    admit_once(arg);
 }
 
 static void
@@ -209,6 +243,15 @@ payload(const char *dir, size_t n, const char *trait, const char *decision, size
     return read_all(path, len);
 }
 
+// DIR/NAME.json
+static char *
+named_payload(const char *dir, const char *name, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    return read_all(path, len);
+}
+
 // The UPDATE the API server sends when a sync changes nothing the policy looks at: the CREATE
 // body with the same Application as oldObject. It prices the transition checks.
 static char *
@@ -230,29 +273,129 @@ update_body(const char *create, size_t *len)
 }
 
 static int
-profile_main(char **argv)
+profile_main(int argc, char **argv)
 {
     size_t len;
     char *text = read_all(argv[2], &len);
     struct policy *p = load_policy(text, len, argv[2]);
     free(text);
-    struct review_case c = {p, strcmp(argv[4], "mutate") == 0 ? ADMIT_MUTATE : ADMIT_VALIDATE, NULL,
-                            0};
+    struct review_case c = {
+        p, strcmp(argv[4], "mutate") == 0 ? ADMIT_MUTATE : ADMIT_VALIDATE, NULL, 0, NULL, 0};
+    struct exceptions *x = argc == 7 ? load_exceptions(argv[6], &c.now) : NULL;
+    c.exceptions = x;
     char *body = read_all(argv[3], &c.len);
     c.body = body;
     for (long i = atol(argv[5]); i > 0; i--)
         run_admit(&c);
     free(body);
+    exceptions_unref(x);
     policy_unref(p);
     return 0;
+}
+
+// UPDATE with oldObject against the CREATE of the same Application (the mutated, trait shape
+// both webhooks see). "update": the CREATE body with the same Application as oldObject, the
+// UPDATE the API server sends when a sync changes nothing the policy looks at. "apply": the
+// realistic one (payloads.py's c<N>-trait-allow-update: `kubectl apply` of a running
+// Application, object and oldObject with status), with both sizes.
+static void
+update_rows(const char *dir, const struct policy *policy, bool apply)
+{
+    if (apply)
+        printf("#apply\tcomponents\twebhook\tcreate_bytes\tupdate_bytes\tcreate_us\tupdate_us"
+               "\tratio\n");
+    else
+        printf("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio\n");
+    for (size_t k = 0; k < NCOUNTS; k++) {
+        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0}, u = c;
+        char *create = payload(dir, COUNTS[k], "trait", "allow", &c.len);
+        char *update = apply ? payload(dir, COUNTS[k], "trait", "allow-update", &u.len)
+                             : update_body(create, &u.len);
+        c.body = create;
+        u.body = update;
+        for (int w = 0; w < 2; w++) {
+            c.webhook = u.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
+            double cu = median_per_call(run_admit, &c) * 1e6;
+            double uu = median_per_call(run_admit, &u) * 1e6;
+            const char *hook = w ? "validate" : "mutate";
+            if (apply)
+                printf("apply\t%zu\t%s\t%zu\t%zu\t%.2f\t%.2f\t%.2f\n", COUNTS[k], hook, c.len,
+                       u.len, cu, uu, uu / cu);
+            else
+                printf("update\t%zu\t%s\t%.2f\t%.2f\t%.2f\n", COUNTS[k], hook, cu, uu, uu / cu);
+            fflush(stdout);
+        }
+        if (apply)
+            free(update);
+        else
+            cJSON_free(update);
+        free(create);
+    }
+}
+
+// 10-component reviews against the shipped policy, then with payloads.py's 100 team profiles
+// (before the shipped ones: every table is tried against all of them) and its 100 exceptions
+// (none waives these tables, so every finding is tried against all of them). The decision must
+// not change.
+static void
+scale_rows(const char *dir, const struct policy *policy)
+{
+    char path[4096];
+    size_t len;
+    snprintf(path, sizeof path, "%s/profiles-100.yaml", dir);
+    char *text = read_all(path, &len);
+    struct policy *many = load_policy(text, len, path);
+    free(text);
+    snprintf(path, sizeof path, "%s/exceptions-100.yaml", dir);
+    long long now;
+    struct exceptions *x = load_exceptions(path, &now);
+    static const struct {
+        const char *name;
+        enum admit_webhook webhook;
+    } reviews[] = {
+        {"c10-trait-allow", ADMIT_VALIDATE},        {"c10-trait-allow", ADMIT_MUTATE},
+        {"c10-notrait-allow", ADMIT_MUTATE},        {"c10-trait-deny", ADMIT_VALIDATE},
+        {"c10-trait-allow-update", ADMIT_VALIDATE}, {"c10-trait-allow-update", ADMIT_MUTATE}};
+    // Profiles alone, exceptions alone, both.
+    static const struct {
+        int profiles, exceptions;
+    } variants[] = {{100, 0}, {0, 100}, {100, 100}};
+    printf("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio\n");
+    for (size_t r = 0; r < sizeof reviews / sizeof *reviews; r++) {
+        struct review_case base = {policy, reviews[r].webhook, NULL, 0, NULL, now};
+        char *body = named_payload(dir, reviews[r].name, &base.len);
+        base.body = body;
+        enum admit_decision want = admit_once(&base);
+        double bu = median_per_call(run_admit, &base) * 1e6;
+        for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+            struct review_case c = base;
+            if (variants[v].profiles)
+                c.policy = many;
+            if (variants[v].exceptions)
+                c.exceptions = x;
+            if (admit_once(&c) != want) {
+                fprintf(stderr, "core_bench: %s decided otherwise with profiles/exceptions\n",
+                        reviews[r].name);
+                exit(1);
+            }
+            double su = median_per_call(run_admit, &c) * 1e6;
+            printf("scale\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.3f\n", reviews[r].name,
+                   admit_webhook_name(reviews[r].webhook), variants[v].profiles,
+                   variants[v].exceptions, bu, su, su / bu);
+            fflush(stdout);
+        }
+        free(body);
+    }
+    exceptions_unref(x);
+    policy_unref(many);
 }
 
 int
 main(int argc, char **argv)
 {
     review_init();
-    if (argc == 6 && strcmp(argv[1], "--profile") == 0)
-        return profile_main(argv);
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "--profile") == 0)
+        return profile_main(argc, argv);
     if (argc != 3) {
         fprintf(stderr, "usage: core_bench PAYLOAD_DIR POLICY_FILE\n");
         return 2;
@@ -270,7 +413,7 @@ main(int argc, char **argv)
     for (size_t k = 0; k < NCOUNTS; k++)
         for (int t = 0; t < 2; t++)
             for (int d = 0; d < 2; d++) {
-                struct review_case c = {policy, ADMIT_MUTATE, NULL, 0};
+                struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0};
                 char *body = payload(dir, COUNTS[k], traits[t], decisions[d], &c.len);
                 c.body = body;
                 double dec = median_per_call(run_decode, &c) * 1e6;
@@ -285,36 +428,25 @@ main(int argc, char **argv)
                 free(body);
             }
 
-    // UPDATE with oldObject against CREATE, the mutated (trait) shape both webhooks see.
-    printf("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio\n");
-    for (size_t k = 0; k < NCOUNTS; k++) {
-        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0}, u = c;
-        char *create = payload(dir, COUNTS[k], "trait", "allow", &c.len);
-        char *update = update_body(create, &u.len);
-        c.body = create;
-        u.body = update;
-        for (int w = 0; w < 2; w++) {
-            c.webhook = u.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
-            double cu = median_per_call(run_admit, &c) * 1e6;
-            double uu = median_per_call(run_admit, &u) * 1e6;
-            printf("update\t%zu\t%s\t%.2f\t%.2f\t%.2f\n", COUNTS[k], w ? "validate" : "mutate", cu,
-                   uu, uu / cu);
-            fflush(stdout);
-        }
-        cJSON_free(update);
-        free(create);
-    }
+    update_rows(dir, policy, false);
+    update_rows(dir, policy, true);
 
-    // A guarded ACK Table against the 1-component Application, both webhooks: the Table bare (as
-    // the newest guidewire graph renders it: /mutate patches, /validate denies) and protected.
+    // Guarded objects against the 1-component Application, both webhooks: the ACK Table bare (as
+    // the newest guidewire graph renders it: /mutate patches, /validate denies), protected, and
+    // updated by its controller; the kro DynamoDBTable KubeVela creates and re-applies; the
+    // Application's own CREATE and `kubectl apply` UPDATE.
     printf("#guarded\tobject\twebhook\tbytes\tus_per_review\n");
     static const char *const guarded[][2] = {{"table-bare", "table-bare"},
                                              {"table-protected", "table-protected"},
-                                             {"application-1", "c1-trait-allow"}};
+                                             {"table-update", "table-update"},
+                                             {"dynamodbtable-create", "dynamodbtable-create"},
+                                             {"dynamodbtable-update", "dynamodbtable-update"},
+                                             {"application-1", "c1-trait-allow"},
+                                             {"application-1-update", "c1-trait-allow-update"}};
     for (size_t g = 0; g < sizeof guarded / sizeof *guarded; g++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.json", dir, guarded[g][1]);
-        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0};
+        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0};
         char *text = read_all(path, &c.len);
         c.body = text;
         for (int w = 0; w < 2; w++) {
@@ -326,6 +458,8 @@ main(int argc, char **argv)
         free(text);
     }
 
+    scale_rows(dir, policy);
+
     // Rules: a 10-component review whose production tables satisfy every rule.
     printf("#rules\trules\tcomponents\twebhook\tus_per_review\tus_per_rule_component\n");
     size_t blen;
@@ -335,7 +469,7 @@ main(int argc, char **argv)
         size_t len;
         char *text = policy_with_rules(RULES[r], &len);
         struct policy *p = load_policy(text, len, "bench-rules.yaml");
-        struct review_case c = {p, ADMIT_VALIDATE, body, blen};
+        struct review_case c = {p, ADMIT_VALIDATE, body, blen, NULL, 0};
         double us = median_per_call(run_admit, &c) * 1e6;
         printf("rules\t%zu\t10\tvalidate\t%.2f\t%.4f\n", RULES[r], us,
                us / (double)(RULES[r] * 10));
