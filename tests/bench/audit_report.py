@@ -4,6 +4,7 @@
 two sizes, to show that memory stays flat as the log grows (it streams one line at a time).
 
 usage: audit_report.py --binary BUILD/tableguard --dir WORKDIR [--mib 1024] [--out FRAGMENT.md]
+                       [--json ROWS.json]   (the measurements, for report.py's target rows)
 
 The log is a valid hash chain of schema 2 decision records (about 1 KiB each, a year of
 traffic, production and development tables, some protection changes) written by an independent
@@ -101,6 +102,7 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--out")
+    ap.add_argument("--json")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     big = os.path.join(a.dir, "audit-big.log")
@@ -114,7 +116,7 @@ def main():
     queries = [("the question: `--since 90d --table '*-prod' --changed`",
                 ["--since", "90d", "--table", "*-prod", "--changed"]),
                ("every decision as JSON lines: `--output json`", ["--output", "json"])]
-    rows = []
+    rows, measured = [], []
     for label, args in queries:
         for path in (small, big):
             size = os.path.getsize(path)
@@ -123,6 +125,8 @@ def main():
                 sys.exit("audit report failed (%d): %s" % (rc, err))
             rows.append((label, "%.0f MiB" % (size / 1048576), "%.0f" % (rss / 1024),
                          "%.1f" % secs, "%.0f" % (size / 1048576 / secs)))
+            measured.append({"query": label, "bytes": size, "peak_rss_kib": rss,
+                             "seconds": secs, "largest": path == big})
     md = ["## `audit report` on a large log", "",
           "`python3 tests/bench/audit_report.py --binary %s --dir DIR --mib %d` "
           "(part of `make bench`): a generated, valid chain of %d schema 2 decision records (about "
@@ -136,6 +140,9 @@ def main():
            "line and one parsed record at a time).", ""]
     text = "\n".join(md)
     print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"records": records, "rows": measured}, f)
     if a.out:
         with open(a.out, "w") as f:
             f.write(text + "\n")

@@ -11,7 +11,9 @@
 # Knobs (environment): BENCH_DURATION seconds per load run (5), BENCH_ROUNDS alternations of
 # tableguard and nginx (2), BENCH_CONNECTIONS (32), BENCH_THREADS server threads and nginx
 # workers (1: the server owns one core), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
-# BENCH_SOAK=1 adds a 5-minute RSS flatness run, BENCH_QUICK=1 runs only the 1-component rows.
+# BENCH_SOAK=1 adds a 5-minute RSS flatness run, BENCH_QUICK=1 runs only the 1-component rows,
+# BENCH_PROFILE=0 skips the profile of the server (perf record, and callgrind when valgrind is
+# installed), BENCH_AUDIT_MIB the size of the `audit report` log (1024).
 set -eu
 
 B=${1:?usage: run.sh BUILD_DIR}
@@ -39,20 +41,22 @@ mkdir -p "$W/nginx/html" "$W/nginx/logs" "$W/tmp" "$W/policy"
 : >"$RES"
 
 TGPID=""
+NLPID=""
 NGPID=""
 cleanup() {
     [ -n "$TGPID" ] && kill "$TGPID" 2>/dev/null && wait "$TGPID" 2>/dev/null
+    [ -n "$NLPID" ] && kill "$NLPID" 2>/dev/null && wait "$NLPID" 2>/dev/null
     [ -n "$NGPID" ] && kill "$NGPID" 2>/dev/null && wait "$NGPID" 2>/dev/null
     true
 }
 trap cleanup EXIT INT TERM
 
 ports=$(python3 -c 'import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 set -- $ports
-TGPORT=$1 MPORT=$2 NGPORT=$3
+TGPORT=$1 MPORT=$2 NGPORT=$3 NLPORT=$4 NLMPORT=$5
 
 say() { printf '[%4ss] %s\n' $(($(date +%s) - T0)) "$*"; }
 
@@ -72,26 +76,33 @@ ${CC:-cc} -std=c11 -D_GNU_SOURCE -I. -O2 -flto -Wall -Wextra -Werror -o "$B/core
 taskset -c "$SCPU" "$B/core_bench" "$W/payloads" policy/default.yaml >"$W/core.tsv"
 
 # ---- servers -----------------------------------------------------------------------------------
-start_tg() { # $1: audit sync mode, or "off" for no audit log
-    if [ "$1" = off ]; then
-        set --
+# start_server MODE PORT METRICS_PORT LOG [WRAPPER...]: a tableguard pinned to the server's CPU,
+# its pid in SRVPID once /readyz answers. MODE is the audit sync mode, or "off" for no audit log.
+start_server() {
+    mode=$1 port=$2 mport=$3 log=$4
+    shift 4
+    if [ "$mode" = off ]; then
+        audit=""
     else
-        set -- --audit-log "$W/audit.log" --audit-sync "$1" --audit-max-size 67108864 \
-            --audit-max-files 2
+        audit="--audit-log $W/audit.log --audit-sync $mode --audit-max-size 67108864 --audit-max-files 2"
     fi
-    "$TG" serve --policy "$W/policy/policy.yaml" --tls-cert "$W/certs/tls.crt" \
-        --tls-key "$W/certs/tls.key" --listen "127.0.0.1:$TGPORT" \
-        --metrics-listen "127.0.0.1:$MPORT" "$@" --threads "$THREADS" \
-        --shutdown-delay 0 --log-level info 2>>"$W/tableguard.log" &
-    TGPID=$!
-    taskset -a -p -c "$SCPU" "$TGPID" >/dev/null
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$MPORT/readyz" >/dev/null 2>&1 && return 0
+    "$@" "$TG" serve --policy "$W/policy/policy.yaml" --tls-cert "$W/certs/tls.crt" \
+        --tls-key "$W/certs/tls.key" --listen "127.0.0.1:$port" \
+        --metrics-listen "127.0.0.1:$mport" $audit --threads "$THREADS" \
+        --shutdown-delay 0 --log-level info 2>>"$log" &
+    SRVPID=$!
+    taskset -a -p -c "$SCPU" "$SRVPID" >/dev/null
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
     echo "run.sh: tableguard did not become ready:" >&2
-    tail -5 "$W/tableguard.log" >&2
+    tail -5 "$log" >&2
     exit 1
+}
+start_tg() { # $1: audit sync mode, or "off" for no audit log
+    start_server "$1" "$TGPORT" "$MPORT" "$W/tableguard.log"
+    TGPID=$SRVPID
 }
 stop_tg() {
     kill "$TGPID"
@@ -186,6 +197,8 @@ run_load() {
     target=$1 name=$2 hook=$3 mode=$4 round=$5 extra=${6:-}
     if [ "$target" = tableguard ]; then
         pids=$TGPID url="https://127.0.0.1:$TGPORT/$hook?timeout=10s"
+    elif [ "$target" = tableguard-nolog ]; then
+        pids=$NLPID url="https://127.0.0.1:$NLPORT/$hook?timeout=10s"
     else
         pids=$NGWORKERS url="https://127.0.0.1:$NGPORT/$name.$hook.json"
     fi
@@ -203,18 +216,27 @@ run_load() {
         "$target" "$name" "$hook" "$mode" "$round" "$CONNS" "$requests" "$duration_us" \
         "$errors" "$p50_us" "$p99_us" "$p999_us" "$max_us" "$above" $((c1 - c0)) \
         "$(hwm_kib $pids)" "$extra" >>"$RES"
-    say "$(printf '%-10s %-20s %-8s %-10s round %s: %6d req/s  p99 %7.2f ms  errors %s' \
+    say "$(printf '%-16s %-20s %-8s %-10s round %s: %6d req/s  p99 %7.2f ms  errors %s' \
         "$target" "$name" "$hook" "$mode" "$round" $((requests * 1000000 / duration_us)) \
         "$(echo "$p99_us" | awk '{print $1 / 1000}')" "$errors")"
 }
 
 # ---- keep-alive, then a new connection per request; A B A B --------------------------------------
+# The 1-component rows also load a second tableguard without an audit log (same CPU, idle while
+# the others run): the CPU target is judged on the product as shipped (audit log on, batch) and
+# reported without the log beside it, from the same rounds.
+start_server off "$NLPORT" "$NLMPORT" "$W/tableguard-nolog.log"
+NLPID=$SRVPID
 echo "$NET" | while read -r name hook; do
     for r in $(seq "$ROUNDS"); do
         run_load tableguard "$name" "$hook" keepalive "$r"
+        case $name in c1-*) run_load tableguard-nolog "$name" "$hook" keepalive "$r" ;; esac
         run_load nginx "$name" "$hook" keepalive "$r"
     done
 done
+kill "$NLPID"
+wait "$NLPID" || true
+NLPID=""
 for pair in "c1-notrait-allow mutate" "c1-trait-allow validate"; do
     set -- $pair
     for r in $(seq "$ROUNDS"); do
@@ -295,6 +317,66 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+# ---- the server's profile under 1-component keep-alive load, audit log on (batch) ------------
+# perf (CPU samples of every thread, kernel included) when it is installed and permitted, and
+# callgrind (instructions per request, user space) when valgrind is: report.py makes tables of
+# both. The figures come from the files in $PROF; each is skipped, and said so, when missing.
+PROF=$W/profile
+mkdir -p "$PROF"
+PAIRS="c1-trait-allow validate
+c1-notrait-allow mutate"
+if [ "${BENCH_PROFILE:-1}" = 1 ] && command -v perf >/dev/null &&
+    perf record -q -e cpu-clock -o "$PROF/probe.data" true >/dev/null 2>&1; then
+    say "profile: perf record -e cpu-clock -g of the server under c1 keep-alive load"
+    start_tg batch
+    echo "$PAIRS" | while read -r name hook; do
+        perf record -q -F 2999 -e cpu-clock -g -p "$TGPID" -o "$PROF/perf-$hook.data" \
+            -- sleep "$DUR" >/dev/null 2>&1 &
+        perfpid=$!
+        run_load tableguard "$name" "$hook" profile 1
+        wait $perfpid || true
+        for view in "dso" "dso,sym"; do
+            perf report -i "$PROF/perf-$hook.data" --no-children --sort "$view" --stdio -g none \
+                2>/dev/null >"$PROF/perf-$hook.$view.txt" || true
+        done
+        perf report -i "$PROF/perf-$hook.data" --children --sort sym --stdio -g none \
+            2>/dev/null >"$PROF/perf-$hook.children.txt" || true
+    done
+    stop_tg
+fi
+rm -f "$PROF/probe.data"
+if [ "${BENCH_PROFILE:-1}" = 1 ] && command -v valgrind >/dev/null &&
+    command -v callgrind_annotate >/dev/null; then
+    say "profile: callgrind of the server, instructions per c1 keep-alive request"
+    echo "$PAIRS" | while read -r name hook; do
+        start_server batch "$TGPORT" "$MPORT" "$W/callgrind.log" \
+            valgrind --tool=callgrind --callgrind-out-file="$PROF/cg-$hook.out"
+        cgpid=$SRVPID
+        cgload() {
+            BENCH_BODY="$W/payloads/$name.json" BENCH_CLOSE=0 taskset -c "$LCPU" \
+                wrk -t1 -c4 -d"$1" --timeout 10s -s $HERE/post.lua \
+                "https://127.0.0.1:$TGPORT/$hook?timeout=10s"
+        }
+        # A short run and a long one, each on 4 new connections: the difference is the
+        # steady state of keep-alive requests, without the 4 handshakes both runs have.
+        cgload 1s >/dev/null
+        for part in 1 2; do
+            callgrind_control -z "$cgpid" >/dev/null 2>&1
+            secs=1
+            [ $part = 2 ] && secs=$((DUR + 1))
+            out=$(cgload "${secs}s" | grep '^BENCH ' | sed 's/^BENCH //')
+            callgrind_control -d "$cgpid" >/dev/null 2>&1
+            eval "$out"
+            echo "$requests" >"$PROF/cg-$hook.$part.requests"
+            callgrind_annotate --threshold=100 --inclusive=no "$PROF/cg-$hook.out.$part" \
+                >"$PROF/cg-$hook.$part.txt" 2>/dev/null || true
+        done
+        kill "$cgpid"
+        wait "$cgpid" || true
+        rm -f "$W/audit.log"*
+    done
+fi
+
 # ---- the report --------------------------------------------------------------------------------
 say "report: docs/performance.md, docs/perf-components.png"
 awk -F'\t' '$1 == "review" && $3 == "notrait" && $4 == "allow" && $5 == "mutate" {print $2, $7}' \
@@ -320,7 +402,7 @@ EOF
 
 say "audit report on a ${BENCH_AUDIT_MIB:-1024} MiB log"
 python3 $HERE/audit_report.py --binary "$TG" --dir "$W/audit-report" --mib "${BENCH_AUDIT_MIB:-1024}" \
-    --out "$W/audit-report.md"
+    --out "$W/audit-report.md" --json "$W/audit-report.json"
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/performance.md \
@@ -330,5 +412,6 @@ python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/perform
     --tls "tableguard $TLSVER, nginx $NGTLSVER, ECDSA P-256 certificate from 'tableguard certs generate' for both; no session resumption" \
     --versions "$(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tableguard $(cat VERSION) ($(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))" \
     --peak "$TG_HWM $NG_HWM" \
+    --audit-report "$W/audit-report.json" --profile "$PROF" --save "$W/report-args.json" \
     --extra "$W/audit-report.md" --notes $HERE/profile.md
 say "done in $(($(date +%s) - T0)) s"
