@@ -339,6 +339,35 @@ def test_huge_headers_are_refused(start_server, shape):
     still_serves(server)
 
 
+def test_headers_within_the_documented_size_are_served(start_server):
+    # docs/operations.md: an 8 KiB header (a long bearer token) beside 64 more lines is served,
+    # on a keep-alive connection, request after request; a header block twice the connection's
+    # memory is refused with 431 and the connection still serves.
+    server = start_server()
+    rev = review(application([table("orders", "orders-prod")]))
+    data = json.dumps(rev).encode()
+    extra = b"Authorization: Bearer " + b"t" * 8192 + b"\r\n" + b"".join(
+        b"X-Trace-%02d: %s\r\n" % (i, b"v" * 16) for i in range(64))
+    head = (b"POST /validate?timeout=10s HTTP/1.1\r\nHost: tableguard.tableguard.svc:443\r\n"
+            b"User-Agent: kube-apiserver-admission\r\nAccept: application/json, */*\r\n"
+            b"Content-Type: application/json\r\nAccept-Encoding: gzip\r\n" + extra +
+            b"Content-Length: %d\r\n\r\n" % len(data))
+    assert len(head) > 10 * 1024
+    s = tls_socket(server)
+    for _ in range(3):
+        s.sendall(head + data)
+        status, headers, body = read_response(s)
+        assert status == 200, (status, body[:200])
+        check_envelope(json.loads(body), rev)
+        assert headers.get("connection", "").lower() != "close"
+    s.sendall(b"POST /validate?timeout=10s HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 32768 +
+              b"\r\nContent-Length: 2\r\n\r\n{}")
+    status, _, _ = read_response(s)
+    assert status == 431, status
+    s.close()
+    still_serves(server)
+
+
 # ---- the body budget: bodies held at once stay under --body-memory --------------------------
 
 def metric(server, name):
