@@ -62,11 +62,19 @@ struct audit_written {
 // "replica", "event" ("decision"), "prev" and "hash" to the line, in that order
 // around the caller's members, replacing any member of the same name. Returns only once the
 // record is as durable as the sync mode promises. On success fills *out (when not NULL) with the
-// record's seq and hash, so the caller can quote them. The caller keeps ownership of record.
+// record's seq and hash, so the caller can quote them. The caller keeps ownership of record (its
+// reserved members are removed from it). The server writes its records with audit_append_text.
 // Returns -1 and fills err on any failure (ENOSPC, EIO, fsync error); the chain is left intact
 // (a partial line is cut off) and the next append may succeed.
 int audit_append(struct audit *a, cJSON *record, struct audit_written *out, char *err,
                  size_t errlen);
+
+// The same for a record already printed: record is one JSON object's text (len bytes, no
+// newline), printed as cJSON prints (server/record.c, util/jsonw.h), whose members must not
+// include the names the writer adds. Its members are written as they are, between "event" and
+// "prev". The caller keeps ownership of record.
+int audit_append_text(struct audit *a, const char *record, size_t len, struct audit_written *out,
+                      char *err, size_t errlen);
 
 // Counters since audit_open: records appended, failed appends. Either pointer may be NULL.
 void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors);
