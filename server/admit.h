@@ -12,6 +12,7 @@
 #include "policy/eval.h"
 #include "policy/policy.h"
 #include "server/review.h"
+#include "util/jsonw.h"
 
 enum admit_webhook { ADMIT_MUTATE, ADMIT_VALIDATE, ADMIT_WEBHOOK_COUNT };
 
@@ -29,13 +30,14 @@ struct admit_result {
     int status; // HTTP status: 200, or 400 for a body that is not a review
     char *body; // the response body (JSON), owned
     size_t body_len;
-    cJSON *record;                   // the audit record for a 200, NULL for a 400; owned
+    // The audit record for a 200 as one JSON object's text (server/record.h); record.buf is
+    // NULL for a 400 or when no record was asked for. Owned.
+    struct jsonw record;
+    size_t record_code_at;           // where the record's code is, for admit_fail
     enum admit_decision decision;    // ADMIT_ALLOW, _PATCH, _DENY or _INVALID
     enum review_operation operation; // the request's, or REVIEW_UNKNOWN
     bool unguarded; // a write or DELETE of a kind the policy does not guard: allowed untouched
-    // What the record's strings point into (it copies none): the decoded request and the
-    // evaluation, kept until admit_result_free. The record also points into the policy, which
-    // must outlive the result's use of the record.
+    // The decoded request and the evaluation, kept until admit_result_free.
     struct review_request req;
     struct eval_result ev;
 };
@@ -47,13 +49,12 @@ const char *admit_webhook_name(enum admit_webhook w);
 const char *admit_decision_name(enum admit_decision d);
 
 // Answers one request. Always fills `res` (free it with admit_result_free).
-// With `record` false no audit record is built (res->record stays NULL): a server without an
-// audit log does no work for one.
+// With `record` false no audit record is built (res->record.buf stays NULL): a server without
+// an audit log does no work for one.
 void admit_handle(const struct policy *p, enum admit_webhook w, const char *body, size_t len,
                   bool record, struct admit_result *res);
 
-// The same, with exceptions (may be NULL) judged at `now` (Unix seconds). The record also points
-// into the exceptions, which must outlive the result's use of it.
+// The same, with exceptions (may be NULL) judged at `now` (Unix seconds).
 void admit_handle_with(const struct policy *p, const struct exceptions *x, long long now,
                        enum admit_webhook w, const char *body, size_t len, bool record,
                        struct admit_result *res);

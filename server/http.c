@@ -174,13 +174,12 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
     if (res.unguarded)
         metrics_unguarded(h->deps.metrics, w);
-    if (res.record != NULL && h->deps.audit != NULL) {
+    if (res.record.buf != NULL && h->deps.audit != NULL) {
         char err[256];
         // The answer leaves only once its record is written.
-        if (audit_append(h->deps.audit, res.record, NULL, err, sizeof err) != 0) {
-            log_msg(LOGL_ERROR, "audit log write failed", "error", err, "uid",
-                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res.record, "uid")),
-                    NULL);
+        if (audit_append_text(h->deps.audit, res.record.buf, res.record.len, NULL, err,
+                              sizeof err) != 0) {
+            log_msg(LOGL_ERROR, "audit log write failed", "error", err, "uid", res.req.uid, NULL);
             if (!h->opts.audit_fail_open) {
                 metrics_rejected(h->deps.metrics, METRICS_REJECT_AUDIT);
                 admit_fail(&res, 500, "the audit log cannot be written; refusing to answer");
@@ -194,7 +193,7 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
     res.body = NULL; // libmicrohttpd frees it
     admit_result_free(&res);
     exceptions_unref(x);
-    policy_unref(p); // last: the result's record and patch point into the policy
+    policy_unref(p); // last: the result's patch points into the policy
     return ret;
 }
 

@@ -111,8 +111,7 @@ call_webhook(const struct policy *p, enum admit_webhook w, const cJSON *object, 
         o->error = xasprintf("/%s answered HTTP %d: %.*s", admit_webhook_name(w), res.status,
                              (int)res.body_len, res.body ? res.body : "");
     } else {
-        // The record points into res, which is freed below: the caller gets a copy.
-        *record = cJSON_Duplicate(res.record, 1);
+        *record = cJSON_ParseWithLength(res.record.buf, res.record.len);
     }
     admit_result_free(&res);
     return answer;

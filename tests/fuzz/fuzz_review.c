@@ -77,11 +77,19 @@ check_answer(enum admit_webhook w, const struct admit_result *res)
     check(out != NULL);
     if (res->status == 400) {
         check(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(out, "error")));
-        check(res->record == NULL);
+        check(res->record.buf == NULL);
         cJSON_Delete(out);
         return;
     }
-    check(res->status == 200 && res->record != NULL);
+    check(res->status == 200 && res->record.buf != NULL);
+    // The record is the text cJSON would print for its members: it parses, and prints again to
+    // the same bytes.
+    cJSON *record = cJSON_ParseWithLength(res->record.buf, res->record.len);
+    check(cJSON_IsObject(record));
+    char *again = cJSON_PrintUnformatted(record);
+    check(again != NULL && strcmp(again, res->record.buf) == 0);
+    cJSON_free(again);
+    cJSON_Delete(record);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(out, "response");
     check(cJSON_IsObject(r));
     check(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "uid")));
