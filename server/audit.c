@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +96,11 @@ struct audit {
     // The file the log writes to, to notice when it is deleted or renamed away.
     dev_t dev;
     ino_t ino;
+    // inotify on the file and its directory (-1: none, every record stats the path): a record
+    // stats the path only after an event, since a stat per record cost more than the write.
+    int watch_fd;
+    int watch_wd;        // the file's watch
+    bool recheck;        // stat the path before the next record whatever the watch says
     atomic_bool reopen;  // SIGHUP: open the path again before the next record
     atomic_bool failing; // the last append failed; cleared by the next record written
     char failure[256];   // why, under mu
@@ -301,6 +307,39 @@ sync_locked(struct audit *a, uint64_t gen, char *err, size_t errlen)
     }
 }
 
+// Watches the file just opened and its directory: any change of name in the directory (a
+// deletion, a rename, a file or link renamed over the path), the file's own rename or deletion
+// (IN_ATTRIB: its link count), or the directory's. Without inotify (no instance left) every
+// record stats the path instead.
+static void
+watch_file(struct audit *a)
+{
+    if (a->watch_fd < 0) {
+        a->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", a->path);
+        if (a->watch_fd >= 0 &&
+            inotify_add_watch(a->watch_fd, dirname(dir),
+                              IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MOVE_SELF |
+                                  IN_DELETE_SELF) < 0) {
+            close(a->watch_fd);
+            a->watch_fd = -1;
+        }
+    }
+    if (a->watch_fd < 0)
+        return;
+    if (a->watch_wd >= 0)
+        (void)inotify_rm_watch(a->watch_fd, a->watch_wd);
+    a->watch_wd =
+        inotify_add_watch(a->watch_fd, a->path, IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
+    if (a->watch_wd < 0) {
+        close(a->watch_fd);
+        a->watch_fd = -1;
+    }
+    // The path may have changed between the open and the watch.
+    a->recheck = true;
+}
+
 static int
 open_file(struct audit *a, char *err, size_t errlen)
 {
@@ -317,14 +356,26 @@ open_file(struct audit *a, char *err, size_t errlen)
     a->size = a->regular ? (uint64_t)st.st_size : 0;
     a->dev = st.st_dev;
     a->ino = st.st_ino;
+    if (a->regular)
+        watch_file(a);
     return 0;
 }
 
 // Whether the path still names the file being written: a log deleted or renamed away (by hand,
 // or by a rotation tool that then sends SIGHUP) would otherwise take every later record with it.
 static bool
-file_gone(const struct audit *a)
+file_gone(struct audit *a)
 {
+    if (a->watch_fd >= 0) {
+        // Nothing happened to the file or its directory's names: no need to look.
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool events = false;
+        while (read(a->watch_fd, buf, sizeof buf) > 0)
+            events = true;
+        if (!events && !a->recheck)
+            return false;
+        a->recheck = false;
+    }
     struct stat st;
     return stat(a->path, &st) != 0 || st.st_dev != a->dev || st.st_ino != a->ino;
 }
@@ -616,6 +667,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     pthread_cond_init(&a->tick_cv, NULL);
     a->fd = -1;
     a->retired_fd = a->doomed_fd = -1;
+    a->watch_fd = a->watch_wd = -1;
     a->sync = o->sync;
     a->max_size = o->max_size;
     a->max_files = o->max_files;
@@ -765,6 +817,8 @@ audit_close(struct audit *a)
         close(a->doomed_fd);
     if (a->fd >= 0)
         close(a->fd);
+    if (a->watch_fd >= 0)
+        close(a->watch_fd);
     chain_free(&a->chain);
     pthread_cond_destroy(&a->tick_cv);
     pthread_cond_destroy(&a->synced_cv);

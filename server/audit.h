@@ -81,8 +81,10 @@ void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_error
 
 // Makes the next append open the path again (SIGHUP: log-rotation tools rename the file and
 // expect a reopen). The writer also notices by itself, before every record, when the path no
-// longer names its file (deleted or renamed); either way the new file starts with a "start"
-// record whose "after" is "reopen". Thread-safe; audit_reopen(NULL) is a no-op.
+// longer names its file (deleted, renamed, replaced): inotify on the file and its directory says
+// when to stat the path again (without inotify, every record stats it). Either way the new file
+// starts with a "start" record whose "after" is "reopen". Thread-safe; audit_reopen(NULL) is a
+// no-op.
 void audit_reopen(struct audit *a);
 
 // 0 while records can be written. After a failed append, tries again (writing a "start" record

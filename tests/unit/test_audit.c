@@ -321,6 +321,70 @@ test_continue_after_reopen(void **state)
     assert_non_null(strstr(out, "chain OK: seq 1..9,"));
 }
 
+/* Whether the file at path holds a record with this uid, and how its first line starts. */
+static bool
+holds_uid(const char *path, const char *uid, const char *first_has)
+{
+    char **lines;
+    size_t n = read_lines(path, &lines);
+    char want[128];
+    snprintf(want, sizeof(want), "\"uid\":\"%s\"", uid);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found = found || strstr(lines[i], want) != NULL;
+    bool first = n > 0 && strstr(lines[0], first_has) != NULL;
+    free_lines(lines, n);
+    return found && first;
+}
+
+/* The writer notices by itself, before the next record, every way the path stops naming its
+ * file: a rename, a deletion, another file renamed over it, the path replaced by a symbolic link.
+ * A change that keeps the name (a chmod) starts no new file. The chain goes on across all. */
+static void
+test_path_changes_are_noticed_before_the_next_record(void **state)
+{
+    (void)state;
+    struct audit *a = open_log(logpath, AUDIT_SYNC_NONE, 0, 0, NULL);
+    append_n(a, 1, "before");
+    char moved[160], other[160], target[160];
+    snprintf(moved, sizeof(moved), "%s.moved", logpath);
+    snprintf(other, sizeof(other), "%s/other", dir);
+    snprintf(target, sizeof(target), "%s/target", dir);
+    const char *reopen = "\"event\":\"start\",\"chain\":\"sha256\",\"after\":\"reopen\"";
+
+    assert_int_equal(rename(logpath, moved), 0);
+    append_n(a, 1, "renamed");
+    append_n(a, 1, "settled"); /* past the first record of the new file */
+    assert_true(holds_uid(logpath, "renamed-0", reopen));
+    assert_true(holds_uid(moved, "before-0", "\"after\":\"new\""));
+
+    assert_int_equal(unlink(logpath), 0);
+    append_n(a, 1, "deleted");
+    append_n(a, 1, "settled"); /* past the first record of the new file */
+    assert_true(holds_uid(logpath, "deleted-0", reopen));
+
+    spit(other, "", 0);
+    assert_int_equal(rename(other, logpath), 0);
+    append_n(a, 1, "replaced");
+    append_n(a, 1, "settled"); /* past the first record of the new file */
+    assert_true(holds_uid(logpath, "replaced-0", reopen));
+
+    assert_int_equal(chmod(logpath, 0600), 0);
+    append_n(a, 1, "chmod");
+    assert_true(holds_uid(logpath, "replaced-0", reopen)); /* the same file */
+    assert_true(holds_uid(logpath, "chmod-0", reopen));
+
+    spit(target, "", 0);
+    assert_int_equal(unlink(logpath), 0);
+    assert_int_equal(symlink(target, logpath), 0);
+    append_n(a, 1, "linked");
+    assert_true(holds_uid(target, "linked-0", reopen));
+    audit_close(a);
+    unlink(logpath);
+    unlink(target);
+    unlink(moved);
+}
+
 /* A crash mid-write leaves a partial line; reopening cuts it and says so in the start record. */
 static void
 test_partial_tail_repaired(void **state)
@@ -879,6 +943,8 @@ main(void)
         cmocka_unit_test(test_sync_parse),
         cmocka_unit_test_setup_teardown(test_chain_plain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_continue_after_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_changes_are_noticed_before_the_next_record, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_partial_tail_repaired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_last_record_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hmac_chain, setup, teardown),
