@@ -12,7 +12,7 @@ jsonw_reserve(struct jsonw *w, size_t n)
 {
     if (w->len + n < w->cap)
         return;
-    size_t cap = w->cap ? w->cap : 1024;
+    size_t cap = w->cap ? w->cap : 4096;
     while (cap <= w->len + n)
         cap *= 2;
     w->buf = xrealloc(w->buf, cap);
