@@ -119,10 +119,13 @@ chain_is_hex64(const char *s, size_t n)
 {
     if (n != CHAIN_HASH_HEX)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
+    // Without a branch per digit: the report checks two hashes on every line it reads.
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = (unsigned char)s[i];
+        bad |= (c - '0' > 9u) & (c - 'a' > 5u);
+    }
+    return bad == 0;
 }
 
 // Splits a line (without its newline) into the hashed body and the hash, and reads the chain
@@ -137,11 +140,9 @@ chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_le
 }
 
 int
-chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_len, cJSON **json,
-                   char *err, size_t errlen)
+chain_split_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
+                 size_t errlen)
 {
-    if (json != NULL)
-        *json = NULL;
     memset(p, 0, sizeof(*p));
     if (len < CHAIN_HASH_TAIL_LEN + 2 || line[0] != '{' || line[len - 1] != '}' ||
         line[len - 2] != '"' ||
@@ -154,29 +155,51 @@ chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_
     memcpy(p->hash, line + len - CHAIN_HASH_HEX - 2, CHAIN_HASH_HEX);
     *body_len = len - CHAIN_HASH_TAIL_LEN + 1;
     line[*body_len - 1] = '}';
-    cJSON *j = cJSON_ParseWithLength(line, *body_len);
+    return 0;
+}
+
+int
+chain_read_members(const cJSON *j, struct chain_record *p, char *err, size_t errlen)
+{
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(j, "prev");
     const cJSON *event = cJSON_GetObjectItemCaseSensitive(j, "event");
+    p->seq = 0;
+    memset(p->prev, 0, sizeof(p->prev));
+    memset(p->event, 0, sizeof(p->event));
     bool ok = cJSON_IsObject(j) && cJSON_IsNumber(seq) && seq->valuedouble >= 1 &&
               seq->valuedouble <= 9007199254740992.0 &&
               seq->valuedouble == (double)(uint64_t)seq->valuedouble && cJSON_IsString(prev) &&
               chain_is_hex64(prev->valuestring, strlen(prev->valuestring));
-    if (ok) {
-        p->seq = (uint64_t)seq->valuedouble;
-        memcpy(p->prev, prev->valuestring, CHAIN_HASH_HEX);
-        if (cJSON_IsString(event))
-            snprintf(p->event, sizeof(p->event), "%s", event->valuestring);
-    }
-    if (ok && json != NULL)
-        *json = j;
-    else
-        cJSON_Delete(j);
     if (!ok) {
         chain_seterr(err, errlen,
                      "record is not a JSON object with a numeric \"seq\" and a \"prev\" hash");
         return -1;
     }
+    p->seq = (uint64_t)seq->valuedouble;
+    memcpy(p->prev, prev->valuestring, CHAIN_HASH_HEX);
+    if (cJSON_IsString(event))
+        snprintf(p->event, sizeof(p->event), "%s", event->valuestring);
+    return 0;
+}
+
+int
+chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_len, cJSON **json,
+                   char *err, size_t errlen)
+{
+    if (json != NULL)
+        *json = NULL;
+    if (chain_split_line(line, len, p, body_len, err, errlen) < 0)
+        return -1;
+    cJSON *j = cJSON_ParseWithLength(line, *body_len);
+    if (chain_read_members(j, p, err, errlen) < 0) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    if (json != NULL)
+        *json = j;
+    else
+        cJSON_Delete(j);
     return 0;
 }
 

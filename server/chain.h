@@ -61,6 +61,17 @@ bool chain_is_hex64(const char *s, size_t n);
 int chain_parse_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
                      size_t errlen);
 
+// The first half of chain_parse_line: checks the hash member at the end of the line, copies it
+// into p->hash (the rest of p zeroed) and cuts it off (see chain_parse_line). Returns 0, or -1
+// with err filled.
+int chain_split_line(char *line, size_t len, struct chain_record *p, size_t *body_len, char *err,
+                     size_t errlen);
+
+// The second half: reads seq, prev and event of a parsed body j (NULL when it did not parse) into
+// p, leaving p->hash. Returns 0, or -1 with err filled when j is no object with a seq of 1 to
+// 2^53 and a prev of 64 hex digits.
+int chain_read_members(const cJSON *j, struct chain_record *p, char *err, size_t errlen);
+
 /* chain_parse_line that also hands over the parsed body in *json (the caller frees it with
  * cJSON_Delete; NULL on failure), so a reader of whole records parses each line once. */
 int chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_len,
