@@ -11,10 +11,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <sys/types.h>
 
 #include "policy/policy.h"
 #include "server/chain.h"
+#include "server/recview.h"
+#include "util/xalloc.h"
 
 struct rfile {
     const char *name;
@@ -33,7 +36,22 @@ struct reader {
     const char *last_file;
     size_t last_line;
     uint64_t records, decisions, matched;
+    struct recview *view;
+    char *buf; // lines read ahead: buf[start, end) not yet used
+    size_t cap, start, end;
+    bool eof;
 };
+
+// Lines are read in chunks this large; the buffer grows for a longer line.
+#define READ_CHUNK (1u << 20)
+
+static void
+reader_free(struct reader *r)
+{
+    recview_free(r->view);
+    free(r->buf);
+    chain_free(&r->chain);
+}
 
 // ---- time ----------------------------------------------------------------------------------
 
@@ -118,18 +136,8 @@ report_parse_time(const char *s, long long now_ms, long long *out)
 
 // ---- reading a record ----------------------------------------------------------------------
 
-static const char *
-str(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static const char *
-str2(const cJSON *o, const char *k1, const char *k2)
-{
-    return str(cJSON_GetObjectItemCaseSensitive(o, k1), k2);
-}
+typedef struct recview_record rec_t;
+typedef struct recview_row row_t;
 
 static bool
 glob(const char *pattern, const char *s, int flags)
@@ -138,14 +146,11 @@ glob(const char *pattern, const char *s, int flags)
 }
 
 static bool
-same_value(const cJSON *a, const cJSON *b)
+same_value(const struct recview_value *a, const struct recview_value *b)
 {
-    bool na = a == NULL || cJSON_IsNull(a), nb = b == NULL || cJSON_IsNull(b);
-    if (na || nb)
-        return na && nb;
-    if (cJSON_IsBool(a) || cJSON_IsBool(b))
-        return cJSON_IsBool(a) && cJSON_IsBool(b) && cJSON_IsTrue(a) == cJSON_IsTrue(b);
-    return cJSON_IsString(a) && cJSON_IsString(b) && strcmp(a->valuestring, b->valuestring) == 0;
+    if (a->kind != b->kind)
+        return false;
+    return a->kind == RECVIEW_STRING ? strcmp(a->s, b->s) == 0 : a->kind != RECVIEW_OTHER;
 }
 
 static bool
@@ -157,43 +162,37 @@ same_str(const char *a, const char *b)
 // A table row changed protection or the table set: a setting differs between before and after,
 // the table appeared, went or was renamed, or a transition was judged.
 static bool
-row_changed(const cJSON *row)
+row_changed(const row_t *row)
 {
-    if (str(row, "transition") != NULL)
+    if (row->transition != NULL)
         return true;
-    const char *table = str(row, "table"), *old = str(row, "oldTable");
-    if (!same_str(table, old))
+    if (!same_str(row->table, row->old_table))
         return true;
-    const cJSON *before = cJSON_GetObjectItemCaseSensitive(row, "before");
-    const cJSON *after = cJSON_GetObjectItemCaseSensitive(row, "after");
     for (int i = 0; i < POLICY_SETTING_COUNT; i++)
-        if (!same_value(cJSON_GetObjectItemCaseSensitive(before, POLICY_SETTING_NAMES[i]),
-                        cJSON_GetObjectItemCaseSensitive(after, POLICY_SETTING_NAMES[i])))
+        if (!same_value(&row->before[i], &row->after[i]))
             return true;
     return false;
 }
 
 static bool
-row_selected(const struct report_options *o, const cJSON *row)
+row_selected(const struct report_options *o, const row_t *row)
 {
-    if (o->table != NULL && !glob(o->table, str(row, "table"), FNM_CASEFOLD) &&
-        !glob(o->table, str(row, "oldTable"), FNM_CASEFOLD))
+    if (o->table != NULL && !glob(o->table, row->table, FNM_CASEFOLD) &&
+        !glob(o->table, row->old_table, FNM_CASEFOLD))
         return false;
     return !o->changed || row_changed(row);
 }
 
 // A version 1 record has no tables: its rules (and an exclusion's) name the tables they hit.
 static bool
-rules_name_table(const char *pattern, const cJSON *rec)
+rules_name_table(const char *pattern, const rec_t *rec)
 {
-    const cJSON *lists[] = {cJSON_GetObjectItemCaseSensitive(rec, "rules"),
-                            cJSON_GetObjectItemCaseSensitive(
-                                cJSON_GetObjectItemCaseSensitive(rec, "excluded"), "rules")};
-    for (size_t i = 0; i < 2; i++) {
-        const cJSON *hit;
-        cJSON_ArrayForEach(
-            hit, lists[i]) if (glob(pattern, str(hit, "table"), FNM_CASEFOLD)) return true;
-    }
+    for (size_t i = 0; i < rec->nhits; i++)
+        if (glob(pattern, rec->hits[i].table, FNM_CASEFOLD))
+            return true;
+    for (size_t i = 0; i < rec->nexcluded; i++)
+        if (glob(pattern, rec->excluded[i].table, FNM_CASEFOLD))
+            return true;
     return false;
 }
 
@@ -208,33 +207,30 @@ decision_bit(const char *d)
 }
 
 static bool
-record_selected(const struct report_options *o, const cJSON *rec)
+record_selected(const struct report_options *o, const rec_t *rec)
 {
     long long t;
-    const char *time = str(rec, "time");
     if ((o->has_since || o->has_until) &&
-        (time == NULL || parse_rfc3339(time, &t) < 0 || (o->has_since && t < o->since_ms) ||
-         (o->has_until && t > o->until_ms)))
+        (rec->time == NULL || parse_rfc3339(rec->time, &t) < 0 ||
+         (o->has_since && t < o->since_ms) || (o->has_until && t > o->until_ms)))
         return false;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(rec, "resource");
-    if (!glob(o->namespace, str(res, "namespace"), 0) ||
-        !glob(o->user, str2(rec, "user", "username"), 0))
+    if (!glob(o->namespace, rec->namespace, 0) || !glob(o->user, rec->username, 0))
         return false;
-    const char *decision = str(rec, "decision");
-    if (o->decisions != 0 && (decision_bit(decision) & o->decisions) == 0)
+    if (o->decisions != 0 && (decision_bit(rec->decision) & o->decisions) == 0)
         return false;
     if (o->changed) {
         // What was persisted: the validating webhook sees the object as it will be stored (after
         // every mutation); a denial or a dry run changed nothing.
-        if (!same_str(str(rec, "webhook"), "validate") || decision_bit(decision) == 4 ||
-            !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "dryRun")))
+        if (!same_str(rec->webhook, "validate") || decision_bit(rec->decision) == 4 ||
+            rec->dry_run != RECVIEW_FALSE)
             return false;
     }
-    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(rec, "tables"), *row;
     if (o->table == NULL && !o->changed)
         return true;
-    cJSON_ArrayForEach(row, rows) if (row_selected(o, row)) return true;
-    return !o->changed && !cJSON_IsArray(rows) && rules_name_table(o->table, rec);
+    for (size_t i = 0; i < rec->nrows; i++)
+        if (row_selected(o, &rec->rows[i]))
+            return true;
+    return !o->changed && !rec->tables_array && rules_name_table(o->table, rec);
 }
 
 // ---- output --------------------------------------------------------------------------------
@@ -257,24 +253,22 @@ csv_field(FILE *out, const char *s, bool last)
 }
 
 static const char *
-setting_text(const cJSON *v)
+setting_text(const struct recview_value *v)
 {
-    return cJSON_IsTrue(v)     ? "true"
-           : cJSON_IsFalse(v)  ? "false"
-           : cJSON_IsString(v) ? v->valuestring
-                               : "";
+    return v->kind == RECVIEW_TRUE     ? "true"
+           : v->kind == RECVIEW_FALSE  ? "false"
+           : v->kind == RECVIEW_STRING ? v->s
+                                       : "";
 }
 
-// The rule names of a row (or of a version 1 record), joined by sep, into buf.
+// The rule names of a row, or of a record without rows (row NULL), joined by sep, into buf.
 static const char *
-join_rules(const cJSON *names, bool objects, char *buf, size_t len, const char *sep)
+join_rules(const rec_t *rec, const row_t *row, char *buf, size_t len, const char *sep)
 {
-    size_t n = 0;
-    const cJSON *x;
+    size_t n = 0, count = row != NULL ? row->nrules : rec->nhits;
     buf[0] = '\0';
-    cJSON_ArrayForEach(x, names)
-    {
-        const char *s = objects ? str(x, "name") : cJSON_IsString(x) ? x->valuestring : NULL;
+    for (size_t i = 0; i < count; i++) {
+        const char *s = row != NULL ? row->rules[i] : rec->hits[i].name;
         if (s == NULL || n >= len)
             continue;
         int k = snprintf(buf + n, len - n, "%s%s", n ? sep : "", s);
@@ -298,129 +292,103 @@ write_csv_header(FILE *out)
 }
 
 static void
-write_csv(FILE *out, const cJSON *rec, const cJSON *row)
+write_csv(FILE *out, const rec_t *rec, uint64_t seq, const row_t *row)
 {
+    static const row_t none;
     char num[32], rules[1024];
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(rec, "resource");
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(rec, "code");
-    csv_field(out, str(rec, "time"), false);
-    snprintf(num, sizeof num, "%.0f", cJSON_IsNumber(seq) ? seq->valuedouble : 0);
+    const row_t *r = row != NULL ? row : &none;
+    csv_field(out, rec->time, false);
+    snprintf(num, sizeof num, "%" PRIu64, seq);
     csv_field(out, num, false);
-    csv_field(out, str(rec, "replica"), false);
-    csv_field(out, str(rec, "uid"), false);
-    csv_field(out, str(rec, "webhook"), false);
-    csv_field(out, str(rec, "operation"), false);
-    csv_field(out, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "dryRun")) ? "true" : "false",
-              false);
-    csv_field(out, str2(rec, "user", "username"), false);
-    csv_field(out, str(res, "namespace"), false);
-    csv_field(out, str(res, "name"), false);
-    csv_field(out, str(rec, "decision"), false);
-    snprintf(num, sizeof num, "%.0f", cJSON_IsNumber(code) ? code->valuedouble : 0);
+    csv_field(out, rec->replica, false);
+    csv_field(out, rec->uid, false);
+    csv_field(out, rec->webhook, false);
+    csv_field(out, rec->operation, false);
+    csv_field(out, rec->dry_run == RECVIEW_TRUE ? "true" : "false", false);
+    csv_field(out, rec->username, false);
+    csv_field(out, rec->namespace, false);
+    csv_field(out, rec->name, false);
+    csv_field(out, rec->decision, false);
+    snprintf(num, sizeof num, "%.0f", rec->has_code ? rec->code : 0);
     csv_field(out, num, false);
-    csv_field(out, str(rec, "skipped"), false);
-    csv_field(out, str(row, "component"), false);
-    csv_field(out, str(row, "table"), false);
-    csv_field(out, str(row, "oldTable"), false);
-    csv_field(out, str(row, "profile"), false);
-    const char *sides[] = {"before", "after"};
-    for (size_t s = 0; s < 2; s++)
-        for (int i = 0; i < POLICY_SETTING_COUNT; i++)
-            csv_field(
-                out,
-                setting_text(cJSON_GetObjectItemCaseSensitive(
-                    cJSON_GetObjectItemCaseSensitive(row, sides[s]), POLICY_SETTING_NAMES[i])),
-                false);
-    csv_field(out, str(row, "transition"), false);
-    csv_field(out, str(row, "exception"), false);
-    if (row != NULL)
-        join_rules(cJSON_GetObjectItemCaseSensitive(row, "rules"), false, rules, sizeof rules, ";");
-    else
-        join_rules(cJSON_GetObjectItemCaseSensitive(rec, "rules"), true, rules, sizeof rules, ";");
-    csv_field(out, rules, true);
+    csv_field(out, rec->skipped, false);
+    csv_field(out, r->component, false);
+    csv_field(out, r->table, false);
+    csv_field(out, r->old_table, false);
+    csv_field(out, r->profile, false);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        csv_field(out, setting_text(&r->before[i]), false);
+    for (int i = 0; i < POLICY_SETTING_COUNT; i++)
+        csv_field(out, setting_text(&r->after[i]), false);
+    csv_field(out, r->transition, false);
+    csv_field(out, r->exception, false);
+    csv_field(out, join_rules(rec, row, rules, sizeof rules, ";"), true);
 }
 
 // "deletionProtection true->false, rename orders->orders-v2", or "" when nothing changed.
 static const char *
-change_text(const cJSON *row, char *buf, size_t len)
+change_text(const row_t *row, char *buf, size_t len)
 {
     size_t n = 0;
     buf[0] = '\0';
-    const cJSON *before = cJSON_GetObjectItemCaseSensitive(row, "before");
-    const cJSON *after = cJSON_GetObjectItemCaseSensitive(row, "after");
     for (int i = 0; i < POLICY_SETTING_COUNT && n < len; i++) {
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(before, POLICY_SETTING_NAMES[i]);
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(after, POLICY_SETTING_NAMES[i]);
-        if (same_value(a, b))
+        if (same_value(&row->after[i], &row->before[i]))
             continue;
-        const char *bs = setting_text(b), *as = setting_text(a);
+        const char *bs = setting_text(&row->before[i]), *as = setting_text(&row->after[i]);
         int k = snprintf(buf + n, len - n, "%s%s %s->%s", n ? ", " : "", POLICY_SETTING_NAMES[i],
                          *bs ? bs : "none", *as ? as : "none");
         n += k > 0 ? (size_t)k : 0;
     }
-    const char *tr = str(row, "transition");
+    const char *tr = row->transition;
     if (tr != NULL && n < len) {
         int k = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", tr);
         n += k > 0 ? (size_t)k : 0;
     }
-    const char *old = str(row, "oldTable"), *table = str(row, "table");
+    const char *old = row->old_table, *table = row->table;
     if (old != NULL && table != NULL && strcmp(old, table) != 0 && n < len)
         snprintf(buf + n, len - n, "%stable %s->%s", n ? ", " : "", old, table);
     return buf;
 }
 
 static void
-write_text(FILE *out, const cJSON *rec, const cJSON *row)
+write_text(FILE *out, const rec_t *rec, uint64_t seq, const row_t *row)
 {
     char change[512], rules[1024];
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(rec, "resource");
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
-    const char *table = str(row, "table") ? str(row, "table") : str(row, "oldTable");
-    if (row != NULL)
-        join_rules(cJSON_GetObjectItemCaseSensitive(row, "rules"), false, rules, sizeof rules, ",");
-    else
-        join_rules(cJSON_GetObjectItemCaseSensitive(rec, "rules"), true, rules, sizeof rules, ",");
-    fprintf(out, "%-24s %8.0f  %-24s %-7s %s/%s  %-5s%s  %-24s %-36s %s\n",
-            str(rec, "time") ? str(rec, "time") : "-", cJSON_IsNumber(seq) ? seq->valuedouble : 0,
-            str2(rec, "user", "username") ? str2(rec, "user", "username") : "-",
-            str(rec, "operation") ? str(rec, "operation") : "-",
-            str(res, "namespace") ? str(res, "namespace") : "",
-            str(res, "name") ? str(res, "name") : "",
-            str(rec, "decision") ? str(rec, "decision") : "-",
-            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "dryRun")) ? " (dry run)" : "",
-            table ? table : "-", row ? change_text(row, change, sizeof change) : "",
-            *rules ? rules : "-");
+    const char *table = row == NULL ? NULL : row->table ? row->table : row->old_table;
+    join_rules(rec, row, rules, sizeof rules, ",");
+    fprintf(out, "%-24s %8" PRIu64 "  %-24s %-7s %s/%s  %-5s%s  %-24s %-36s %s\n",
+            rec->time ? rec->time : "-", seq, rec->username ? rec->username : "-",
+            rec->operation ? rec->operation : "-", rec->namespace ? rec->namespace : "",
+            rec->name ? rec->name : "", rec->decision ? rec->decision : "-",
+            rec->dry_run == RECVIEW_TRUE ? " (dry run)" : "", table ? table : "-",
+            row ? change_text(row, change, sizeof change) : "", *rules ? rules : "-");
 }
 
 // Writes a matching record: JSON lines get the line exactly as it is in the file (so it can be
 // checked again); text and CSV a line per selected table (or one for a record without tables).
 static void
-write_record(struct reader *r, const cJSON *rec, const char *body, size_t body_len,
-             const char *hash)
+write_record(struct reader *r, const rec_t *rec, uint64_t seq, const char *line, size_t len)
 {
     if (r->o->output == REPORT_JSON) {
-        fwrite(body, 1, body_len - 1, r->out);
-        fprintf(r->out, ",\"hash\":\"%s\"}\n", hash);
+        fwrite(line, 1, len, r->out);
         return;
     }
-    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(rec, "tables"), *row;
     bool any = false;
-    cJSON_ArrayForEach(row, rows)
-    {
+    for (size_t i = 0; i < rec->nrows; i++) {
+        const row_t *row = &rec->rows[i];
         if (!row_selected(r->o, row) && (r->o->table != NULL || r->o->changed))
             continue;
         any = true;
         if (r->o->output == REPORT_CSV)
-            write_csv(r->out, rec, row);
+            write_csv(r->out, rec, seq, row);
         else
-            write_text(r->out, rec, row);
+            write_text(r->out, rec, seq, row);
     }
     if (!any) {
         if (r->o->output == REPORT_CSV)
-            write_csv(r->out, rec, NULL);
+            write_csv(r->out, rec, seq, NULL);
         else
-            write_text(r->out, rec, NULL);
+            write_text(r->out, rec, seq, NULL);
     }
 }
 
@@ -434,7 +402,7 @@ say(struct reader *r, const char *file, size_t line, const char *what, const cha
 
 // Checks that a parsed record continues the chain. Returns 0, or -1 with msg filled.
 static int
-follows(struct reader *r, const cJSON *rec, const struct chain_record *p, const char *body,
+follows(struct reader *r, const rec_t *rec, const struct chain_record *p, const char *body,
         size_t body_len, char *msg, size_t msglen)
 {
     char digest[CHAIN_HASH_HEX + 1];
@@ -446,7 +414,7 @@ follows(struct reader *r, const cJSON *rec, const struct chain_record *p, const 
         if (r->chain.mac != NULL)
             snprintf(msg, msglen,
                      "hash mismatch: the record was modified, or the HMAC key is wrong");
-        else if (same_str(str(rec, "chain"), "hmac-sha256"))
+        else if (same_str(rec->chain, "hmac-sha256"))
             snprintf(msg, msglen,
                      "the log is HMAC-chained (its start record says \"chain\":"
                      "\"hmac-sha256\"): pass its key with --hmac-key FILE");
@@ -456,7 +424,7 @@ follows(struct reader *r, const cJSON *rec, const struct chain_record *p, const 
                      "HMAC-chained (pass --hmac-key FILE)");
         return -1;
     }
-    const char *replica = str(rec, "replica");
+    const char *replica = rec->replica;
     if (r->have && (p->seq != r->last.seq + 1 || strcmp(p->prev, r->last.hash) != 0)) {
         if (replica != NULL && strcmp(replica, r->last_replica) != 0)
             snprintf(msg, msglen,
@@ -488,15 +456,55 @@ follows(struct reader *r, const cJSON *rec, const struct chain_record *p, const 
     return 0;
 }
 
+// The next line of in, with its newline (the last one may lack it), in r's buffer: the buffer
+// holds many lines and grows only to hold the longest. Returns its length, 0 at the end, -1 on
+// a read error.
+static ssize_t
+next_line(struct reader *r, FILE *in, char **line)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        if (nl != NULL || (r->eof && r->end > r->start)) {
+            size_t n = nl != NULL ? (size_t)(nl + 1 - (r->buf + r->start)) : r->end - r->start;
+            *line = r->buf + r->start;
+            r->start += n;
+            return (ssize_t)n;
+        }
+        if (r->eof)
+            return 0;
+        // Move the partial line to the front; grow when it fills the buffer.
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+        if (r->end == r->cap) {
+            r->cap *= 2;
+            r->buf = xrealloc(r->buf, r->cap);
+        }
+        size_t got = fread(r->buf + r->end, 1, r->cap - r->end, in);
+        r->end += got;
+        if (got == 0 && ferror(in))
+            return -1;
+        r->eof = got == 0;
+    }
+}
+
 // Reads one file. Returns 0, 1 (chain broken, incomplete record), 2 (unreadable, not a log).
 static int
 read_stream(struct reader *r, FILE *in, const char *name)
 {
-    char *line = NULL, msg[512];
-    size_t cap = 0, lineno = 0;
+    char *line, msg[512];
+    size_t lineno = 0;
     ssize_t n;
     int rc = 0;
-    while ((n = getline(&line, &cap, in)) > 0) {
+    if (r->buf == NULL) {
+        r->cap = READ_CHUNK;
+        r->buf = xmalloc(r->cap);
+    }
+    r->start = r->end = 0;
+    r->eof = false;
+    if (fileno(in) >= 0)
+        (void)posix_fadvise(fileno(in), 0, 0, POSIX_FADV_SEQUENTIAL);
+    while ((n = next_line(r, in, &line)) > 0) {
         lineno++;
         if (line[n - 1] != '\n') {
             say(r, name, lineno, "",
@@ -507,8 +515,9 @@ read_stream(struct reader *r, FILE *in, const char *name)
         }
         struct chain_record p;
         size_t body_len;
-        cJSON *rec = NULL;
-        if (chain_parse_record(line, (size_t)n - 1, &p, &body_len, &rec, msg, sizeof msg) < 0) {
+        const rec_t *rec = recview_read(r->view, line, (size_t)n - 1, r->o->tree_only, &p,
+                                        &body_len, msg, sizeof msg);
+        if (rec == NULL) {
             if (lineno == 1) {
                 say(r, name, lineno, "not an audit log: ", msg);
                 rc = 2;
@@ -520,10 +529,10 @@ read_stream(struct reader *r, FILE *in, const char *name)
         }
         if (follows(r, rec, &p, line, body_len, msg, sizeof msg) < 0) {
             say(r, name, lineno, "chain broken: ", msg);
-            cJSON_Delete(rec);
             rc = 1;
             break;
         }
+        line[body_len - 1] = ','; // the line as it is in the file again
         r->last_file = name;
         r->last_line = lineno;
         r->records++;
@@ -531,16 +540,14 @@ read_stream(struct reader *r, FILE *in, const char *name)
             r->decisions++;
             if (record_selected(r->o, rec)) {
                 r->matched++;
-                write_record(r, rec, line, body_len, p.hash);
+                write_record(r, rec, p.seq, line, (size_t)n);
             }
         }
-        cJSON_Delete(rec);
     }
-    if (rc == 0 && ferror(in)) {
+    if (rc == 0 && n < 0) {
         fprintf(r->diag, "%s: read error\n", name);
         rc = 2;
     }
-    free(line);
     return rc;
 }
 
@@ -560,9 +567,9 @@ read_file(struct reader *r, const char *name)
 int
 report_stream(const struct report_options *o, FILE *in, const char *name, FILE *out, FILE *diag)
 {
-    struct reader r = {.o = o, .out = out, .diag = diag};
+    struct reader r = {.o = o, .out = out, .diag = diag, .view = recview_new()};
     int rc = read_stream(&r, in, name);
-    chain_free(&r.chain);
+    reader_free(&r);
     return rc;
 }
 
@@ -597,16 +604,17 @@ rfile_cmp(const void *x, const void *y)
 int
 report_run(const struct report_options *o, char **files, size_t nfiles, FILE *out, FILE *diag)
 {
-    struct reader r = {.o = o, .out = out, .diag = diag};
+    struct reader r = {.o = o, .out = out, .diag = diag, .view = recview_new()};
     char err[256];
     if (o->hmac_key_path != NULL &&
         chain_load_key(&r.chain, o->hmac_key_path, err, sizeof err) < 0) {
         fprintf(diag, "tableguard audit report: %s\n", err);
+        reader_free(&r);
         return 2;
     }
     struct rfile *fs = calloc(nfiles ? nfiles : 1, sizeof *fs);
     if (fs == NULL) {
-        chain_free(&r.chain);
+        reader_free(&r);
         return 2;
     }
     for (size_t i = 0; i < nfiles; i++) {
@@ -636,7 +644,7 @@ report_run(const struct report_options *o, char **files, size_t nfiles, FILE *ou
     else if (rc == 0)
         fprintf(diag, "report: no records\n");
     free(fs);
-    chain_free(&r.chain);
+    reader_free(&r);
     return rc;
 }
 

@@ -18,6 +18,7 @@ struct report_options {
     bool changed;          // only persisted changes of protection or of the table set
     enum { REPORT_TEXT, REPORT_CSV, REPORT_JSON } output;
     const char *hmac_key_path; // NULL: plain SHA-256 chain
+    bool tree_only;            // parse every line with cJSON, as the scanner's reference
 };
 
 /*
