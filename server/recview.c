@@ -227,8 +227,15 @@ plain_run(const unsigned char *p, const unsigned char *end)
         memcpy(&w, p, 8);
         q = w ^ (ones * '"');
         b = w ^ (ones * '\\');
-        if ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+        uint64_t m = (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            // The lowest flag is exact (a false one only ever sits above a true one).
+            return p + (__builtin_ctzll(m) >> 3);
+#else
             break;
+#endif
+        }
         p += 8;
     }
     while (p < end && plain(*p))
@@ -401,24 +408,45 @@ next_item(struct scan *s, bool *first, unsigned char close)
     return p < s->end ? 1 : -1;
 }
 
-// next_item for an object's members: the key (without its quotes; it has no escape) in *key and
-// s->p at the value.
+struct key {
+    const char *s;
+    size_t n;
+};
+#define KEY(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+
+// Reads a member's key and its colon at s->p (next_item's item). Returns the index of the key in
+// keys, n for another key, -1 to give the line to cJSON (an escape in the key, say). The writer
+// writes known keys in the order of keys: *hint, the index after the last one found, is tried
+// first, by comparing the bytes at s->p to it.
 static int
-next_member(struct scan *s, bool *first, const unsigned char **key, size_t *klen)
+member_key(struct scan *s, const struct key *keys, int n, int *hint)
 {
-    int rc = next_item(s, first, '}');
-    if (rc <= 0)
-        return rc;
-    const unsigned char *p = s->p, *end = s->end;
-    if (*p++ != '"')
+    const unsigned char *p = s->p + 1, *end = s->end, *key = p;
+    if (s->p[0] != '"')
         return -1;
-    *key = p;
-    p = plain_run(p, end);
+    if (*hint < n) {
+        const struct key *k = &keys[*hint];
+        if ((size_t)(end - p) > k->n + 2 && memcmp(p, k->s, k->n) == 0 && p[k->n] == '"' &&
+            p[k->n + 1] == ':') {
+            s->p = p + k->n + 2;
+            return (*hint)++;
+        }
+    }
+    while (p < end && plain(*p)) // keys are short: no need for plain_run
+        p++;
     if (end - p < 3 || p[0] != '"' || p[1] != ':')
         return -1;
-    *klen = (size_t)(p - *key);
     s->p = p + 2;
-    return 1;
+    size_t klen = (size_t)(p - key);
+    for (int i = 0; i < n; i++)
+        if (keys[i].n == klen && memcmp(key, keys[i].s, klen) == 0) {
+            *hint = i + 1;
+            return i;
+        }
+    return n;
 }
 
 static int skip_value(struct scan *s);
@@ -434,13 +462,11 @@ static int
 skip_container(struct scan *s)
 {
     bool object = *s->p == '{', first = true;
-    const unsigned char *key;
-    size_t klen;
-    int rc;
+    int rc, hint = 0;
     if (enter(s) < 0)
         return -1;
-    while ((rc = object ? next_member(s, &first, &key, &klen) : next_item(s, &first, ']')) == 1)
-        if (skip_value(s) < 0)
+    while ((rc = next_item(s, &first, object ? '}' : ']')) == 1)
+        if ((object && member_key(s, NULL, 0, &hint) < 0) || skip_value(s) < 0)
             return -1;
     s->depth--;
     return rc;
@@ -496,25 +522,6 @@ scan_kind(struct scan *s, struct recview_value *out)
     return skip_value(s);
 }
 
-struct key {
-    const char *s;
-    size_t n;
-};
-#define KEY(s)                                                                                     \
-    {                                                                                              \
-        s, sizeof(s) - 1                                                                           \
-    }
-
-// The index of key in keys, or -1.
-static int
-key_index(const unsigned char *key, size_t klen, const struct key *keys, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (keys[i].n == klen && memcmp(key, keys[i].s, klen) == 0)
-            return i;
-    return -1;
-}
-
 // Walks the object at s->p: for each key of keys met for the first time, calls each(s, index,
 // ctx) with s->p at its value (each must consume it); skips every other member. A value that is
 // not an object is skipped whole. Returns 0, or -1 to give the line to cJSON.
@@ -525,15 +532,15 @@ scan_object(struct scan *s, const struct key *keys, int nkeys,
     if (*s->p != '{')
         return skip_value(s);
     bool first = true;
-    const unsigned char *key;
-    size_t klen;
     unsigned seen = 0;
-    int rc;
+    int rc, hint = 0;
     if (enter(s) < 0)
         return -1;
-    while ((rc = next_member(s, &first, &key, &klen)) == 1) {
-        int i = key_index(key, klen, keys, nkeys);
-        if (i < 0 || (seen & 1u << i)) {
+    while ((rc = next_item(s, &first, '}')) == 1) {
+        int i = member_key(s, keys, nkeys, &hint);
+        if (i < 0)
+            return -1;
+        if (i == nkeys || (seen & 1u << i)) {
             rc = skip_value(s);
         } else {
             seen |= 1u << i;
@@ -587,33 +594,35 @@ each_row_rule(struct scan *s, void *ctx)
     return 0;
 }
 
+// A row's members, in the order the writer writes them.
 enum {
     ROW_COMPONENT,
     ROW_TABLE,
     ROW_OLD_TABLE,
     ROW_PROFILE,
-    ROW_TRANSITION,
-    ROW_EXCEPTION,
     ROW_BEFORE,
     ROW_AFTER,
+    ROW_TRANSITION,
+    ROW_EXCEPTION,
     ROW_RULES,
     ROW_KEYS
 };
-static const struct key ROW_KEYS_[ROW_KEYS] = {
-    KEY("component"), KEY("table"),  KEY("oldTable"), KEY("profile"), KEY("transition"),
-    KEY("exception"), KEY("before"), KEY("after"),    KEY("rules")};
+static const struct key ROW_KEYS_[ROW_KEYS] = {KEY("component"),  KEY("table"),     KEY("oldTable"),
+                                               KEY("profile"),    KEY("before"),    KEY("after"),
+                                               KEY("transition"), KEY("exception"), KEY("rules")};
 
 static int
 each_row_member(struct scan *s, int i, void *ctx)
 {
     struct recview_row *row = &s->v->rows[(uintptr_t)ctx];
-    const char **strs[] = {&row->component, &row->table,      &row->old_table,
-                           &row->profile,   &row->transition, &row->exception};
-    if (i < ROW_BEFORE)
-        return scan_str(s, strs[i]);
+    const char **strs[] = {[ROW_COMPONENT] = &row->component,   [ROW_TABLE] = &row->table,
+                           [ROW_OLD_TABLE] = &row->old_table,   [ROW_PROFILE] = &row->profile,
+                           [ROW_TRANSITION] = &row->transition, [ROW_EXCEPTION] = &row->exception};
     if (i == ROW_BEFORE || i == ROW_AFTER)
         return scan_object(s, SETTING_KEYS, POLICY_SETTING_COUNT, each_setting,
                            i == ROW_BEFORE ? row->before : row->after);
+    if (i != ROW_RULES)
+        return scan_str(s, strs[i]);
     size_t start = s->v->nnames;
     if (scan_list(s, each_row_rule, NULL) < 0)
         return -1;
