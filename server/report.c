@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 #include "server/chain.h"
@@ -767,6 +768,11 @@ report_main(int argc, char **argv)
         usage(stderr);
         goto out;
     }
+    // Whole blocks to a file or a pipe: a JSON line per record is many small writes otherwise.
+    // (glibc takes the size only with a buffer; stdout uses it until exit.)
+    static char outbuf[READ_CHUNK];
+    if (!isatty(STDOUT_FILENO))
+        setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     rc = report_run(&o, files, nfiles, stdout, stderr);
 out:
     free(files);
