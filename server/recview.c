@@ -412,6 +412,16 @@ struct key {
     const char *s;
     size_t n;
 };
+
+// memcmp(a, b, n) == 0 for a key: inline, since a call costs more than comparing a few bytes.
+static inline bool
+same_bytes(const unsigned char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != (unsigned char)b[i])
+            return false;
+    return true;
+}
 #define KEY(s)                                                                                     \
     {                                                                                              \
         s, sizeof(s) - 1                                                                           \
@@ -429,7 +439,7 @@ member_key(struct scan *s, const struct key *keys, int n, int *hint)
         return -1;
     if (*hint < n) {
         const struct key *k = &keys[*hint];
-        if ((size_t)(end - p) > k->n + 2 && memcmp(p, k->s, k->n) == 0 && p[k->n] == '"' &&
+        if ((size_t)(end - p) > k->n + 2 && same_bytes(p, k->s, k->n) && p[k->n] == '"' &&
             p[k->n + 1] == ':') {
             s->p = p + k->n + 2;
             return (*hint)++;
@@ -442,7 +452,7 @@ member_key(struct scan *s, const struct key *keys, int n, int *hint)
     s->p = p + 2;
     size_t klen = (size_t)(p - key);
     for (int i = 0; i < n; i++)
-        if (keys[i].n == klen && memcmp(key, keys[i].s, klen) == 0) {
+        if (keys[i].n == klen && same_bytes(key, keys[i].s, klen)) {
             *hint = i + 1;
             return i;
         }
@@ -737,8 +747,11 @@ each_top(struct scan *s, int i, void *ctx)
     case K_EVENT:
         if (scan_str(s, &x) < 0)
             return -1;
-        if (x != NULL)
-            snprintf(t->p->event, sizeof(t->p->event), "%s", x);
+        if (x != NULL) { // as chain_read_members: cut to fit
+            size_t n = strnlen(x, sizeof(t->p->event) - 1);
+            memcpy(t->p->event, x, n);
+            t->p->event[n] = '\0';
+        }
         return 0;
     case K_DRY_RUN:
         if (scan_kind(s, &dry) < 0)
