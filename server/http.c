@@ -23,6 +23,7 @@
 #include "server/budget.h"
 #include "server/log.h"
 #include "server/review.h"
+#include "server/wire.h"
 
 struct request;
 
@@ -90,7 +91,12 @@ send_body(struct http *h, struct MHD_Connection *c, unsigned status, const char 
     // replicas that stay.
     if (atomic_load(&h->draining))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    // The header's TLS record leaves with the body's first record, in one write.
+    struct wire *w = wire_of(c);
+    wire_answer(w, len);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
+    if (ret != MHD_YES)
+        wire_answer_failed(w);
     MHD_destroy_response(r);
     return ret;
 }
@@ -489,6 +495,7 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     }
     if (!rq->begun) {
         rq->begun = true;
+        wire_request(wire_of(c), strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
         const char *bad = framing_error(c, url, version, rq);
         if (bad != NULL)
             return refuse_and_close(h, c, bad);
@@ -611,15 +618,19 @@ parse_listen(const char *spec, struct sockaddr_storage *ss, bool *v6, char *err,
     return 0;
 }
 
-// Counts the HTTPS listener's open connections: the drain waits for every connection the server
-// accepted, not only for the requests whose headers have arrived.
+// Counts the HTTPS listener's open connections (the drain waits for every connection the server
+// accepted, not only for the requests whose headers have arrived) and gives each its wire.
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
-    (void)c;
-    (void)socket_context;
     struct http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = wire_attach(c);
+    } else {
+        wire_free(*socket_context); // after libmicrohttpd released the TLS session
+        *socket_context = NULL;
+    }
     atomic_fetch_add(&h->connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
