@@ -540,9 +540,9 @@ every run. How to read them and what was changed because of them is at the end.
   same POST with the exact response tableguard gave to that payload (a static file of the same
   size), so both do the same TLS, HTTP and body reading; tableguard does the review on top.
 - **Measures**: requests/s and p50/p99/p99.9 from wrk's latency histogram; errors are wrk's
-  connect/read/write/timeout errors and non-2xx answers; CPU seconds per 1000 requests from
-  utime+stime in /proc/PID/stat before and after each run (all threads; nginx: its worker);
-  peak RSS is VmHWM from /proc/PID/status.
+  connect/read/write/timeout errors and non-2xx answers; CPU per request (µs, or seconds per
+  1000 requests) from utime+stime in /proc/PID/stat before and after each run (all threads;
+  nginx: its worker); peak RSS is VmHWM from /proc/PID/status.
 
 ## Targets
 
