@@ -330,7 +330,8 @@ static void *
 on_uri(void *cls, const char *uri_, struct MHD_Connection *c)
 {
     struct http *h = cls;
-    char *uri = (char *)uri_; // see below: written only past the limits
+    char *uri = (char *)uri_;  // see below: written only past the limits
+    wire_start(wire_of(c), c); // the handshake is done: from here GnuTLS reads through the wire
     struct request *rq = xcalloc(1, sizeof *rq);
     // The request's time starts with its request line: the deadline covers headers and body.
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
@@ -626,7 +627,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 {
     struct http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = wire_attach(c);
+        *socket_context = wire_new(c);
     } else {
         wire_free(*socket_context); // after libmicrohttpd released the TLS session
         *socket_context = NULL;

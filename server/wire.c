@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/socket.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -34,7 +35,8 @@
 #define WIRE_IOV 16
 
 struct wire {
-    int fd;
+    int fd;         // -1: the connection keeps GnuTLS's transport
+    bool attached;  // wire_start has run
     bool head;      // the request being read is a HEAD: its answer has no body
     bool hold_next; // the next record written is an answer's header, and a body follows
     size_t held, held_off;
@@ -119,24 +121,41 @@ wire_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 }
 
 struct wire *
-wire_attach(struct MHD_Connection *c)
+wire_new(struct MHD_Connection *c)
 {
-    const union MHD_ConnectionInfo *si =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     const union MHD_ConnectionInfo *fi =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (si == NULL || si->tls_session == NULL || fi == NULL)
+    if (fi == NULL)
         return NULL;
     struct wire *w = xmalloc(sizeof *w); // the buffers need no zeroing
     w->fd = fi->connect_fd;
-    w->head = w->hold_next = false;
+    w->attached = w->head = w->hold_next = false;
     w->held = w->held_off = w->in_off = w->in_len = 0;
+    return w;
+}
+
+// After the handshake, not before: GnuTLS decides on kernel TLS at the end of the handshake, and
+// it reads the transport as a file descriptor to set it up (gnutls_transport_get_int2). With
+// kernel TLS the kernel reads and writes the records, so the connection keeps GnuTLS's transport.
+void
+wire_start(struct wire *w, struct MHD_Connection *c)
+{
+    if (w == NULL || w->attached)
+        return;
+    const union MHD_ConnectionInfo *si =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    w->attached = true; // once, whatever the outcome
+    if (si == NULL || si->tls_session == NULL)
+        return;
     gnutls_session_t s = (gnutls_session_t)si->tls_session;
+    if (gnutls_transport_is_ktls_enabled(s) != 0) {
+        w->fd = -1; // not ours: wire_answer keeps nothing
+        return;
+    }
     gnutls_transport_set_ptr(s, w);
     gnutls_transport_set_pull_function(s, wire_pull);
     gnutls_transport_set_pull_timeout_function(s, wire_pull_timeout);
     gnutls_transport_set_vec_push_function(s, wire_push);
-    return w;
 }
 
 void
@@ -164,7 +183,7 @@ void
 wire_answer(struct wire *w, size_t body_len)
 {
     if (w != NULL)
-        w->hold_next = body_len > 0 && !w->head;
+        w->hold_next = w->attached && w->fd >= 0 && body_len > 0 && !w->head;
 }
 
 void

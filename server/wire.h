@@ -12,11 +12,16 @@
 
 struct wire;
 
-// Takes over the transport of a new connection's TLS session (from libmicrohttpd's connection
-// notification, before the handshake). NULL when the connection has no TLS session: it then
-// keeps libmicrohttpd's transport. Free with wire_free after libmicrohttpd closed the session.
-struct wire *wire_attach(struct MHD_Connection *c);
+// A connection's wire, from libmicrohttpd's connection notification; NULL when its socket is
+// unknown. Free with wire_free after libmicrohttpd closed the connection (its TLS session is
+// gone by then).
+struct wire *wire_new(struct MHD_Connection *c);
 void wire_free(struct wire *w);
+
+// Takes over the transport of the connection's TLS session, once its handshake is done (call
+// for every request; only the first does anything). A connection with kernel TLS, or without a
+// TLS session, keeps its transport, and its answers are written as before.
+void wire_start(struct wire *w, struct MHD_Connection *c);
 
 // The wire of a connection, or NULL (a connection without TLS).
 struct wire *wire_of(struct MHD_Connection *c);
