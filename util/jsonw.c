@@ -8,24 +8,13 @@
 #include "util/xalloc.h"
 
 void
-jsonw_reserve(struct jsonw *w, size_t n)
+jsonw_grow(struct jsonw *w, size_t n)
 {
-    if (w->len + n < w->cap)
-        return;
     size_t cap = w->cap ? w->cap : 4096;
     while (cap <= w->len + n)
         cap *= 2;
     w->buf = xrealloc(w->buf, cap);
     w->cap = cap;
-}
-
-void
-jsonw_raw(struct jsonw *w, const char *s, size_t n)
-{
-    jsonw_reserve(w, n);
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
 }
 
 // What a byte becomes inside a string: 0 copied as it is, 'u' as \u00xx, else a backslash and
@@ -38,6 +27,27 @@ static const char ESCAPE[256] = {
     [0x16] = 'u',  [0x17] = 'u', [0x18] = 'u', [0x19] = 'u', [0x1a] = 'u', [0x1b] = 'u',
     [0x1c] = 'u',  [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
 };
+
+// The end of the run of bytes from p that need no escape. Eight bytes at a time: a word holds
+// a byte to escape when it has a byte below 0x20, a '"' or a '\\' (the usual "has a zero byte"
+// test; a word flagged wrongly only sends the bytes to the exact loop below).
+static const unsigned char *
+plain_run(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t hit = ((x - ones * 0x20) | (q - ones) | (b - ones)) & ~x & highs;
+        if (hit != 0)
+            break;
+        p += 8;
+    }
+    while (p < end && ESCAPE[*p] == 0)
+        p++;
+    return p;
+}
 
 void
 jsonw_str(struct jsonw *w, const char *s)
@@ -52,8 +62,7 @@ jsonw_str(struct jsonw *w, const char *s)
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && ESCAPE[*p] == 0)
-            p++;
+        p = plain_run(p, end);
         memcpy(o, run, (size_t)(p - run));
         o += p - run;
         if (p == end)

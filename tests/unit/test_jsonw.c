@@ -55,6 +55,16 @@ every_byte_is_escaped_as_cjson_escapes_it(void **state)
         char mid[6] = {'a', (char)c, 'b', (char)c, (char)c, 0};
         assert_str_as_cjson(one);
         assert_str_as_cjson(mid);
+        // At every offset of a longer string, so that words read eight bytes at a time meet it
+        // in every lane, next to its neighbours' bytes too.
+        for (int at = 0; at < 20; at++) {
+            char run[28];
+            memset(run, 'x', sizeof run - 1);
+            run[sizeof run - 1] = '\0';
+            run[at] = (char)c;
+            run[at + 1] = (char)(c ^ 0x80 ? c ^ 0x80 : 1);
+            assert_str_as_cjson(run);
+        }
     }
     // Exactly these escapes, with lowercase hex.
     struct jsonw w = {0};
