@@ -408,9 +408,11 @@ next_item(struct scan *s, bool *first, unsigned char close)
     return p < s->end ? 1 : -1;
 }
 
+// A key the scanner keeps, zero-padded so that it can be read 8 bytes at a time.
+#define KEY_MAX 24
 struct key {
-    const char *s;
-    size_t n;
+    char s[KEY_MAX];
+    size_t n; // at most KEY_MAX (a longer literal does not compile)
 };
 
 // memcmp(a, b, n) == 0 for a key: inline, since a call costs more than comparing a few bytes.
@@ -421,6 +423,29 @@ same_bytes(const unsigned char *a, const char *b, size_t n)
         if (a[i] != (unsigned char)b[i])
             return false;
     return true;
+}
+
+// Whether the KEY_MAX bytes at p start with k's n bytes, 8 at a time (a byte loop ends in a
+// mispredicted branch for nearly every key).
+static inline bool
+same_key(const unsigned char *p, const struct key *k)
+{
+    // MASK + 8 - r: r bytes of ones, then zeros, in memory order whatever the byte order.
+    static const unsigned char MASK[16] = {255, 255, 255, 255, 255, 255, 255, 255};
+    uint64_t a, b, m;
+    size_t i = 0;
+    for (; i + 8 <= k->n; i += 8) {
+        memcpy(&a, p + i, 8);
+        memcpy(&b, k->s + i, 8);
+        if (a != b)
+            return false;
+    }
+    if (i == k->n)
+        return true;
+    memcpy(&a, p + i, 8);
+    memcpy(&b, k->s + i, 8);
+    memcpy(&m, MASK + 8 - (k->n - i), 8);
+    return ((a ^ b) & m) == 0;
 }
 #define KEY(s)                                                                                     \
     {                                                                                              \
@@ -439,8 +464,9 @@ member_key(struct scan *s, const struct key *keys, int n, int *hint)
         return -1;
     if (*hint < n) {
         const struct key *k = &keys[*hint];
-        if ((size_t)(end - p) > k->n + 2 && same_bytes(p, k->s, k->n) && p[k->n] == '"' &&
-            p[k->n + 1] == ':') {
+        bool same = end - p >= KEY_MAX ? same_key(p, k)
+                                       : (size_t)(end - p) > k->n && same_bytes(p, k->s, k->n);
+        if (same && (size_t)(end - p) > k->n + 2 && p[k->n] == '"' && p[k->n + 1] == ':') {
             s->p = p + k->n + 2;
             return (*hint)++;
         }
