@@ -384,6 +384,9 @@ static void shorten(char *s, size_t max);
 // An object that cannot be read faithfully is denied, by /mutate and /validate alike: judged on
 // what the JSON library could hold, a table could pass that the policy would stop, and an
 // answer other than a denial would leave the outcome to the webhook's failurePolicy.
+static char *defused(char *s);
+static const char *escaped(const char *s, char **owned);
+
 static void
 deny_unreadable(const cJSON *subject, const struct eval_input *in, struct eval_result *out)
 {
@@ -395,11 +398,15 @@ eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_i
                      struct eval_result *out)
 {
     const char *name = str_at(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
+    char *owned = NULL;
     out->denied = true;
+    // The reason names a JSON path, whose keys are the client's: defused like a name.
     out->deny_message = xasprintf("tableguard cannot judge %s \"%s\" faithfully: "
                                   "%s. It is denied so that no table escapes the policy",
-                                  kind, name ? name : "", in->unreadable);
+                                  kind, escaped(name ? name : "", &owned), in->unreadable);
+    free(owned);
     one_line(out->deny_message);
+    out->deny_message = defused(out->deny_message);
     shorten(out->deny_message, EVAL_DENY_MAX);
 }
 

@@ -165,6 +165,13 @@ mutate_and_validate_skip_what_they_must(void **state)
     assert_true(r.denied);
     assert_non_null(strstr(r.deny_message, "cannot judge Table \"orders-prod\" faithfully"));
     eval_result_free(&r);
+    // The reason names a JSON path whose keys are the client's: never the word Flux acts on.
+    in.unreadable = "request.object.spec.Immutablex holds an escaped NUL character";
+    resource_validate(p, &in, &r);
+    assert_true(r.denied);
+    assert_null(strcasestr(r.deny_message, "immutable"));
+    assert_non_null(strstr(r.deny_message, "spec.unchangeablex holds"));
+    eval_result_free(&r);
     cJSON_Delete(t);
 
     t = table("\"tableName\":\"orders-prod\"", "");
