@@ -7,6 +7,10 @@
 //   MODE off: no record; build: the record built, not written; none|batch|always: built and
 //   appended to LOG with that --audit-sync mode.
 // Prints the process's CPU time (user + system, every thread) per review in microseconds.
+// Build it against a library as run.sh builds core_bench (one command):
+//   cc -std=c11 -D_GNU_SOURCE -I. -O2 -o B/record_bench tests/bench/record_bench.c
+//      B/libtableguard.a $(pkg-config --cflags --libs libmicrohttpd gnutls libcjson yaml-0.1
+//      libcrypto) -lpthread
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
