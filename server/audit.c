@@ -314,27 +314,22 @@ sync_locked(struct audit *a, uint64_t gen, char *err, size_t errlen)
 static void
 watch_file(struct audit *a)
 {
-    if (a->watch_fd < 0) {
+    if (a->watch_fd < 0)
         a->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", a->path);
-        if (a->watch_fd >= 0 &&
-            inotify_add_watch(a->watch_fd, dirname(dir),
-                              IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MOVE_SELF |
-                                  IN_DELETE_SELF) < 0) {
-            close(a->watch_fd);
-            a->watch_fd = -1;
-        }
-    }
     if (a->watch_fd < 0)
         return;
+    // The directory again at every open: one deleted and made anew is another inode.
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", a->path);
     if (a->watch_wd >= 0)
         (void)inotify_rm_watch(a->watch_fd, a->watch_wd);
     a->watch_wd =
         inotify_add_watch(a->watch_fd, a->path, IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
-    if (a->watch_wd < 0) {
+    if (a->watch_wd < 0 || inotify_add_watch(a->watch_fd, dirname(dir),
+                                             IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                                 IN_MOVE_SELF | IN_DELETE_SELF) < 0) {
         close(a->watch_fd);
-        a->watch_fd = -1;
+        a->watch_fd = a->watch_wd = -1;
     }
     // The path may have changed between the open and the watch.
     a->recheck = true;

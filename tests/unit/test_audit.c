@@ -383,6 +383,26 @@ test_path_changes_are_noticed_before_the_next_record(void **state)
     unlink(logpath);
     unlink(target);
     unlink(moved);
+
+    /* The log's directory renamed away and made anew, twice: the second time the directory
+     * watched is the new one. */
+    a = open_log(logpath, AUDIT_SYNC_NONE, 0, 0, NULL);
+    append_n(a, 1, "settled");
+    char away[2][96], was[2][128];
+    for (int i = 0; i < 2; i++) {
+        snprintf(away[i], sizeof(away[i]), "%s.away%d", dir, i);
+        snprintf(was[i], sizeof(was[i]), "%.96s/audit.log", away[i]);
+        assert_int_equal(rename(dir, away[i]), 0);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        append_n(a, 1, i == 0 ? "moved-dir" : "moved-again");
+        append_n(a, 1, "settled");
+        assert_true(holds_uid(logpath, i == 0 ? "moved-dir-0" : "moved-again-0", reopen));
+    }
+    audit_close(a);
+    for (int i = 0; i < 2; i++) {
+        unlink(was[i]);
+        rmdir(away[i]);
+    }
 }
 
 /* A crash mid-write leaves a partial line; reopening cuts it and says so in the start record. */
