@@ -28,6 +28,11 @@
 
 // Every flag, its environment variable (TABLEGUARD_ + the name upper-cased, '-' as '_'),
 // its default and its help line. Values stay strings until serve_main converts them.
+// The API server's largest review: an UPDATE carries the object and oldObject, each up to 3 MiB
+// before it escapes <, > and & as six bytes each, so 2 x 6 x 3 MiB, and 1 MiB for the rest of
+// the review. The default --max-body; a lower cap refuses some of its reviews with 413.
+#define SERVE_LARGEST_REVIEW 38797312ULL
+
 enum {
     O_POLICY,
     O_TLS_CERT,
@@ -86,9 +91,7 @@ static const struct flag {
     [O_SHUTDOWN_DELAY] = {"shutdown-delay", "5", "seconds between SIGTERM and closing the listener",
                           3600},
     [O_DRAIN_TIMEOUT] = {"drain-timeout", "20", "seconds to finish requests in flight", 3600},
-    // The API server's largest review: an UPDATE carries the object and oldObject, each up to
-    // 3 MiB before it escapes <, > and & as six bytes each, so 2 x 6 x 3 MiB, and 1 MiB for
-    // the rest of the review.
+    // The API server's largest review (SERVE_LARGEST_REVIEW).
     [O_MAX_BODY] = {"max-body", "38797312", "request body cap in bytes (413 above)", 1ULL << 30},
     // Two bodies at the cap: one slow client at the cap never holds the whole budget.
     [O_BODY_MEMORY] = {"body-memory", "77594624",
@@ -615,6 +618,17 @@ server_open(const struct config *cfg, struct server *s)
     s->kinds[1].holder = s->exceptions;
     if (exceptions != NULL)
         metrics_exceptions_reload(s->metrics, 1);
+    if (cfg->num[O_MAX_BODY] < SERVE_LARGEST_REVIEW) {
+        char cap[24], largest[24];
+        snprintf(cap, sizeof cap, "%llu", cfg->num[O_MAX_BODY]);
+        snprintf(largest, sizeof largest, "%llu", SERVE_LARGEST_REVIEW);
+        // A Content-Length over the cap is refused from the headers alone, before the review's
+        // uid is read: the API server counts that 413 as a failed call (failurePolicy decides).
+        log_msg(LOGL_WARN,
+                "--max-body is below the API server's largest review: reviews it may send will be "
+                "refused with 413, and failurePolicy decides their outcome",
+                "max_body", cap, "largest_review", largest, NULL);
+    }
     struct http_options ho = {.listen = val[O_LISTEN],
                               .metrics_listen = cfg->metrics_off ? NULL : val[O_METRICS_LISTEN],
                               .threads = (unsigned)cfg->num[O_THREADS],
