@@ -96,7 +96,8 @@ exception_names(const struct eval_result *ev)
 // The decision's audit record, as text in res (the patch as printed for the answer, or NULL).
 static void
 add_record(struct admit_result *res, const struct policy *p, enum admit_webhook w,
-           const struct eval_input *in, const struct eval_result *ev, const char *ops)
+           const struct eval_input *in, const struct eval_result *ev, const char *ops,
+           const struct admit_unheld *u)
 {
     struct record_decision d = {.webhook = admit_webhook_name(w),
                                 .decision = admit_decision_name(res->decision),
@@ -104,7 +105,9 @@ add_record(struct admit_result *res, const struct policy *p, enum admit_webhook 
                                 .req = &res->req,
                                 .in = in,
                                 .ev = ev,
-                                .patch_json = ops};
+                                .patch_json = ops,
+                                .not_held_bytes = u != NULL ? u->bytes : 0,
+                                .not_held_reason = u != NULL ? u->why : NULL};
     record_write(&res->record, p, &d, &res->record_code_at);
 }
 
@@ -115,10 +118,31 @@ admit_handle(const struct policy *p, enum admit_webhook w, const char *body, siz
     admit_handle_with(p, NULL, 0, w, body, len, record, res);
 }
 
-void
-admit_handle_with(const struct policy *p, const struct exceptions *x, long long now,
-                  enum admit_webhook w, const char *body, size_t len, bool record,
-                  struct admit_result *res)
+// A review answered from a stand-in (u != NULL) cannot be judged: it is unreadable, as an
+// escaped NUL makes one, and says so when it is let through.
+static void
+unheld_begin(const struct admit_unheld *u, struct review_request *rq)
+{
+    free(rq->unreadable);
+    rq->unreadable = xasprintf("its body of %zu bytes could not be held: %s", u->bytes, u->why);
+}
+
+static void
+unheld_end(const struct admit_unheld *u, struct eval_result *ev)
+{
+    if (ev->denied)
+        return;
+    ev->warnings = xgrow(ev->warnings, ev->warning_count, sizeof *ev->warnings);
+    ev->warnings[ev->warning_count++] = xasprintf(
+        "tableguard could not hold this review's %zu-byte body: allowed unjudged", u->bytes);
+}
+
+// Decode, evaluate, encode and record one review, in that order; for a stand-in (u != NULL)
+// with the review marked unreadable before evaluation and a warning on an allowed answer.
+static void
+handle(const struct policy *p, const struct exceptions *x, long long now, enum admit_webhook w,
+       const char *body, size_t len, const struct admit_unheld *u, bool record,
+       struct admit_result *res)
 {
     memset(res, 0, sizeof *res);
     struct review_request *rq = &res->req;
@@ -130,6 +154,8 @@ admit_handle_with(const struct policy *p, const struct exceptions *x, long long 
         res->body = review_error_body(err, &res->body_len);
         return;
     }
+    if (u != NULL)
+        unheld_begin(u, rq);
     const struct review_request req = *rq;
     res->operation = req.op;
     struct eval_input in = {.object = req.object,
@@ -162,6 +188,8 @@ admit_handle_with(const struct policy *p, const struct exceptions *x, long long 
         eval_validate(p, &in, &ev);
     }
     res->unguarded = (writes || deletes) && row == NULL && ev.skip == EVAL_NOT_APPLICATION;
+    if (u != NULL)
+        unheld_end(u, &ev);
 
     enum admit_decision decision = ev.denied ? ADMIT_DENY : ev.patch ? ADMIT_PATCH : ADMIT_ALLOW;
     char *rules = rule_names(p, &ev), *excepted = exception_names(&ev);
@@ -192,11 +220,27 @@ admit_handle_with(const struct policy *p, const struct exceptions *x, long long 
     res->decision = decision;
     res->body = review_encode(&out, &res->body_len);
     if (record)
-        add_record(res, p, w, &in, &ev, ops);
+        add_record(res, p, w, &in, &ev, ops, u);
     cJSON_free(ops);
     free(rules);
     free(excepted);
     res->ev = ev;
+}
+
+void
+admit_handle_with(const struct policy *p, const struct exceptions *x, long long now,
+                  enum admit_webhook w, const char *body, size_t len, bool record,
+                  struct admit_result *res)
+{
+    handle(p, x, now, w, body, len, NULL, record, res);
+}
+
+void
+admit_handle_unheld(const struct policy *p, const struct exceptions *x, long long now,
+                    enum admit_webhook w, const char *stand_in, size_t len,
+                    const struct admit_unheld *u, bool record, struct admit_result *res)
+{
+    handle(p, x, now, w, stand_in, len, u, record, res);
 }
 
 void

@@ -59,6 +59,20 @@ void admit_handle_with(const struct policy *p, const struct exceptions *x, long 
                        enum admit_webhook w, const char *body, size_t len, bool record,
                        struct admit_result *res);
 
+// What the answer to a review whose body could not be held (server/unheld.h) says of it.
+struct admit_unheld {
+    size_t bytes;    // the body's length
+    const char *why; // why it was not held, e.g. "--body-memory (N bytes) was in use"
+};
+
+// Answers from a stand-in review (unheld_review) for a body that could not be held: the object
+// cannot be judged, so it is unreadable, as an escaped NUL makes a review: denied with
+// u->why for objects the policy guards, allowed with a warning saying so otherwise. The record
+// gets "notHeld" (bytes, reason).
+void admit_handle_unheld(const struct policy *p, const struct exceptions *x, long long now,
+                         enum admit_webhook w, const char *stand_in, size_t len,
+                         const struct admit_unheld *u, bool record, struct admit_result *res);
+
 // Replaces res's answer with an HTTP error of the given status and message; the record, if any,
 // is kept and marked with the error so the audit log says what the client received.
 void admit_fail(struct admit_result *res, int status, const char *message);

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // The body budget: bytes of admission bodies held at once stay within --body-memory; a request
-// that does not fit waits, its connection suspended, in arrival order.
+// that does not fit waits, its connection suspended, in arrival order, until room frees or its
+// wait ends.
 #ifndef TABLEGUARD_BUDGET_H
 #define TABLEGUARD_BUDGET_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -18,7 +20,9 @@ struct budget_ticket {
     size_t reserved;             // bytes held
     struct MHD_Connection *conn; // while waiting
     struct budget_ticket *next;  // the next waiting request
+    struct timespec until;       // CLOCK_MONOTONIC: the wait ends then (0: never)
     bool waiting;
+    bool expired; // resumed without room: its wait ended first
 };
 
 enum budget_grant {
@@ -35,9 +39,15 @@ void budget_free(struct budget *b);
 
 // Reserves `want` bytes for t, or, when may_wait, queues t and suspends c. A request without a
 // Content-Length may not wait: after a resume libmicrohttpd calls the handler with no data, and
-// without a length that call cannot be told from the end of the body.
+// without a length that call cannot be told from the end of the body. `until` (CLOCK_MONOTONIC,
+// or NULL: no end) bounds the wait: then t leaves the queue holding nothing, c is resumed and
+// budget_expired says so.
 enum budget_grant budget_reserve(struct budget *b, struct MHD_Connection *c,
-                                 struct budget_ticket *t, size_t want, bool may_wait);
+                                 struct budget_ticket *t, size_t want, bool may_wait,
+                                 const struct timespec *until);
+
+// True when t's wait ended before there was room for it: it holds nothing.
+bool budget_expired(struct budget *b, const struct budget_ticket *t);
 
 // Gives back what t holds (taking it out of the queue if it still waits) and resumes the waiting
 // requests that now fit.

@@ -23,6 +23,7 @@
 #include "server/budget.h"
 #include "server/log.h"
 #include "server/review.h"
+#include "server/unheld.h"
 #include "server/wire.h"
 
 struct request;
@@ -54,6 +55,8 @@ struct request {
     struct timespec start;
     bool begun;                    // the handler has seen the headers
     bool answered;                 // the answer is queued; the body and its budget are given back
+    bool unheld;                   // no room in time: read through, keeping UNHELD_PREFIX bytes
+    size_t kept;                   // bytes of the body kept in `body`
     bool reading;                  // past the first call after the headers: the body may be read
     struct timespec deadline_from; // the request line; again when the body may be read
     size_t raw_uri_len;  // the request target's length up to its first NUL, before parsing
@@ -162,6 +165,38 @@ count_exceptions(struct metrics *m, const struct eval_result *ev)
     }
 }
 
+// A body read through without being held: answered from a stand-in review made of its first
+// bytes, with its uid. Its first bytes not showing a review with a uid, it is not one the API
+// server sends: 400, as the whole body would have got.
+static void
+unheld_admit(struct http *h, const struct policy *p, const struct exceptions *x, long long now,
+             enum admit_webhook w, const struct request *rq, struct admit_result *res)
+{
+    size_t len;
+    char err[160];
+    char *stand_in = unheld_review(rq->body, rq->kept, &len, err, sizeof err);
+    if (stand_in == NULL) {
+        memset(res, 0, sizeof *res);
+        res->status = 400;
+        res->decision = ADMIT_INVALID;
+        res->operation = REVIEW_UNKNOWN;
+        char *why = xasprintf("the body could not be held under --body-memory and its first %zu "
+                              "bytes are not an AdmissionReview: %s",
+                              rq->kept, err);
+        res->body = review_error_body(why, &res->body_len);
+        free(why);
+    } else {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "--body-memory (%zu bytes) was in use by other requests until its wait for room "
+                 "ended",
+                 h->opts.body_memory);
+        struct admit_unheld u = {.bytes = rq->len, .why = why};
+        admit_handle_unheld(p, x, now, w, stand_in, len, &u, h->deps.audit != NULL, res);
+        free(stand_in);
+    }
+}
+
 static enum MHD_Result
 admission(struct http *h, struct MHD_Connection *c, struct request *rq)
 {
@@ -173,8 +208,18 @@ admission(struct http *h, struct MHD_Connection *c, struct request *rq)
     // time(NULL): glibc reads it from the coarse clock, up to a tick behind the second.
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    admit_handle_with(p, x, (long long)now.tv_sec, w, rq->body ? rq->body : "", rq->len,
-                      h->deps.audit != NULL, &res);
+    if (rq->unheld && rq->kept < rq->len)
+        unheld_admit(h, p, x, (long long)now.tv_sec, w, rq, &res);
+    else
+        admit_handle_with(p, x, (long long)now.tv_sec, w, rq->body ? rq->body : "", rq->len,
+                          h->deps.audit != NULL, &res);
+    if (rq->unheld) {
+        metrics_not_held(h->deps.metrics, w, res.decision);
+        char n[24];
+        snprintf(n, sizeof n, "%zu", rq->len);
+        log_msg(LOGL_WARN, "no room under --body-memory in time: the body was read through",
+                "bytes", n, "decision", admit_decision_name(res.decision), NULL);
+    }
     count_exceptions(h->deps.metrics, &res.ev);
     if (res.status == 400)
         metrics_rejected(h->deps.metrics, METRICS_REJECT_BAD_REQUEST);
@@ -226,6 +271,25 @@ route_of(const char *url, const char *method)
     return R_OTHER;
 }
 
+// When a request waiting for room under --body-memory stops waiting and is read through
+// instead: after half the time its caller gives it (the API server's ?timeout=, its webhook's
+// timeoutSeconds; else --request-timeout) from its request line, so the other half is left to
+// read the body and answer before the caller gives up. False: no end (no timeout at all).
+static bool
+wait_end(const struct http *h, struct MHD_Connection *c, const struct request *rq,
+         struct timespec *until)
+{
+    unsigned s = unheld_timeout(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeout"));
+    if (s == 0)
+        s = h->opts.request_timeout;
+    if (s == 0)
+        return false;
+    long long ns = rq->start.tv_nsec + (long long)s * 500000000LL;
+    until->tv_sec = rq->start.tv_sec + (time_t)(ns / 1000000000LL);
+    until->tv_nsec = (long)(ns % 1000000000LL);
+    return true;
+}
+
 // The first call for a request, with its headers: route, client certificate, body cap, and a
 // place in the body budget for an admission request. Returns MHD_YES to go on reading.
 static enum MHD_Result
@@ -252,7 +316,10 @@ request_begin(struct http *h, struct MHD_Connection *c, const char *url, const c
         atomic_fetch_add(&h->in_flight, 1);
         metrics_in_flight(h->deps.metrics, 1);
         size_t want = rq->has_length ? rq->announced : h->opts.max_body;
-        if (budget_reserve(h->budget, c, &rq->ticket, want, rq->has_length) == BUDGET_NO_ROOM) {
+        struct timespec until;
+        bool bounded = wait_end(h, c, rq, &until);
+        if (budget_reserve(h->budget, c, &rq->ticket, want, rq->has_length,
+                           bounded ? &until : NULL) == BUDGET_NO_ROOM) {
             metrics_rejected(h->deps.metrics, METRICS_REJECT_BODY_MEMORY);
             return send_error(h, c, 503,
                               "no room for another chunked body under --body-memory; retry");
@@ -267,6 +334,19 @@ request_begin(struct http *h, struct MHD_Connection *c, const char *url, const c
 static void
 request_body(struct http *h, struct request *rq, const char *data, size_t n)
 {
+    if (rq->unheld) {
+        // Read through: only the first bytes are kept, for the uid and what the answer needs.
+        size_t k = rq->kept < UNHELD_PREFIX ? UNHELD_PREFIX - rq->kept : 0;
+        k = k < n ? k : n;
+        if (k > 0) {
+            if (rq->body == NULL)
+                rq->body = xmalloc(UNHELD_PREFIX);
+            memcpy(rq->body + rq->kept, data, k);
+            rq->kept += k;
+        }
+        rq->len += n;
+        return;
+    }
     if (!rq->too_large && rq->len + n > h->opts.max_body) {
         rq->too_large = true;
         free(rq->body);
@@ -507,10 +587,13 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     if (!rq->reading) {
         // The first call after the headers: the body may be read now, after a wait for room
         // under --body-memory or at once. Time spent waiting does not count against the
-        // deadline (a slow client ahead is the one to close), so the clock restarts: a request
-        // has at most twice --request-timeout in all.
+        // deadline (a slow client ahead is the one to close), so the clock restarts; the wait
+        // has its own end (wait_end).
         rq->reading = true;
         clock_gettime(CLOCK_MONOTONIC, &rq->deadline_from);
+        // Its wait ended without room: the body is read through, and the request answered
+        // from its first bytes (a denial saying why for guarded objects), not failed.
+        rq->unheld = rq->counted && budget_expired(h->budget, &rq->ticket);
     }
     if (past_deadline(h, c, rq))
         return MHD_NO; // closes the connection, and its budget goes back

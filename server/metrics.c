@@ -34,6 +34,7 @@ struct metrics {
     atomic_int in_flight;
     atomic_uint_fast64_t rejected[METRICS_REJECT_COUNT];
     atomic_uint_fast64_t unguarded[NW];
+    atomic_uint_fast64_t not_held[NW][ND];
     atomic_uint_fast64_t reload_ok, reload_failed;
     atomic_int last_reload_ok;
     atomic_llong last_success;
@@ -136,6 +137,14 @@ metrics_unguarded(struct metrics *m, enum admit_webhook webhook)
 {
     atomic_fetch_add_explicit(&m->unguarded[webhook < NW ? webhook : NW - 1], 1,
                               memory_order_relaxed);
+}
+
+void
+metrics_not_held(struct metrics *m, enum admit_webhook webhook, enum admit_decision decision)
+{
+    atomic_fetch_add_explicit(
+        &m->not_held[webhook < NW ? webhook : NW - 1][decision < ND ? decision : ND - 1], 1,
+        memory_order_relaxed);
 }
 
 void
@@ -265,6 +274,18 @@ emit_unguarded(FILE *f, const char *name, struct metrics *m, const struct metric
 }
 
 static void
+emit_not_held(FILE *f, const char *name, struct metrics *m, const struct metrics_gauges *g)
+{
+    (void)g;
+    for (int w = 0; w < NW; w++)
+        for (int d = 0; d < ND; d++)
+            fprintf(f, "%s{webhook=\"%s\",decision=\"%s\"} %llu\n", name,
+                    admit_webhook_name((enum admit_webhook)w),
+                    admit_decision_name((enum admit_decision)d),
+                    (unsigned long long)atomic_load(&m->not_held[w][d]));
+}
+
+static void
 emit_results(FILE *f, const char *name, unsigned long long ok, unsigned long long failed)
 {
     fprintf(f, "%s{result=\"success\"} %llu\n", name, ok);
@@ -354,6 +375,10 @@ static const struct row {
      offsetof(struct scalars, waiting), NULL},
     {"tableguard_http_rejected_total", "counter",
      "Requests refused before or instead of an admission decision, by reason.", 0, emit_rejected},
+    {"tableguard_http_bodies_not_held_total", "counter",
+     "Admission requests whose body could not be held under --body-memory in time, read through "
+     "and answered from their first bytes, by webhook and decision.",
+     0, emit_not_held},
     {"tableguard_unguarded_requests_total", "counter",
      "Requests for a kind the policy does not guard, allowed untouched, by webhook.", 0,
      emit_unguarded},

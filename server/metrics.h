@@ -46,6 +46,9 @@ void metrics_rejected(struct metrics *m, enum metrics_reject reason);
 // A request for a kind the policy guards neither as an Application nor as a spec.resources row,
 // answered untouched.
 void metrics_unguarded(struct metrics *m, enum admit_webhook webhook);
+// A request whose body could not be held under --body-memory in time, read through and answered
+// from its first bytes (server/unheld.h) with `decision`.
+void metrics_not_held(struct metrics *m, enum admit_webhook webhook, enum admit_decision decision);
 // A policy reload (file change, poll or SIGHUP): ok or failed; a success also records its time.
 void metrics_policy_reload(struct metrics *m, int ok, time_t when);
 // The policy's first load at startup: records its time, counts no reload.

@@ -329,6 +329,12 @@ record_write(struct jsonw *w, const struct policy *p, const struct record_decisi
         write_excluded(w, p, d->in);
     else
         write_tables(w, ev);
+    if (d->not_held_reason != NULL) {
+        jsonw_lit(w, ",\"notHeld\":{\"bytes\":");
+        jsonw_uint(w, d->not_held_bytes);
+        STR(w, ",\"reason\":", d->not_held_reason);
+        jsonw_lit(w, "}");
+    }
     jsonw_lit(w, ",\"patch\":");
     write_patch(w, d->patch_json, ev);
     STR(w, ",\"policy\":{\"name\":", policy_spec(p)->name);

@@ -21,6 +21,10 @@ struct record_decision {
     const struct eval_input *in; // what was evaluated (an excluded request is evaluated again)
     const struct eval_result *ev;
     const char *patch_json; // the patch as sent (JSON text), NULL: no operations
+    // A review answered from the first bytes of a body that could not be held
+    // (server/unheld.h): its length and why; NULL: the body was held.
+    size_t not_held_bytes;
+    const char *not_held_reason;
 };
 
 // Appends the record's members as one JSON object, `{"schema":2,...,"policy":{...}}`, in the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the review path: an arbitrary body through decode, evaluation and encode
-// for both webhooks, as the server runs it, with invariants on the answer.
+// for both webhooks, as the server runs it, with invariants on the answer; and its first bytes
+// through the stand-in made for a body that could not be held (server/unheld.h).
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "tests/fuzz/fuzz_util.h"
 #include "server/admit.h"
 #include "server/review.h"
+#include "server/unheld.h"
 
 // The shipped policy's shape, with an exclusion and a warn rule so every branch can be reached.
 static const char POLICY[] = "apiVersion: tableguard.io/v1\n"
@@ -120,6 +122,35 @@ check_answer(enum admit_webhook w, const struct admit_result *res)
     cJSON_Delete(out);
 }
 
+// The body's first n bytes as the server keeps them of a body it could not hold: a stand-in
+// is answered like any review, and carries the whole body's uid when the whole body is one.
+static void
+check_unheld(const struct policy *policy, const char *body, size_t size, size_t n)
+{
+    size_t len;
+    char err[160];
+    char *stand_in = unheld_review(body, n, &len, err, sizeof err);
+    if (stand_in == NULL) {
+        check(err[0] != '\0');
+        return;
+    }
+    check(strlen(stand_in) == len);
+    struct review_request whole;
+    bool is_review = review_decode(body, size, &whole, err, sizeof err) == 0;
+    struct admit_unheld u = {.bytes = size + 1, .why = "--body-memory (1 bytes) was in use"};
+    for (int w = ADMIT_MUTATE; w <= ADMIT_VALIDATE; w++) {
+        struct admit_result res;
+        admit_handle_unheld(policy, NULL, 0, (enum admit_webhook)w, stand_in, len, &u, true, &res);
+        check(res.status == 200); // the stand-in is a review: it was decoded to be made
+        check_answer((enum admit_webhook)w, &res);
+        check(!is_review || strcmp(res.req.uid, whole.uid) == 0);
+        check(strstr(res.record.buf, ",\"notHeld\":{\"bytes\":") != NULL);
+        admit_result_free(&res);
+    }
+    review_request_free(&whole);
+    free(stand_in);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -138,5 +169,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         admit_result_free(&res);
     }
+    // Cut where a byte of the input says, and whole.
+    check_unheld(policy, (const char *)data, size, size > 0 ? data[0] * size / 256 : 0);
+    check_unheld(policy, (const char *)data, size, size);
+    char arg[8] = {0};
+    memcpy(arg, data, size < sizeof arg - 1 ? size : sizeof arg - 1);
+    check(unheld_timeout(arg) <= 9999);
     return 0;
 }
