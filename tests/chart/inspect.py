@@ -367,7 +367,8 @@ def check_render(variant, path, flags_out, policy_out):
         exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
         for metric in ("apiserver_admission_webhook_rejection_count", "apiserver_admission_webhook_request_total",
                        "tableguard_tls_certificate_expiry_timestamp_seconds", "tableguard_tls_reload_total",
-                       "tableguard_audit_write_errors_total", "tableguard_http_requests_waiting"):
+                       "tableguard_audit_write_errors_total", "tableguard_http_requests_waiting",
+                       "tableguard_http_bodies_not_held_total"):
             expect(metric in exprs, f"an alert on {metric}")
         for kind in ("mutate", "validate"):
             hook = f"{kind}\\\\.{svc['metadata']['name']}\\\\.tableguard\\\\.io"
