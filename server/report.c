@@ -137,9 +137,6 @@ report_parse_time(const char *s, long long now_ms, long long *out)
 
 // ---- reading a record ----------------------------------------------------------------------
 
-typedef struct recview_record rec_t;
-typedef struct recview_row row_t;
-
 static bool
 glob(const char *pattern, const char *s, int flags)
 {
@@ -163,7 +160,7 @@ same_str(const char *a, const char *b)
 // A table row changed protection or the table set: a setting differs between before and after,
 // the table appeared, went or was renamed, or a transition was judged.
 static bool
-row_changed(const row_t *row)
+row_changed(const struct recview_row *row)
 {
     if (row->transition != NULL)
         return true;
@@ -176,7 +173,7 @@ row_changed(const row_t *row)
 }
 
 static bool
-row_selected(const struct report_options *o, const row_t *row)
+row_selected(const struct report_options *o, const struct recview_row *row)
 {
     if (o->table != NULL && !glob(o->table, row->table, FNM_CASEFOLD) &&
         !glob(o->table, row->old_table, FNM_CASEFOLD))
@@ -186,7 +183,7 @@ row_selected(const struct report_options *o, const row_t *row)
 
 // A version 1 record has no tables: its rules (and an exclusion's) name the tables they hit.
 static bool
-rules_name_table(const char *pattern, const rec_t *rec)
+rules_name_table(const char *pattern, const struct recview_record *rec)
 {
     for (size_t i = 0; i < rec->nhits; i++)
         if (glob(pattern, rec->hits[i].table, FNM_CASEFOLD))
@@ -208,7 +205,7 @@ decision_bit(const char *d)
 }
 
 static bool
-record_selected(const struct report_options *o, const rec_t *rec)
+record_selected(const struct report_options *o, const struct recview_record *rec)
 {
     long long t;
     if ((o->has_since || o->has_until) &&
@@ -264,7 +261,8 @@ setting_text(const struct recview_value *v)
 
 // The rule names of a row, or of a record without rows (row NULL), joined by sep, into buf.
 static const char *
-join_rules(const rec_t *rec, const row_t *row, char *buf, size_t len, const char *sep)
+join_rules(const struct recview_record *rec, const struct recview_row *row, char *buf, size_t len,
+           const char *sep)
 {
     size_t n = 0, count = row != NULL ? row->nrules : rec->nhits;
     buf[0] = '\0';
@@ -293,11 +291,11 @@ write_csv_header(FILE *out)
 }
 
 static void
-write_csv(FILE *out, const rec_t *rec, uint64_t seq, const row_t *row)
+write_csv(FILE *out, const struct recview_record *rec, uint64_t seq, const struct recview_row *row)
 {
-    static const row_t none;
+    static const struct recview_row none;
     char num[32], rules[1024];
-    const row_t *r = row != NULL ? row : &none;
+    const struct recview_row *r = row != NULL ? row : &none;
     csv_field(out, rec->time, false);
     snprintf(num, sizeof num, "%" PRIu64, seq);
     csv_field(out, num, false);
@@ -328,7 +326,7 @@ write_csv(FILE *out, const rec_t *rec, uint64_t seq, const row_t *row)
 
 // "deletionProtection true->false, rename orders->orders-v2", or "" when nothing changed.
 static const char *
-change_text(const row_t *row, char *buf, size_t len)
+change_text(const struct recview_row *row, char *buf, size_t len)
 {
     size_t n = 0;
     buf[0] = '\0';
@@ -352,7 +350,7 @@ change_text(const row_t *row, char *buf, size_t len)
 }
 
 static void
-write_text(FILE *out, const rec_t *rec, uint64_t seq, const row_t *row)
+write_text(FILE *out, const struct recview_record *rec, uint64_t seq, const struct recview_row *row)
 {
     char change[512], rules[1024];
     const char *table = row == NULL ? NULL : row->table ? row->table : row->old_table;
@@ -368,7 +366,8 @@ write_text(FILE *out, const rec_t *rec, uint64_t seq, const row_t *row)
 // Writes a matching record: JSON lines get the line exactly as it is in the file (so it can be
 // checked again); text and CSV a line per selected table (or one for a record without tables).
 static void
-write_record(struct reader *r, const rec_t *rec, uint64_t seq, const char *line, size_t len)
+write_record(struct reader *r, const struct recview_record *rec, uint64_t seq, const char *line,
+             size_t len)
 {
     if (r->o->output == REPORT_JSON) {
         fwrite(line, 1, len, r->out);
@@ -376,7 +375,7 @@ write_record(struct reader *r, const rec_t *rec, uint64_t seq, const char *line,
     }
     bool any = false;
     for (size_t i = 0; i < rec->nrows; i++) {
-        const row_t *row = &rec->rows[i];
+        const struct recview_row *row = &rec->rows[i];
         if (!row_selected(r->o, row) && (r->o->table != NULL || r->o->changed))
             continue;
         any = true;
@@ -403,8 +402,8 @@ say(struct reader *r, const char *file, size_t line, const char *what, const cha
 
 // Checks that a parsed record continues the chain. Returns 0, or -1 with msg filled.
 static int
-follows(struct reader *r, const rec_t *rec, const struct chain_record *p, const char *body,
-        size_t body_len, char *msg, size_t msglen)
+follows(struct reader *r, const struct recview_record *rec, const struct chain_record *p,
+        const char *body, size_t body_len, char *msg, size_t msglen)
 {
     char digest[CHAIN_HASH_HEX + 1];
     if (chain_digest(&r->chain, body, body_len, digest) < 0) {
@@ -516,8 +515,8 @@ read_stream(struct reader *r, FILE *in, const char *name)
         }
         struct chain_record p;
         size_t body_len;
-        const rec_t *rec = recview_read(r->view, line, (size_t)n - 1, r->o->tree_only, &p,
-                                        &body_len, msg, sizeof msg);
+        const struct recview_record *rec = recview_read(
+            r->view, line, (size_t)n - 1, r->o->tree_only, &p, &body_len, msg, sizeof msg);
         if (rec == NULL) {
             if (lineno == 1) {
                 say(r, name, lineno, "not an audit log: ", msg);
