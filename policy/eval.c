@@ -75,7 +75,7 @@ static const char *
 matching_glob(const struct policy_globs *g, const char *value)
 {
     for (size_t i = 0; i < g->count; i++) {
-        struct policy_globs one = {&g->items[i], 1};
+        struct policy_globs one = {&g->items[i], 1, NULL};
         if (value != NULL && policy_globs_match(&one, value))
             return g->items[i];
     }
@@ -627,7 +627,7 @@ static const char *
 first_match(const struct policy_globs *g, const char *s)
 {
     for (size_t i = 0; i < g->count; i++) {
-        struct policy_globs one = {&g->items[i], 1};
+        struct policy_globs one = {&g->items[i], 1, NULL};
         if (policy_globs_match(&one, s))
             return g->items[i];
     }

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "policy/diag.h"
@@ -49,9 +50,20 @@ enum policy_transition {
 // "remove", "rename", "delete", indexed by bit position.
 extern const char *const POLICY_TRANSITION_NAMES[POLICY_TRANSITION_COUNT];
 
+// A list of fnmatch globs, matched case-insensitively. `compiled` (policy_globs_compile) holds
+// the first characters a matching string can have, and a form of each glob that is matched
+// without fnmatch when the glob is only literal ASCII characters and '*': most non-matching
+// strings are rejected at their first character. NULL (a list built on the fly) matches every
+// glob with fnmatch. The results are the same.
+struct policy_glob;
+struct policy_glob_set {
+    uint64_t first[4];       // bit c: a string whose first byte is c may match (c 0: "")
+    struct policy_glob *one; // per item, private to policy.c
+};
 struct policy_globs {
     char **items;
     size_t count;
+    struct policy_glob_set *compiled; // or NULL
 };
 
 struct policy_rule {
@@ -152,8 +164,22 @@ const struct policy_resource *policy_resource_for(const struct policy_spec *s,
 // an object: every reader of a policy path walks it the same way.
 const cJSON *policy_path_get(const struct policy_path *path, const cJSON *obj);
 
-// Case-insensitive glob match of `s` against any of `g`.
+// Case-insensitive glob match of `s` against any of `g`: fnmatch(glob, s, FNM_CASEFOLD) in the C
+// locale, through the compiled form where there is one.
 bool policy_globs_match(const struct policy_globs *g, const char *s);
+
+// False when no glob of g can match s, by s's first byte alone (a compiled list); true when one
+// may. Inline, so that a scan of many lists (profiles, exceptions) passes most at one compare.
+static inline bool
+policy_globs_may_match(const struct policy_globs *g, const char *s)
+{
+    unsigned char c = (unsigned char)s[0];
+    return g->compiled == NULL || (g->compiled->first[c >> 6] & (uint64_t)1 << (c & 63)) != 0;
+}
+
+// Builds g->compiled for g's items (call again after changing them). Every glob a policy or an
+// exceptions file loads is compiled.
+void policy_globs_compile(struct policy_globs *g);
 
 // Writes the normalised policy, defaults filled in, as YAML.
 void policy_print(const struct policy *p, FILE *out);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests for policy/policy: loading, defaults, diagnostics, globs, templates, printing and
 // reference counting, on buffers.
+#include <fnmatch.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,19 +122,67 @@ test_rule_defaults_and_explicit_values(void **state)
     policy_unref(p);
 }
 
+// Random strings over an alphabet (a small deterministic generator: the test is the same at
+// every run).
+static unsigned long glob_rng = 12345;
+
+static void
+random_text(char *out, size_t max, const char *alphabet)
+{
+    size_t n = strlen(alphabet), len;
+    glob_rng = glob_rng * 6364136223846793005ul + 1442695040888963407ul;
+    len = (glob_rng >> 33) % max;
+    for (size_t i = 0; i < len; i++) {
+        glob_rng = glob_rng * 6364136223846793005ul + 1442695040888963407ul;
+        out[i] = alphabet[(glob_rng >> 33) % n];
+    }
+    out[len] = '\0';
+}
+
+// Compiled globs match exactly what fnmatch(FNM_CASEFOLD) matches: star-only globs (the
+// compiled path), globs with '?', brackets and escapes (fnmatch's), against strings with the
+// same letters in either case, stars, dashes and bytes past ASCII.
+static void
+test_compiled_globs_match_as_fnmatch(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "*",     "**", "*-prod", "orders-*", "ORDERS-*-Prod",  "a*b*c", "*ab*ab*",
+        "exact", "",   "*a",     "a*",       "ledger-5-*-prod"};
+    char pat[16], str[16];
+    size_t matched = 0;
+    for (int round = 0; round < 40000; round++) {
+        if (round < 12 * 16)
+            snprintf(pat, sizeof pat, "%s", fixed[round % 12]);
+        else
+            random_text(pat, round % 3 ? 9 : 6, round % 5 ? "aAbB-*" : "aB*?[]\\-\xc3\xa9");
+        random_text(str, 10, "aAbB-*\xc3\xa9");
+        struct policy_globs g = {xcalloc(1, sizeof(char *)), 1, NULL};
+        g.items[0] = xstrdup(pat);
+        bool want = fnmatch(pat, str, FNM_CASEFOLD) == 0;
+        assert_int_equal(policy_globs_match(&g, str), want);
+        policy_globs_compile(&g);
+        if (policy_globs_match(&g, str) != want)
+            fail_msg("glob \"%s\" on \"%s\": compiled %d, fnmatch %d", pat, str, !want, want);
+        matched += want;
+        policy_globs_free(&g);
+    }
+    assert_true(matched > 1000); // the strings do meet the globs
+}
+
 static void
 test_globs_are_case_insensitive_fnmatch(void **state)
 {
     (void)state;
     char *items[] = {"*-prod", "db-[0-9]", "exact"};
-    struct policy_globs g = {items, 3};
+    struct policy_globs g = {items, 3, NULL};
     assert_true(policy_globs_match(&g, "orders-prod"));
     assert_true(policy_globs_match(&g, "ORDERS-PROD"));
     assert_true(policy_globs_match(&g, "db-7"));
     assert_true(policy_globs_match(&g, "Exact"));
     assert_false(policy_globs_match(&g, "orders-prod-2"));
     assert_false(policy_globs_match(&g, "db-x"));
-    struct policy_globs none = {NULL, 0};
+    struct policy_globs none = {NULL, 0, NULL};
     assert_false(policy_globs_match(&none, "anything"));
 }
 
@@ -626,6 +675,7 @@ main(void)
         cmocka_unit_test(test_defaults_fill_a_minimal_policy),
         cmocka_unit_test(test_rule_defaults_and_explicit_values),
         cmocka_unit_test(test_globs_are_case_insensitive_fnmatch),
+        cmocka_unit_test(test_compiled_globs_match_as_fnmatch),
         cmocka_unit_test(test_unknown_key_suggests_and_is_not_also_missing),
         cmocka_unit_test(test_wrong_types_say_what_was_expected),
         cmocka_unit_test(test_semantic_checks),
