@@ -271,15 +271,13 @@ ops(struct eval_result *out)
     return out->patch;
 }
 
-// Adds what one component lacks, with the defaults of its table's profile (else trait.defaults);
-// a profile with inject: false leaves it alone. `path` is /spec/components/<i> and is restored
-// on return.
+// Adds what one component lacks, with the defaults of its table's profile `prof` (NULL: none,
+// trait.defaults); a profile with inject: false leaves it alone. `path` is /spec/components/<i>
+// and is restored on return.
 static void
-mutate_component(const struct policy_spec *s, const struct eval_input *in, const cJSON *comp,
+mutate_component(const struct policy_spec *s, const cJSON *comp, const struct policy_profile *prof,
                  struct patch_path *path, struct eval_result *out)
 {
-    const char *table = transition_component_table(s, comp);
-    const struct policy_profile *prof = table ? policy_profile_for(s, table, in->namespace) : NULL;
     if (prof != NULL && !prof->inject)
         return;
     int defaults[POLICY_SETTING_COUNT];
@@ -341,19 +339,18 @@ done:
     patch_path_truncate(path, base);
 }
 
-// The row of a component mutate examined: what it renders once the patch is applied. A missing
-// trait or property is added with the defaults; an explicit or malformed value is left alone.
+// The row of a component mutate examined (its table and that table's profile or NULL): what it
+// renders once the patch is applied. A missing trait or property is added with the defaults; an
+// explicit or malformed value is left alone.
 static void
 mutated_row(const struct policy_spec *s, const struct eval_input *in, const cJSON *comp,
-            struct eval_result *out)
+            const char *table, const struct policy_profile *prof, struct eval_result *out)
 {
-    const char *table = transition_component_table(s, comp);
     if (table == NULL)
         return;
     struct protection pr;
     protection_of(s, comp, &pr);
     struct eval_table *t = add_table(out, comp, table);
-    const struct policy_profile *prof = policy_profile_for(s, table, in->namespace);
     t->profile = prof ? prof->name : NULL;
     bool fills = prof == NULL || prof->inject;
     for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
@@ -429,10 +426,14 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
     cJSON_ArrayForEach(comp, comps)
     {
         if (component_matches(s, comp)) {
+            // One table and profile lookup serves the patch and the row.
+            const char *table = transition_component_table(s, comp);
+            const struct policy_profile *prof =
+                table ? policy_profile_for(s, table, in->namespace) : NULL;
             patch_path_push_index(&path, i);
-            mutate_component(s, in, comp, &path, out);
+            mutate_component(s, comp, prof, &path, out);
             patch_path_truncate(&path, base);
-            mutated_row(s, in, comp, out);
+            mutated_row(s, in, comp, table, prof, out);
         }
         i++;
     }
