@@ -12,6 +12,13 @@
 
 #include "util/xalloc.h"
 
+// The exceptions that name one rule, in file order (exceptions_waiver's index).
+struct waiver_list {
+    const char *rule; // borrowed from the first exception naming it
+    size_t *at;       // indexes into items, ascending
+    size_t count;
+};
+
 struct exceptions {
     atomic_uint refs;
     char *name;
@@ -19,6 +26,8 @@ struct exceptions {
     char sha256[65];
     struct exception *items;
     size_t count;
+    struct waiver_list *by_rule; // one per distinct rule name
+    size_t rule_count;
 };
 
 // ---- Times -----------------------------------------------------------------------------------
@@ -136,8 +145,9 @@ static const struct policy_yaml_field EXCEPTION_FIELDS[E_N] = {
 static struct policy_globs
 all_globs(void)
 {
-    struct policy_globs g = {xcalloc(1, sizeof(char *)), 1};
+    struct policy_globs g = {xcalloc(1, sizeof(char *)), 1, NULL};
     g.items[0] = xstrdup("*");
+    policy_globs_compile(&g);
     return g;
 }
 
@@ -272,6 +282,40 @@ exception_free(struct exception *e)
     free(e->rules);
 }
 
+static struct waiver_list *
+rule_list(const struct exceptions *x, const char *rule)
+{
+    for (size_t i = 0; i < x->rule_count; i++)
+        if (strcmp(x->by_rule[i].rule, rule) == 0)
+            return &x->by_rule[i];
+    return NULL;
+}
+
+// A violation is looked up by its rule: each distinct rule name gets the list of the exceptions
+// that waive it, in file order, so that a lookup tries only those (a file's exceptions spread
+// over a policy's few rules) and the first in the file still wins. An exception naming a rule
+// twice is listed once.
+static void
+index_rules(struct exceptions *x)
+{
+    size_t names = 0; // at most this many distinct rule names
+    for (size_t i = 0; i < x->count; i++)
+        names += x->items[i].rule_count;
+    x->by_rule = xcalloc(names ? names : 1, sizeof *x->by_rule);
+    for (size_t i = 0; i < x->count; i++)
+        for (size_t k = 0; k < x->items[i].rule_count; k++) {
+            const char *rule = x->items[i].rules[k];
+            struct waiver_list *l = rule_list(x, rule);
+            if (l == NULL) {
+                l = &x->by_rule[x->rule_count++];
+                l->rule = rule;
+                l->at = xcalloc(x->count, sizeof *l->at);
+            }
+            if (l->count == 0 || l->at[l->count - 1] != i)
+                l->at[l->count++] = i;
+        }
+}
+
 struct exceptions *
 exceptions_load_buffer(const char *buf, size_t len, const char *file, struct diag *diags)
 {
@@ -283,6 +327,7 @@ exceptions_load_buffer(const char *buf, size_t len, const char *file, struct dia
         return NULL;
     }
     policy_digest(buf, len, x->sha256);
+    index_rules(x);
     return x;
 }
 
@@ -313,6 +358,9 @@ exceptions_unref(struct exceptions *x)
         return;
     for (size_t i = 0; i < x->count; i++)
         exception_free(&x->items[i]);
+    for (size_t i = 0; i < x->rule_count; i++)
+        free(x->by_rule[i].at);
+    free(x->by_rule);
     free(x->items);
     free(x->name);
     free(x->file);
@@ -351,24 +399,15 @@ exceptions_at(const struct exceptions *x, size_t i)
 
 // ---- Lookup ----------------------------------------------------------------------------------
 
-static bool
-waives(const struct exception *e, const char *rule)
-{
-    for (size_t i = 0; i < e->rule_count; i++)
-        if (strcmp(e->rules[i], rule) == 0)
-            return true;
-    return false;
-}
-
 const struct exception *
 exceptions_waiver(const struct exceptions *x, const char *rule, const char *table, const char *app,
                   const char *ns, long long now, unsigned max_days)
 {
-    for (size_t i = 0; i < exceptions_count(x); i++) {
-        const struct exception *e = &x->items[i];
+    const struct waiver_list *l = x != NULL ? rule_list(x, rule) : NULL;
+    for (size_t i = 0; l != NULL && i < l->count; i++) {
+        const struct exception *e = &x->items[l->at[i]];
         bool capped = max_days > 0 && e->expires - now > (long long)max_days * 86400;
-        if (now < e->expires && !capped && waives(e, rule) &&
-            policy_globs_match(&e->tables, table) &&
+        if (now < e->expires && !capped && policy_globs_match(&e->tables, table) &&
             policy_globs_match(&e->namespaces, ns ? ns : "") &&
             policy_globs_match(&e->applications, app ? app : ""))
             return e;

@@ -215,6 +215,63 @@ waiver_matches_rule_table_namespace_application_and_time(void **state)
     exceptions_unref(x);
 }
 
+// The exception that waives `rule` for `table` (any namespace and Application) is `name`, or
+// none when name is NULL.
+static void
+assert_waived_by(const struct exceptions *x, const char *rule, const char *table, long long now,
+                 unsigned max_days, const char *name)
+{
+    const struct exception *e = exceptions_waiver(x, rule, table, "app", "ns", now, max_days);
+    if (name == NULL) {
+        assert_null(e);
+        return;
+    }
+    assert_non_null(e);
+    assert_string_equal(e->name, name);
+}
+
+// The lookup tries only the exceptions naming the rule, and the first of them in the file that
+// holds wins: whatever other rules an exception also names, whether it names one twice, and
+// whether an earlier one has expired.
+static void
+waiver_is_the_first_in_file_order_among_those_naming_the_rule(void **state)
+{
+    (void)state;
+    static const char FILE_ORDER[] = HEAD
+        "spec:\n  exceptions:\n"
+        "    - {name: old, ticket: T0, approvedBy: a, expires: \"2026-11-01T00:00:00Z\", "
+        "tables: ['*'], rules: [dp]}\n"
+        "    - {name: pitr-only, ticket: T1, approvedBy: a, expires: \"2026-12-20T00:00:00Z\", "
+        "tables: ['*'], rules: [pitr]}\n"
+        "    - {name: first, ticket: T2, approvedBy: a, expires: \"2026-12-20T00:00:00Z\", "
+        "tables: ['orders-*'], rules: [pitr, dp, dp]}\n"
+        "    - {name: second, ticket: T3, approvedBy: a, expires: \"2026-12-20T00:00:00Z\", "
+        "tables: ['*-prod'], rules: [keep, dp]}\n"
+        "    - {name: third, ticket: T4, approvedBy: a, expires: \"2026-12-20T00:00:00Z\", "
+        "tables: ['*'], rules: [dp]}\n";
+    struct exceptions *x = load_ok(FILE_ORDER);
+    long long now = 1796083200LL; // 2026-12-01T00:00:00Z: "old" has expired
+    assert_waived_by(x, "dp", "orders-prod", now, 30, "first");
+    assert_waived_by(x, "dp", "users-prod", now, 30, "second");
+    assert_waived_by(x, "dp", "users-dev", now, 30, "third");
+    assert_waived_by(x, "dp", "users-dev", 1793404800LL, 60, "old"); // 2026-10-31
+    assert_waived_by(x, "pitr", "users-dev", now, 30, "pitr-only");
+    assert_waived_by(x, "keep", "users-prod", now, 30, "second");
+    assert_waived_by(x, "keep", "users-dev", now, 30, NULL);
+    assert_waived_by(x, "other", "orders-prod", now, 30, NULL);
+    exceptions_unref(x);
+
+    // More rule names than exceptions.
+    x = load_ok(HEAD
+                "spec:\n  exceptions:\n"
+                "    - {name: wide, ticket: T, approvedBy: a, expires: \"2026-12-20T00:00:00Z\", "
+                "tables: ['*'], rules: [a, b, c, d]}\n");
+    assert_waived_by(x, "d", "orders-prod", now, 30, "wide");
+    assert_waived_by(x, "a", "orders-prod", now, 30, "wide");
+    assert_waived_by(x, "e", "orders-prod", now, 30, NULL);
+    exceptions_unref(x);
+}
+
 static const char POLICY[] = "apiVersion: tableguard.io/v1\nkind: ProtectionPolicy\n"
                              "metadata: {name: t}\nspec:\n  rules:\n"
                              "    - {name: dp, tables: ['*-prod'], require: {deletionProtection: "
@@ -497,6 +554,7 @@ main(void)
         cmocka_unit_test(times_are_rfc3339_utc),
         cmocka_unit_test(diagnostics_say_where_and_what),
         cmocka_unit_test(waiver_matches_rule_table_namespace_application_and_time),
+        cmocka_unit_test(waiver_is_the_first_in_file_order_among_those_naming_the_rule),
         cmocka_unit_test(evaluation_waives_one_rule_but_not_another),
         cmocka_unit_test(exceptions_waive_forbidden_transitions_too),
         cmocka_unit_test(exceptions_waive_guarded_objects_too),
