@@ -160,24 +160,57 @@ is_ack(const struct policy_resource *row)
     return n > k && strncmp(row->api_version + n - k, ".services.k8s.aws", k) == 0;
 }
 
-// Adds `value` (owned) at `segs` of `scratch`, creating the mappings missing on the way, and the
-// matching "add" to the patch: one operation at the first missing step. Nothing is added when
-// the field is there (whatever its value: an explicit value is never overridden) or a step is
-// not a mapping (validate reports that).
+// What resource_mutate has added so far, so that a later addition sees an earlier one (two fields
+// may share a missing mapping: the second is added inside the first's instead of replacing it)
+// without a copy of the whole object: each entry is a subtree added at segs[0..at] of the object.
+struct additions {
+    size_t n;
+    struct {
+        char *const *segs;
+        size_t at;
+        cJSON *sub; // owned
+    } a[POLICY_SETTING_COUNT + 1];
+};
+
+// The subtree added at exactly segs[0..i], or NULL.
+static cJSON *
+added_at(const struct additions *ad, char *const *segs, size_t i)
+{
+    for (size_t k = 0; k < ad->n; k++) {
+        bool same = ad->a[k].at == i;
+        for (size_t j = 0; same && j <= i; j++)
+            same = strcmp(ad->a[k].segs[j], segs[j]) == 0;
+        if (same)
+            return ad->a[k].sub;
+    }
+    return NULL;
+}
+
+// Adds `value` (owned) at `segs` of `object` as amended by `ad`, creating the mappings missing on
+// the way, and the matching "add" to the patch: one operation at the first missing step. Nothing
+// is added when the field is there (whatever its value: an explicit value is never overridden)
+// or a step is not a mapping (validate reports that).
 static void
-fill(cJSON *scratch, char *const *segs, size_t depth, cJSON *value, struct eval_result *out)
+fill(const cJSON *object, struct additions *ad, char *const *segs, size_t depth, cJSON *value,
+     struct eval_result *out)
 {
     struct patch_path path = {0};
-    cJSON *v = scratch;
+    const cJSON *v = object;
+    cJSON *owned = NULL; // v, once the walk is inside an earlier addition
     size_t i = 0;
     for (; i < depth; i++) {
-        cJSON *next = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, segs[i]) : NULL;
+        cJSON *mine = owned ? NULL : added_at(ad, segs, i);
+        const cJSON *next = mine                ? mine
+                            : cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, segs[i])
+                                                : NULL;
         // A mapping on the way that is null is absent, as for an Application's traits; the "add"
         // replaces it. A null field at the end is a value someone wrote: validate judges it.
         if (next == NULL || (cJSON_IsNull(next) && i + 1 < depth))
             break;
         patch_path_push(&path, segs[i]);
         v = next;
+        if (mine != NULL || owned != NULL)
+            owned = (cJSON *)next; // a node of an addition, which is ours
     }
     if (i == depth || !cJSON_IsObject(v)) {
         cJSON_Delete(value);
@@ -194,8 +227,14 @@ fill(cJSON *scratch, char *const *segs, size_t depth, cJSON *value, struct eval_
     if (out->patch == NULL)
         out->patch = cJSON_CreateArray();
     patch_add(out->patch, path.buf, cJSON_Duplicate(sub, 1));
-    cJSON_DeleteItemFromObjectCaseSensitive(v, segs[i]);
-    cJSON_AddItemToObject(v, segs[i], sub);
+    if (owned != NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(owned, segs[i]);
+        cJSON_AddItemToObject(owned, segs[i], sub);
+    } else {
+        ad->a[ad->n].segs = segs;
+        ad->a[ad->n].at = i;
+        ad->a[ad->n++].sub = sub;
+    }
     patch_path_free(&path);
 }
 
@@ -232,18 +271,16 @@ resource_mutate(const struct policy *p, const struct eval_input *in, struct eval
     }
     if (!any && !annotate)
         return 0;
-    // Two fields may share a missing mapping: each addition is made to a copy as well, so the
-    // next one sees it and adds inside it instead of replacing it.
-    cJSON *scratch = cJSON_Duplicate(in->object, 1);
+    struct additions ad = {0};
     for (int k = 0; k < POLICY_SETTING_COUNT; k++)
         if (absent[k])
-            fill(scratch, row->settings[k].segments, row->settings[k].depth,
+            fill(in->object, &ad, row->settings[k].segments, row->settings[k].depth,
                  cJSON_CreateBool(w.defaults[k]), out);
-    if (annotate) {
-        char *segs[] = {"metadata", "annotations", RESOURCE_RETAIN_ANNOTATION};
-        fill(scratch, segs, 3, cJSON_CreateString("retain"), out);
-    }
-    cJSON_Delete(scratch);
+    char *segs[] = {"metadata", "annotations", RESOURCE_RETAIN_ANNOTATION};
+    if (annotate)
+        fill(in->object, &ad, segs, 3, cJSON_CreateString("retain"), out);
+    for (size_t k = 0; k < ad.n; k++)
+        cJSON_Delete(ad.a[k].sub);
     return 0;
 }
 

@@ -135,6 +135,65 @@ mutate_fills_absent_fields_once_and_never_overrides(void **state)
     policy_unref(p);
 }
 
+// Two fields whose paths share a missing (or null) mapping: the second is added inside the
+// first's addition, not beside it as a replacement; the retain annotation likewise when the
+// object has no annotations. Applied, the patch leaves nothing to add.
+static void
+mutate_adds_fields_sharing_a_missing_mapping_inside_one_another(void **state)
+{
+    (void)state;
+    static const char SHARED[] = "apiVersion: tableguard.io/v1\n"
+                                 "kind: ProtectionPolicy\n"
+                                 "metadata: {name: t}\n"
+                                 "spec:\n"
+                                 "  trait: {defaults: {deletionProtection: true, "
+                                 "pointInTimeRecovery: false}}\n"
+                                 "  profiles:\n"
+                                 "    - {name: prod, tables: ['*-prod'], retain: true}\n"
+                                 "  resources:\n"
+                                 "    - apiVersion: dynamodb.services.k8s.aws/v1alpha1\n"
+                                 "      kind: Table\n"
+                                 "      tableNameFrom: spec.tableName\n"
+                                 "      deletionProtectionFrom: spec.protection.on.deletion\n"
+                                 "      pointInTimeRecoveryFrom: spec.protection.on.pitr\n";
+    struct diag d = {0};
+    struct policy *p = policy_load_buffer(SHARED, strlen(SHARED), "t.yaml", &d);
+    diag_print(&d, stderr);
+    assert_non_null(p);
+    diag_free(&d);
+    static const char *const specs[] = {"\"tableName\":\"orders-prod\"",
+                                        "\"tableName\":\"orders-prod\",\"protection\":null",
+                                        "\"tableName\":\"orders-prod\",\"protection\":{}"};
+    static const char *const want[] = {
+        "[{\"op\":\"add\",\"path\":\"/spec/protection\",\"value\":{\"on\":{\"deletion\":true}}},"
+        "{\"op\":\"add\",\"path\":\"/spec/protection/on/pitr\",\"value\":false},",
+        "[{\"op\":\"add\",\"path\":\"/spec/protection\",\"value\":{\"on\":{\"deletion\":true}}},"
+        "{\"op\":\"add\",\"path\":\"/spec/protection/on/pitr\",\"value\":false},",
+        "[{\"op\":\"add\",\"path\":\"/spec/protection/on\",\"value\":{\"deletion\":true}},"
+        "{\"op\":\"add\",\"path\":\"/spec/protection/on/pitr\",\"value\":false},"};
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+        cJSON *t = table(specs[k], "");
+        struct eval_input in = input(t);
+        struct eval_result r;
+        resource_mutate(p, &in, &r);
+        char *got = patch_text(&r), expected[512];
+        snprintf(expected, sizeof expected,
+                 "%s{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":"
+                 "{\"services.k8s.aws/deletion-policy\":\"retain\"}}]",
+                 want[k]);
+        assert_string_equal(got, expected);
+        char err[128];
+        assert_int_equal(patch_apply(t, r.patch, err, sizeof err), 0);
+        eval_result_free(&r);
+        resource_mutate(p, &in, &r);
+        assert_null(r.patch);
+        eval_result_free(&r);
+        free(got);
+        cJSON_Delete(t);
+    }
+    policy_unref(p);
+}
+
 static void
 mutate_and_validate_skip_what_they_must(void **state)
 {
@@ -507,6 +566,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mutate_fills_absent_fields_once_and_never_overrides),
+        cmocka_unit_test(mutate_adds_fields_sharing_a_missing_mapping_inside_one_another),
         cmocka_unit_test(mutate_and_validate_skip_what_they_must),
         cmocka_unit_test(validate_reads_fields_as_ack_does),
         cmocka_unit_test(
