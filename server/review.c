@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonw.h"
 #include "util/xalloc.h"
 
 // ---- the request tree's arena ------------------------------------------------------------------
@@ -765,33 +766,15 @@ oom_if_null(const void *p)
     }
 }
 
-static void
-add_ref(cJSON *o, const char *key, const char *value)
-{
-    cJSON_AddItemToObjectCS(o, key, cJSON_CreateStringReference(value));
-}
-
-static cJSON *
-add_object(cJSON *o, const char *key, cJSON *item)
-{
-    oom_if_null(item);
-    cJSON_AddItemToObjectCS(o, key, item);
-    return item;
-}
-
-// The tree points at the caller's strings and literal keys (nothing is copied), and it is
-// printed into one allocation sized from those strings, so it does not grow by copies.
+// ---- the answer --------------------------------------------------------------------------------
+//
+// The answer is written straight into one buffer (util/jsonw, which escapes strings as cJSON
+// prints them): a tree of a dozen nodes printed by cJSON cost more than the rest of the answer's
+// work (a third of a denied guarded object's review). The bytes are the same as before; a unit
+// test compares the two.
 char *
 review_encode(const struct review_response *r, size_t *len)
 {
-    cJSON *root = cJSON_CreateObject();
-    oom_if_null(root);
-    size_t hint = 512 + strlen(r->uid);
-    add_ref(root, "apiVersion", "admission.k8s.io/v1");
-    add_ref(root, "kind", "AdmissionReview");
-    cJSON *resp = add_object(root, "response", cJSON_CreateObject());
-    add_ref(resp, "uid", r->uid);
-    cJSON_AddItemToObjectCS(resp, "allowed", cJSON_CreateBool(r->allowed));
     char *b64 = NULL;
     if (r->patch_json != NULL) {
         b64 = base64(r->patch_json, strlen(r->patch_json));
@@ -801,49 +784,56 @@ review_encode(const struct review_response *r, size_t *len)
         b64 = base64(ops, strlen(ops));
         cJSON_free(ops);
     }
+    struct jsonw w = {0};
+    if (b64 != NULL) // the rest of an answer fits in the first 4 KiB, a patch may not
+        jsonw_reserve(&w, 512 + strlen(b64));
+    jsonw_lit(&w, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                  "\"response\":{\"uid\":");
+    jsonw_str(&w, r->uid);
+    if (r->allowed)
+        jsonw_lit(&w, ",\"allowed\":true");
+    else
+        jsonw_lit(&w, ",\"allowed\":false");
     if (b64 != NULL) {
-        add_ref(resp, "patchType", "JSONPatch");
-        add_ref(resp, "patch", b64);
-        hint += strlen(b64);
+        jsonw_lit(&w, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+        jsonw_raw(&w, b64, strlen(b64));
+        jsonw_lit(&w, "\"");
     }
     if (!r->allowed) {
-        cJSON *status = add_object(resp, "status", cJSON_CreateObject());
-        cJSON_AddItemToObjectCS(status, "code", cJSON_CreateNumber(403));
-        add_ref(status, "reason", "Forbidden");
-        const char *message = r->message ? r->message : "denied";
-        add_ref(status, "message", message);
-        hint += 2 * strlen(message); // room for escapes
+        jsonw_lit(&w, ",\"status\":{\"code\":403,\"reason\":\"Forbidden\",\"message\":");
+        jsonw_str(&w, r->message ? r->message : "denied");
+        jsonw_lit(&w, "}");
     }
-    if (r->warning_count > 0) {
-        cJSON *w = add_object(resp, "warnings", cJSON_CreateArray());
-        for (size_t i = 0; i < r->warning_count; i++) {
-            cJSON_AddItemToArray(w, cJSON_CreateStringReference(r->warnings[i]));
-            hint += 2 * strlen(r->warnings[i]) + 3;
-        }
+    for (size_t i = 0; i < r->warning_count; i++) {
+        if (i == 0)
+            jsonw_lit(&w, ",\"warnings\":[");
+        else
+            jsonw_lit(&w, ",");
+        jsonw_str(&w, r->warnings[i]);
     }
-    cJSON *ann = add_object(resp, "auditAnnotations", cJSON_CreateObject());
-    add_ref(ann, "decision", r->audit_decision);
+    if (r->warning_count > 0)
+        jsonw_lit(&w, "]");
+    jsonw_lit(&w, ",\"auditAnnotations\":{\"decision\":");
+    jsonw_str(&w, r->audit_decision);
     if (r->audit_patched)
-        add_ref(ann, "patched", "true");
+        jsonw_lit(&w, ",\"patched\":\"true\"");
     // The cluster's audit event does not carry the review's uid: this joins it to our record.
     if (r->audit_request_uid != NULL) {
-        add_ref(ann, "request-uid", r->audit_request_uid);
-        hint += strlen(r->audit_request_uid);
+        jsonw_lit(&w, ",\"request-uid\":");
+        jsonw_str(&w, r->audit_request_uid);
     }
     if (r->audit_rules != NULL && r->audit_rules[0] != '\0') {
-        add_ref(ann, "rules", r->audit_rules);
-        hint += 2 * strlen(r->audit_rules);
+        jsonw_lit(&w, ",\"rules\":");
+        jsonw_str(&w, r->audit_rules);
     }
     if (r->audit_exceptions != NULL && r->audit_exceptions[0] != '\0') {
-        add_ref(ann, "exceptions", r->audit_exceptions);
-        hint += 2 * strlen(r->audit_exceptions);
+        jsonw_lit(&w, ",\"exceptions\":");
+        jsonw_str(&w, r->audit_exceptions);
     }
-    char *out = cJSON_PrintBuffered(root, (int)hint, 0);
-    oom_if_null(out);
-    cJSON_Delete(root);
+    jsonw_lit(&w, "}}}");
     free(b64);
-    *len = strlen(out);
-    return out;
+    *len = w.len;
+    return w.buf;
 }
 
 char *
