@@ -404,10 +404,15 @@ exceptions_waiver(const struct exceptions *x, const char *rule, const char *tabl
                   const char *ns, long long now, unsigned max_days)
 {
     const struct waiver_list *l = x != NULL ? rule_list(x, rule) : NULL;
+    size_t n = SIZE_MAX; // strlen(table), once an exception in force needs it
     for (size_t i = 0; l != NULL && i < l->count; i++) {
         const struct exception *e = &x->items[l->at[i]];
         bool capped = max_days > 0 && e->expires - now > (long long)max_days * 86400;
-        if (now < e->expires && !capped && policy_globs_match(&e->tables, table) &&
+        if (now >= e->expires || capped)
+            continue;
+        if (n == SIZE_MAX)
+            n = strlen(table);
+        if (policy_globs_match_len(&e->tables, table, n) &&
             policy_globs_match(&e->namespaces, ns ? ns : "") &&
             policy_globs_match(&e->applications, app ? app : ""))
             return e;

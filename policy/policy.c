@@ -1277,9 +1277,11 @@ policy_action_name(enum policy_action a)
 const struct policy_profile *
 policy_profile_for(const struct policy_spec *s, const char *table, const char *ns)
 {
+    size_t n = s->profile_count > 0 ? strlen(table) : 0; // table may be NULL without profiles
     for (size_t i = 0; i < s->profile_count; i++) {
         const struct policy_profile *pr = &s->profiles[i];
-        if (policy_globs_may_match(&pr->tables, table) && policy_globs_match(&pr->tables, table) &&
+        if (policy_globs_may_match(&pr->tables, table) &&
+            policy_globs_match_len(&pr->tables, table, n) &&
             policy_globs_match(&pr->namespaces, ns ? ns : ""))
             return pr;
     }
@@ -1420,6 +1422,12 @@ glob_match(const struct policy_glob *c, const char *pattern, const char *s, size
 bool
 policy_globs_match(const struct policy_globs *g, const char *s)
 {
+    return g->count > 0 && policy_globs_match_len(g, s, strlen(s)); // s may be NULL then
+}
+
+bool
+policy_globs_match_len(const struct policy_globs *g, const char *s, size_t n)
+{
     if (g->compiled == NULL) {
         for (size_t i = 0; i < g->count; i++)
             if (fnmatch(g->items[i], s, FNM_CASEFOLD) == 0)
@@ -1428,10 +1436,17 @@ policy_globs_match(const struct policy_globs *g, const char *s)
     }
     if (!policy_globs_may_match(g, s))
         return false;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < g->count; i++)
-        if (glob_match(&g->compiled->one[i], g->items[i], s, n))
+    for (size_t i = 0; i < g->count; i++) {
+        const struct policy_glob *c = &g->compiled->one[i];
+        // Most globs fail on the length or the first or last character: no call for them.
+        if (c->kind != GLOB_FNMATCH &&
+            (n < c->min ||
+             (c->prefix > 0 && fold((unsigned char)s[0]) != (unsigned char)c->lc[0]) ||
+             (c->suffix > 0 && fold((unsigned char)s[n - 1]) != (unsigned char)c->lc[c->len - 1])))
+            continue;
+        if (glob_match(c, g->items[i], s, n))
             return true;
+    }
     return false;
 }
 

@@ -167,6 +167,8 @@ const cJSON *policy_path_get(const struct policy_path *path, const cJSON *obj);
 // Case-insensitive glob match of `s` against any of `g`: fnmatch(glob, s, FNM_CASEFOLD) in the C
 // locale, through the compiled form where there is one.
 bool policy_globs_match(const struct policy_globs *g, const char *s);
+// The same for s of n bytes (n == strlen(s)), for a caller that tries one string on many lists.
+bool policy_globs_match_len(const struct policy_globs *g, const char *s, size_t n);
 
 // False when no glob of g can match s, by s's first byte alone (a compiled list); true when one
 // may. Inline, so that a scan of many lists (profiles, exceptions) passes most at one compare.
