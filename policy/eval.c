@@ -464,7 +464,7 @@ static const char *
 find_word(const char *s)
 {
     for (const char *p = s; (p = strpbrk(p, "iI")) != NULL; p++)
-        if (strncasecmp(p, word, sizeof word - 1) == 0)
+        if ((p[1] | 0x20) == 'm' && strncasecmp(p, word, sizeof word - 1) == 0) // 'm' or 'M'
             return p;
     return NULL;
 }
