@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+
+#include "util/file.h"
 
 #define KEY_MAX 4096
 #define KEY_MIN 16
@@ -28,20 +31,21 @@ chain_seterr(char *err, size_t errlen, const char *fmt, ...)
 int
 chain_load_key(struct chain *c, const char *path, char *err, size_t errlen)
 {
-    unsigned char key[KEY_MAX + 2];
+    // Read like the other files the server is given: a FIFO or a device at the path is refused
+    // at once rather than waited on, and the size is capped.
+    char why[256];
+    size_t n = 0;
+    unsigned char *key = (unsigned char *)file_read(path, KEY_MAX + 2, &n, why, sizeof why);
     int rc = -1;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        chain_seterr(err, errlen, "%s: %s", path, strerror(errno));
+    if (key == NULL) {
+        chain_seterr(err, errlen, "%s: %s", path, why);
         return -1;
     }
-    size_t n = fread(key, 1, sizeof(key), f);
-    bool bad = ferror(f);
-    fclose(f);
+    size_t size = n;
     // A trailing newline from `echo` or an editor is not part of the key.
     while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r'))
         n--;
-    if (bad || n > KEY_MAX || n < KEY_MIN) {
+    if (n > KEY_MAX || n < KEY_MIN) {
         chain_seterr(err, errlen, "%s: an HMAC key must be %d to %d bytes", path, KEY_MIN, KEY_MAX);
         goto out;
     }
@@ -58,7 +62,8 @@ chain_load_key(struct chain *c, const char *path, char *err, size_t errlen)
     }
     rc = 0;
 out:
-    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(key, size);
+    free(key);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 
 #include "server/chain.h"
 #include "server/recview.h"
+#include "util/file.h"
 #include "util/xalloc.h"
 
 #define CHECKPOINTS_MAX 32
@@ -52,9 +53,10 @@ verify_usage(FILE *out)
 static int
 verify_first_seq(struct vfile *f)
 {
-    FILE *in = fopen(f->name, "rb");
+    char why[256];
+    FILE *in = file_open_stream(f->name, why, sizeof why);
     if (in == NULL) {
-        printf("%s: cannot open: %s\n", f->name, strerror(errno));
+        printf("%s: %s\n", f->name, why);
         return -1;
     }
     char *line = NULL;
@@ -143,9 +145,10 @@ verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen
 static int
 verify_file(struct verifier *v, const char *name, bool more)
 {
-    FILE *in = fopen(name, "rb");
+    char why[256];
+    FILE *in = file_open_stream(name, why, sizeof why);
     if (in == NULL) {
-        printf("%s: cannot open: %s\n", name, strerror(errno));
+        printf("%s: %s\n", name, why);
         return 1;
     }
     char *line = NULL, msg[256];

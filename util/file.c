@@ -66,29 +66,56 @@ fail:
     return NULL;
 }
 
-char *
-file_read(const char *path, size_t max, size_t *len, char *why, size_t whylen)
+// Opens path for reading, refusing at once what is not a regular file. Returns the descriptor
+// (blocking again: a regular file never waits for a writer) and its status, or -1 with why.
+static int
+open_regular(const char *path, struct stat *st, char *why, size_t whylen)
 {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever.
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         snprintf(why, whylen, "cannot open: %s", strerror(errno));
-        return NULL;
+        return -1;
     }
-    struct stat st;
-    char *buf = NULL;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         snprintf(why, whylen, "cannot stat: %s", strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        snprintf(why, whylen, "is %s, not a regular file", kind_of(st.st_mode));
+    } else if (!S_ISREG(st->st_mode)) {
+        snprintf(why, whylen, "is %s, not a regular file", kind_of(st->st_mode));
+    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        snprintf(why, whylen, "cannot open: %s", strerror(errno));
     } else {
-        // The size is a hint: the file may change while it is read, so the cap is checked on
-        // what was read.
-        size_t cap = st.st_size > 0 && (size_t)st.st_size < max ? (size_t)st.st_size + 1 : 4096;
-        buf = read_fd(fd, cap, max, len, why, whylen);
+        return fd;
     }
     close(fd);
+    return -1;
+}
+
+char *
+file_read(const char *path, size_t max, size_t *len, char *why, size_t whylen)
+{
+    struct stat st;
+    int fd = open_regular(path, &st, why, whylen);
+    if (fd < 0)
+        return NULL;
+    // The size is a hint: the file may change while it is read, so the cap is checked on what
+    // was read.
+    size_t cap = st.st_size > 0 && (size_t)st.st_size < max ? (size_t)st.st_size + 1 : 4096;
+    char *buf = read_fd(fd, cap, max, len, why, whylen);
+    close(fd);
     return buf;
+}
+
+FILE *
+file_open_stream(const char *path, char *why, size_t whylen)
+{
+    struct stat st;
+    int fd = open_regular(path, &st, why, whylen);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (fd >= 0 && f == NULL) {
+        snprintf(why, whylen, "cannot open: %s", strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 char *

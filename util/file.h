@@ -14,6 +14,10 @@
 // bytes") when the file cannot be opened or read, is not a regular file, or is larger than max.
 char *file_read(const char *path, size_t max, size_t *len, char *why, size_t whylen);
 
+// Opens `path` for reading as a stream, refused at once like file_read when it is not a regular
+// file, but not read into memory (an audit log of any size). Returns NULL with why filled.
+FILE *file_open_stream(const char *path, char *why, size_t whylen);
+
 // The same for a stream already open (standard input), read to its end; it stays open.
 char *file_read_stream(FILE *f, size_t max, size_t *len, char *why, size_t whylen);
 

@@ -94,6 +94,24 @@ def test_a_fifo_policy_at_startup_is_an_error_not_a_hang(tmp_path, certs):
     assert r.returncode == 1 and "is a FIFO, not a regular file" in r.stderr + r.stdout
 
 
+
+def test_a_fifo_at_the_audit_hmac_key_or_log_path_is_an_error_not_a_hang(tmp_path, certs):
+    key = tmp_path / "hmac.key"
+    os.mkfifo(key)
+    r = run("serve", "--policy", DEFAULT_POLICY, "--tls-cert", certs / "tls.crt", "--tls-key",
+            certs / "tls.key", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+            "--audit-log", tmp_path / "audit.log", "--audit-hmac-key", key, timeout=10 * SLACK)
+    assert r.returncode == 1 and "hmac.key: is a FIFO, not a regular file" in r.stderr + r.stdout
+    # `audit verify` reads the key and the logs the same way.
+    log = tmp_path / "audit.log"
+    log.write_text("")
+    r = run("audit", "verify", "--hmac-key", key, log, timeout=10 * SLACK)
+    assert r.returncode != 0 and "is a FIFO, not a regular file" in r.stdout + r.stderr
+    fifo_log = tmp_path / "fifo.log"
+    os.mkfifo(fifo_log)
+    r = run("audit", "verify", fifo_log, timeout=10 * SLACK)
+    assert r.returncode != 0 and "fifo.log: is a FIFO, not a regular file" in r.stdout
+
 # ---- policies built to make the loader crawl ---------------------------------------------------
 
 RULES_AT = GOOD.index("  rules:")
