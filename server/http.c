@@ -22,6 +22,7 @@
 #include "server/admit.h"
 #include "server/budget.h"
 #include "server/log.h"
+#include "server/reaper.h"
 #include "server/review.h"
 #include "server/unheld.h"
 #include "server/wire.h"
@@ -39,6 +40,7 @@ struct http {
     char *detail;
 
     struct budget *budget; // admission bodies held at once, within opts.body_memory
+    struct reaper *reaper; // closes requests whose headers miss the deadline; NULL without one
 };
 
 // Per-request state, from the first call of the handler to the completion notice.
@@ -59,9 +61,40 @@ struct request {
     size_t kept;                   // bytes of the body kept in `body`
     bool reading;                  // past the first call after the headers: the body may be read
     struct timespec deadline_from; // the request line; again when the body may be read
-    size_t raw_uri_len;  // the request target's length up to its first NUL, before parsing
-    size_t raw_uri_args; // its '&' and '?' separators
+    size_t raw_uri_len;       // the request target's length up to its first NUL, before parsing
+    size_t raw_uri_args;      // its '&' and '?' separators
+    struct reaper_conn *conn; // its connection's record for the header deadline, or NULL
 };
+
+// What the server keeps per HTTPS connection, as libmicrohttpd's socket context: its TLS transport
+// and its record for the header deadline (either may be NULL).
+struct conn {
+    struct wire *wire;
+    struct reaper_conn *reap;
+};
+
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i != NULL ? i->socket_context : NULL;
+}
+
+// The connection's wire, or NULL (no TLS, or the metrics listener).
+static struct wire *
+conn_wire(struct MHD_Connection *c)
+{
+    struct conn *k = conn_of(c);
+    return k != NULL ? k->wire : NULL;
+}
+
+static struct reaper_conn *
+conn_reap(struct MHD_Connection *c)
+{
+    struct conn *k = conn_of(c);
+    return k != NULL ? k->reap : NULL;
+}
 
 // A request target with more query arguments is refused: the API server sends
 // "/validate?timeout=10s".
@@ -95,7 +128,7 @@ send_body(struct http *h, struct MHD_Connection *c, unsigned status, const char 
     if (atomic_load(&h->draining))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     // The header's TLS record leaves with the body's first record, in one write.
-    struct wire *w = wire_of(c);
+    struct wire *w = conn_wire(c);
     wire_answer(w, len);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     if (ret != MHD_YES)
@@ -410,12 +443,14 @@ static void *
 on_uri(void *cls, const char *uri_, struct MHD_Connection *c)
 {
     struct http *h = cls;
-    char *uri = (char *)uri_;  // see below: written only past the limits
-    wire_start(wire_of(c), c); // the handshake is done: from here GnuTLS reads through the wire
+    char *uri = (char *)uri_;    // see below: written only past the limits
+    wire_start(conn_wire(c), c); // the handshake is done: from here GnuTLS reads through the wire
     struct request *rq = xcalloc(1, sizeof *rq);
     // The request's time starts with its request line: the deadline covers headers and body.
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     rq->deadline_from = rq->start;
+    rq->conn = conn_reap(c);
+    reaper_request_line(rq->conn);
     if (h != NULL && h->opts.request_timeout > 0 &&
         h->opts.request_timeout < h->opts.connection_timeout)
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->opts.request_timeout);
@@ -576,7 +611,8 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     }
     if (!rq->begun) {
         rq->begun = true;
-        wire_request(wire_of(c), strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+        wire_request(conn_wire(c), strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+        reaper_headers_done(rq->conn);
         const char *bad = framing_error(c, url, version, rq);
         if (bad != NULL)
             return refuse_and_close(h, c, bad);
@@ -617,10 +653,10 @@ static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
     struct http *h = cls;
     struct request *rq = *con_cls;
+    reaper_request_done(rq ? rq->conn : conn_reap(c));
     if (rq == NULL)
         return;
     if (rq->counted) {
@@ -703,16 +739,23 @@ parse_listen(const char *spec, struct sockaddr_storage *ss, bool *v6, char *err,
 }
 
 // Counts the HTTPS listener's open connections (the drain waits for every connection the server
-// accepted, not only for the requests whose headers have arrived) and gives each its wire.
+// accepted, not only for the requests whose headers have arrived) and gives each its wire and its
+// record for the header deadline.
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
     struct http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = wire_new(c);
-    } else {
-        wire_free(*socket_context); // after libmicrohttpd released the TLS session
+        struct conn *k = xmalloc(sizeof *k);
+        k->wire = wire_new(c);
+        k->reap = reaper_opened(h->reaper, c);
+        *socket_context = k;
+    } else if (*socket_context != NULL) {
+        struct conn *k = *socket_context;
+        reaper_closed(h->reaper, k->reap);
+        wire_free(k->wire); // after libmicrohttpd released the TLS session
+        free(k);
         *socket_context = NULL;
     }
     atomic_fetch_add(&h->connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
@@ -738,6 +781,11 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     h->deps = *d;
     pthread_mutex_init(&h->detail_lock, NULL);
     h->budget = budget_new(o->body_memory);
+    if (o->request_timeout > 0) {
+        h->reaper = reaper_new(o->request_timeout, d->metrics, conn_reap);
+        if (reaper_start(h->reaper, err, errlen) != 0)
+            goto fail;
+    }
     if (o->body_memory < o->max_body) {
         snprintf(err, errlen,
                  "--body-memory (%zu) is below --max-body (%zu): a request at the "
@@ -898,6 +946,7 @@ http_stop(struct http *h)
         return;
     // libmicrohttpd must not be stopped with suspended connections: let every waiter go.
     budget_stop(h->budget);
+    reaper_stop(h->reaper); // no shutdown(2) once the daemon closes the sockets
     if (h->https != NULL)
         MHD_stop_daemon(h->https);
     if (h->plain != NULL)
@@ -905,5 +954,6 @@ http_stop(struct http *h)
     free(h->detail);
     pthread_mutex_destroy(&h->detail_lock);
     budget_free(h->budget);
+    reaper_free(h->reaper); // after the daemon: its closing notices reach the reaper
     free(h);
 }

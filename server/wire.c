@@ -164,14 +164,6 @@ wire_free(struct wire *w)
     free(w);
 }
 
-struct wire *
-wire_of(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *i =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return i != NULL ? i->socket_context : NULL;
-}
-
 void
 wire_request(struct wire *w, bool head)
 {

@@ -13,8 +13,8 @@
 struct wire;
 
 // A connection's wire, from libmicrohttpd's connection notification; NULL when its socket is
-// unknown. Free with wire_free after libmicrohttpd closed the connection (its TLS session is
-// gone by then).
+// unknown. The caller keeps it with the connection (http.c: in its socket context). Free with
+// wire_free after libmicrohttpd closed the connection (its TLS session is gone by then).
 struct wire *wire_new(struct MHD_Connection *c);
 void wire_free(struct wire *w);
 
@@ -22,9 +22,6 @@ void wire_free(struct wire *w);
 // for every request; only the first does anything). A connection with kernel TLS, or without a
 // TLS session, keeps its transport, and its answers are written as before.
 void wire_start(struct wire *w, struct MHD_Connection *c);
-
-// The wire of a connection, or NULL (a connection without TLS).
-struct wire *wire_of(struct MHD_Connection *c);
 
 // Whether the request being read is a HEAD: its answer has no body, so nothing is kept.
 void wire_request(struct wire *w, bool head);
