@@ -38,6 +38,7 @@ struct http {
     atomic_int connections; // open on the HTTPS listener, from accept to close
     pthread_mutex_t detail_lock;
     char *detail;
+    char *cert_failure; // why the last certificate reload failed; NULL: it did not
 
     struct budget *budget; // admission bodies held at once, within opts.body_memory
     struct reaper *reaper; // closes requests whose headers miss the deadline; NULL without one
@@ -166,9 +167,16 @@ ready(struct http *h, char *why, size_t len)
         return false;
     }
     pthread_mutex_lock(&h->detail_lock);
-    snprintf(why, len, "%s", h->detail ? h->detail : "");
+    // The previous certificate still serves, but the files in place do not load: whatever
+    // replaced them (a renewal) has to be fixed before that certificate expires.
+    bool cert_ok = h->cert_failure == NULL;
+    if (cert_ok)
+        snprintf(why, len, "%s", h->detail ? h->detail : "");
+    else
+        snprintf(why, len, "certificate reload failed, the previous certificate still serving: %s",
+                 h->cert_failure);
     pthread_mutex_unlock(&h->detail_lock);
-    return true;
+    return cert_ok;
 }
 
 // /healthz: the process serves. /readyz: policy and certificate loaded, not draining; the body
@@ -844,13 +852,26 @@ fail:
     return NULL;
 }
 
+// Replaces one of the texts /readyz shows with a copy of `text` (NULL: none).
+static void
+set_readiness_text(struct http *h, char **slot, const char *text)
+{
+    pthread_mutex_lock(&h->detail_lock);
+    free(*slot);
+    *slot = text ? xstrdup(text) : NULL;
+    pthread_mutex_unlock(&h->detail_lock);
+}
+
 void
 http_set_detail(struct http *h, const char *detail)
 {
-    pthread_mutex_lock(&h->detail_lock);
-    free(h->detail);
-    h->detail = detail ? xstrdup(detail) : NULL;
-    pthread_mutex_unlock(&h->detail_lock);
+    set_readiness_text(h, &h->detail, detail);
+}
+
+void
+http_set_cert_failure(struct http *h, const char *why)
+{
+    set_readiness_text(h, &h->cert_failure, why);
 }
 
 static unsigned
@@ -952,6 +973,7 @@ http_stop(struct http *h)
     if (h->plain != NULL)
         MHD_stop_daemon(h->plain);
     free(h->detail);
+    free(h->cert_failure);
     pthread_mutex_destroy(&h->detail_lock);
     budget_free(h->budget);
     reaper_free(h->reaper); // after the daemon: its closing notices reach the reaper

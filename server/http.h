@@ -43,6 +43,10 @@ struct http *http_start(const struct http_options *o, const struct http_deps *d,
 // Sets a line of readiness detail shown by /readyz (e.g. a failed reload); NULL clears it.
 void http_set_detail(struct http *h, const char *detail);
 
+// Sets why the last certificate reload failed: /readyz fails, saying so, until a reload succeeds
+// (NULL clears it). The previous certificate keeps serving meanwhile.
+void http_set_cert_failure(struct http *h, const char *why);
+
 // Graceful stop: /readyz fails at once and answers say Connection: close; after `delay_s`
 // seconds new connections are refused (those already in the listen backlog are accepted); every
 // connection accepted is answered until it closes, for up to `drain_s` seconds (an idle one is

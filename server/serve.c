@@ -342,10 +342,14 @@ reload_tls(void *arg)
     struct reloader *r = arg;
     bool changed = false;
     char err[512];
-    if (tls_reload(r->tls, &changed, warn_cert, err, sizeof err) != 0)
+    if (tls_reload(r->tls, &changed, warn_cert, err, sizeof err) != 0) {
         log_msg(LOGL_ERROR, "certificate reload refused; the current certificate keeps serving",
                 "error", err, NULL);
-    else if (changed)
+        http_set_cert_failure(r->http, err);
+        return;
+    }
+    http_set_cert_failure(r->http, NULL);
+    if (changed)
         log_msg(LOGL_INFO, "certificate reloaded: new handshakes use it", NULL);
 }
 

@@ -477,6 +477,29 @@ def test_rotation_to_a_bad_pair_is_refused(tmp_path, start_server, generations):
     assert reload_counts(s) == {"success": 1, "failure": 3}
 
 
+def test_readyz_fails_after_a_refused_certificate_and_recovers_with_a_good_one(
+        tmp_path, start_server, generations):
+    g0, g1, g2 = generations
+    sd = SecretDir(tmp_path / "secret")
+    sd.publish_dir(g0)
+    s = start_server(audit=False, cert=sd.crt, key=sd.key)
+    assert s.plain("/readyz") == (200, "ok\n")
+    # The old pair keeps serving, but what replaced it does not load: not ready, saying why,
+    # on both listeners.
+    sd.publish((g1 / "tls.crt").read_bytes(), (g2 / "tls.key").read_bytes())
+    assert wait_for(lambda: s.plain("/readyz")[0] == 503, timeout=10) is not None
+    status, body = s.plain("/readyz")
+    assert body.startswith("not ready: certificate reload failed, the previous certificate "
+                           "still serving: ") and str(sd.crt) in body, body
+    s.ca = g0 / "ca.crt"
+    status, data = s.request("GET", "/readyz")
+    assert status == 503 and data.decode() == body
+    assert peer_der(s.port, g0 / "ca.crt") == der_of(g0 / "tls.crt")
+    # A good pair: ready again.
+    sd.publish_dir(g2)
+    assert wait_for(lambda: s.plain("/readyz") == (200, "ok\n"), timeout=10) is not None
+    assert peer_der(s.port) == der_of(g2 / "tls.crt")
+
 def test_refused_pair_is_reported_once_not_every_poll(tmp_path, start_server, generations):
     g0, g1, g2 = generations
     sd = SecretDir(tmp_path / "secret")
