@@ -74,12 +74,7 @@ eval_excluded(const struct policy_spec *s, const struct eval_input *in)
 static const char *
 matching_glob(const struct policy_globs *g, const char *value)
 {
-    for (size_t i = 0; i < g->count; i++) {
-        struct policy_globs one = {&g->items[i], 1, NULL};
-        if (value != NULL && policy_globs_match(&one, value))
-            return g->items[i];
-    }
-    return NULL;
+    return value != NULL ? policy_globs_first(g, value) : NULL;
 }
 
 int
@@ -639,12 +634,7 @@ warning_text(const struct eval_finding *f, int setting, const struct policy_rule
 static const char *
 first_match(const struct policy_globs *g, const char *s)
 {
-    for (size_t i = 0; i < g->count; i++) {
-        struct policy_globs one = {&g->items[i], 1, NULL};
-        if (policy_globs_match(&one, s))
-            return g->items[i];
-    }
-    return NULL;
+    return policy_globs_first(g, s);
 }
 
 static void

@@ -1428,14 +1428,26 @@ policy_globs_match(const struct policy_globs *g, const char *s)
 bool
 policy_globs_match_len(const struct policy_globs *g, const char *s, size_t n)
 {
+    return policy_globs_first_len(g, s, n) != NULL;
+}
+
+const char *
+policy_globs_first(const struct policy_globs *g, const char *s)
+{
+    return g->count > 0 ? policy_globs_first_len(g, s, strlen(s)) : NULL;
+}
+
+const char *
+policy_globs_first_len(const struct policy_globs *g, const char *s, size_t n)
+{
     if (g->compiled == NULL) {
         for (size_t i = 0; i < g->count; i++)
             if (fnmatch(g->items[i], s, FNM_CASEFOLD) == 0)
-                return true;
-        return false;
+                return g->items[i];
+        return NULL;
     }
     if (!policy_globs_may_match(g, s))
-        return false;
+        return NULL;
     for (size_t i = 0; i < g->count; i++) {
         const struct policy_glob *c = &g->compiled->one[i];
         // Most globs fail on the length or the first or last character: no call for them.
@@ -1445,9 +1457,9 @@ policy_globs_match_len(const struct policy_globs *g, const char *s, size_t n)
              (c->suffix > 0 && fold((unsigned char)s[n - 1]) != (unsigned char)c->lc[c->len - 1])))
             continue;
         if (glob_match(c, g->items[i], s, n))
-            return true;
+            return g->items[i];
     }
-    return false;
+    return NULL;
 }
 
 // ---- Sibling documents ----------------------------------------------------------------------

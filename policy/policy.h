@@ -170,6 +170,10 @@ bool policy_globs_match(const struct policy_globs *g, const char *s);
 // The same for s of n bytes (n == strlen(s)), for a caller that tries one string on many lists.
 bool policy_globs_match_len(const struct policy_globs *g, const char *s, size_t n);
 
+// The first glob of g (its text, in g) that matches s, or NULL; and the same for s of n bytes.
+const char *policy_globs_first(const struct policy_globs *g, const char *s);
+const char *policy_globs_first_len(const struct policy_globs *g, const char *s, size_t n);
+
 // False when no glob of g can match s, by s's first byte alone (a compiled list); true when one
 // may. Inline, so that a scan of many lists (profiles, exceptions) passes most at one compare.
 static inline bool

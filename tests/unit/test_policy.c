@@ -168,6 +168,25 @@ test_compiled_globs_match_as_fnmatch(void **state)
         policy_globs_free(&g);
     }
     assert_true(matched > 1000); // the strings do meet the globs
+
+    // A list gives the first of its globs that matches, in its order, as a loop over fnmatch.
+    for (int round = 0; round < 5000; round++) {
+        struct policy_globs g = {xcalloc(3, sizeof(char *)), 3, NULL};
+        for (int k = 0; k < 3; k++) {
+            random_text(pat, 6, round % 5 ? "aAbB-*" : "aB*?[]\\-");
+            g.items[k] = xstrdup(pat);
+        }
+        random_text(str, 8, "aAbB-");
+        const char *want = NULL;
+        for (int k = 0; k < 3 && want == NULL; k++)
+            if (fnmatch(g.items[k], str, FNM_CASEFOLD) == 0)
+                want = g.items[k];
+        assert_ptr_equal(policy_globs_first(&g, str), want);
+        policy_globs_compile(&g);
+        assert_ptr_equal(policy_globs_first(&g, str), want);
+        assert_int_equal(policy_globs_match(&g, str), want != NULL);
+        policy_globs_free(&g);
+    }
 }
 
 static void
