@@ -434,7 +434,8 @@ main(int argc, char **argv)
     // Guarded objects against the 1-component Application, both webhooks: the ACK Table bare (as
     // the newest guidewire graph renders it: /mutate patches, /validate denies), protected, and
     // updated by its controller; the kro DynamoDBTable KubeVela creates and re-applies; the
-    // Application's own CREATE and `kubectl apply` UPDATE.
+    // Application's own CREATE (allowed), its bare CREATE (a production table without the trait:
+    // /mutate patches, /validate denies, as for the bare Table) and `kubectl apply` UPDATE.
     printf("#guarded\tobject\twebhook\tbytes\tus_per_review\n");
     static const char *const guarded[][2] = {{"table-bare", "table-bare"},
                                              {"table-protected", "table-protected"},
@@ -442,6 +443,7 @@ main(int argc, char **argv)
                                              {"dynamodbtable-create", "dynamodbtable-create"},
                                              {"dynamodbtable-update", "dynamodbtable-update"},
                                              {"application-1", "c1-trait-allow"},
+                                             {"application-1-bare", "c1-notrait-deny"},
                                              {"application-1-update", "c1-trait-allow-update"}};
     for (size_t g = 0; g < sizeof guarded / sizeof *guarded; g++) {
         char path[4096];
