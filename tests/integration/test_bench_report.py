@@ -31,20 +31,22 @@ def load_run(target, payload, hook, mode, rnd, cpu_us, p99_us, requests=100000):
             "hwm_kib": 20000}
 
 
-def core_tsv(path, apply_ratio, table_us, scale_ratio):
+def core_tsv(path, update_ratio, table_us, scale_ratio):
     rows = ["#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review\tus_per_component"
             "\tdecode_us"]
     for n in (1, 10, 100, 1000):
         rows.append(f"review\t{n}\ttrait\tallow\tvalidate\t{n * 1000}\t{n * 1.5:.2f}\t1.500\t1.00")
     rows.append("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio")
-    rows.append("update\t1\tvalidate\t10.00\t15.00\t1.50")
+    rows.append(f"update\t1\tvalidate\t10.00\t{10 * update_ratio:.2f}\t{update_ratio:.2f}")
     rows.append("#apply\tcomponents\twebhook\tcreate_bytes\tupdate_bytes\tcreate_us\tupdate_us"
                 "\tratio")
-    rows.append(f"apply\t1\tvalidate\t3000\t7000\t10.00\t{10 * apply_ratio:.2f}\t{apply_ratio:.2f}")
+    rows.append("apply\t1\tvalidate\t3000\t9000\t10.00\t30.00\t3.00")
     rows.append("#guarded\tobject\twebhook\tbytes\tus_per_review")
     rows.append("guarded\tapplication-1\tvalidate\t3000\t20.00")
     rows.append("guarded\tapplication-1-update\tvalidate\t7000\t30.00")
-    rows.append(f"guarded\ttable-bare\tvalidate\t2000\t{table_us:.2f}")
+    rows.append("guarded\tapplication-1-bare\tvalidate\t2900\t22.00")
+    rows.append(f"guarded\ttable-bare\tvalidate\t2000\t{table_us + 2:.2f}")
+    rows.append(f"guarded\ttable-protected\tvalidate\t2000\t{table_us:.2f}")
     rows.append("guarded\ttable-update\tvalidate\t4000\t25.00")
     rows.append("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio")
     rows.append(f"scale\tc10-trait-allow\tvalidate\t100\t100\t50.00\t{50 * scale_ratio:.2f}"
@@ -58,7 +60,7 @@ def core_tsv(path, apply_ratio, table_us, scale_ratio):
     path.write_text("\n".join(rows) + "\n")
 
 
-def targets(tmp_path, *, cpu_validate, p99_c10, apply_ratio, table_us, scale_ratio, mb_s):
+def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ratio, mb_s):
     """Runs report.py on a synthetic run; returns ({target text: met?}, the document)."""
     tmp_path.mkdir()
     runs = []
@@ -76,7 +78,7 @@ def targets(tmp_path, *, cpu_validate, p99_c10, apply_ratio, table_us, scale_rat
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in runs))
     core = tmp_path / "core.tsv"
-    core_tsv(core, apply_ratio, table_us, scale_ratio)
+    core_tsv(core, update_ratio, table_us, scale_ratio)
     size = 1 << 30
     audit = tmp_path / "audit-report.json"
     audit.write_text(json.dumps({"records": 1000000, "rows": [
@@ -113,12 +115,13 @@ def pick(verdicts, *words):
 def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     # 13 µs for nginx allows 21.7 µs: 21 is within, 23 is not; each other figure just inside,
     # then just outside its limit.
-    good, doc = targets(tmp_path / "a", cpu_validate=21.0, p99_c10=1900.0, apply_ratio=2.1,
+    good, doc = targets(tmp_path / "a", cpu_validate=21.0, p99_c10=1900.0, update_ratio=2.1,
                         table_us=19.0, scale_ratio=1.08, mb_s=250)
-    bad, _ = targets(tmp_path / "b", cpu_validate=23.0, p99_c10=2100.0, apply_ratio=2.3,
+    bad, _ = targets(tmp_path / "b", cpu_validate=23.0, p99_c10=2100.0, update_ratio=2.3,
                      table_us=21.0, scale_ratio=1.12, mb_s=150)
     for words in (("CPU per request", "/validate"), ("p99", "c10-trait-allow"),
-                  ("kubectl apply",), ("guarded",), ("100 exceptions",), ("audit report",)):
+                  ("UPDATE with oldObject",), ("guarded",), ("100 exceptions",),
+                  ("audit report",)):
         assert pick(good, *words) is True, words
         assert pick(bad, *words) is False, words
     # The same /mutate figures in both runs: judged the same way.
@@ -126,3 +129,6 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     # Without the log is reported beside the target, never instead of it.
     assert "without the audit log 15.0 µs" in doc
     assert "No profile in this run" in doc
+    # The realistic kubectl-apply UPDATE is reported with its byte ratio, not judged.
+    assert not any("kubectl apply" in k for k in good)
+    assert "| 1 | /validate | 3000 | 9000 | 10.00 | 30.00 | 3.00 | 3.00 | 1.00 |" in doc
