@@ -5,6 +5,7 @@ saying why for objects the webhook guards, allowed with a warning otherwise, rec
 audit log and counted. Bytes that are not a review keep their 400; the server keeps serving."""
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -258,5 +259,33 @@ def test_hostile_corpus_under_a_held_budget(start_server):
         except (ValueError, KeyError, TypeError, RecursionError):
             pass  # a body Python does not read as a review
     assert unheld >= 10
+    holder.close()
+    still_serves(server)
+
+
+def test_api_server_client_gets_every_call_answered_while_the_budget_is_held(
+        start_server, webhookclient, tmp_path):
+    """A client like the API server's (Go net/http, the webhook's 2 s timeout on each call, no
+    retry of a POST) sends large guarded reviews back to back while another client holds the
+    whole budget: every call is answered 200 with its uid (denied, read through) in time. Before
+    the wait for room had an end, every call waited for the holder and failed at its timeout."""
+    server = start_server(max_body=CAP, body_memory=CAP, request_timeout=60, audit=False)
+    holder = Holder(server)
+    rev = review(large_application(300_000))
+    path = tmp_path / "review.json"
+    path.write_bytes(go_json(rev))
+    load = subprocess.Popen([str(webhookclient), "-mode", "load", "-workers", "8",
+                             "-url", f"https://127.0.0.1:{server.port}/validate?timeout=2s",
+                             "-ca", str(server.ca), "-body", str(path),
+                             "-uid", rev["request"]["uid"], "-idle", "90s",
+                             "-timeout", "2s"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    time.sleep(3)
+    out, _ = load.communicate("", timeout=60)
+    o = json.loads(out)
+    assert o["sent"] >= 8 and o["ok"] == o["sent"], o
+    assert o["failed"] == 0 and o["refused"] == 0, o
+    assert not_held(server, "validate", "deny") == o["sent"]
+    assert metric(server, "tableguard_http_request_body_bytes") == CAP  # the holder's, only
     holder.close()
     still_serves(server)

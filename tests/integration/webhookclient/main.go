@@ -7,7 +7,8 @@
 //	idle: -conns N connections each send a review, stay idle for -wait plus an offset spread
 //	      evenly over [-spread, +spread], and send another on the same pooled connection.
 //	load: -workers N goroutines share one Transport and send reviews back to back until stdin
-//	      closes; each outcome is counted.
+//	      closes; each outcome is counted. -timeout gives each call the API server's deadline
+//	      (a call past it is a failed call).
 package main
 
 import (
@@ -118,6 +119,8 @@ func main() {
 	wait := flag.Duration("wait", 2*time.Second, "idle: time idle before the second request")
 	spread := flag.Duration("spread", 20*time.Millisecond, "idle: offsets around -wait")
 	workers := flag.Int("workers", 8, "load: concurrent senders")
+	timeout := flag.Duration("timeout", 0, "each call's deadline, as the API server's webhook "+
+		"timeoutSeconds (0: none)")
 	flag.Parse()
 	body, err := os.ReadFile(*bodyFile)
 	if err != nil {
@@ -150,7 +153,7 @@ func main() {
 			os.Exit(2)
 		}
 	} else {
-		c := &http.Client{Transport: transport(*ca, *idle)}
+		c := &http.Client{Transport: transport(*ca, *idle), Timeout: *timeout}
 		stop := make(chan struct{})
 		go func() {
 			io.Copy(io.Discard, os.Stdin)
