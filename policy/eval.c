@@ -674,6 +674,23 @@ waiver_text(const struct eval_finding *f)
     return w;
 }
 
+// The exception that waives f, or NULL: tried only against the exceptions in scope of the
+// request (in force, namespace and Application matching), worked out once per request.
+static const struct exception *
+waiver_for(const struct policy_spec *s, const struct eval_input *in, const char *app,
+           const struct eval_finding *f, struct eval_result *out)
+{
+    if (in->exceptions == NULL)
+        return NULL;
+    if (!out->view_ready || (out->view_app != app && strcmp(out->view_app, app ? app : "") != 0)) {
+        exceptions_view_init(&out->view, in->exceptions, app, in->namespace, in->now,
+                             s->exceptions_max_days);
+        out->view_ready = true;
+        out->view_app = app ? app : "";
+    }
+    return exceptions_waiver_among(&out->view, f->rule->name, f->table);
+}
+
 // Makes f's message one line without "immutable", finds the exception that waives it, and adds
 // it to `out` (a waived finding with the waiver's warning, named on its table's row). Returns
 // true when the rule's own warning is due instead.
@@ -683,8 +700,7 @@ add_judged(const struct policy_spec *s, const struct eval_input *in, const char 
 {
     one_line(f->message);
     f->message = defused(f->message);
-    f->exception = exceptions_waiver(in->exceptions, f->rule->name, f->table, app, in->namespace,
-                                     in->now, s->exceptions_max_days);
+    f->exception = waiver_for(s, in, app, f, out);
     add_finding(out, f);
     if (f->exception != NULL) {
         row->exception = f->exception->name;
@@ -1041,8 +1057,7 @@ eval_add_finding(const struct policy_spec *s, const struct eval_input *in, const
     struct eval_finding g = *f;
     one_line(g.message);
     g.message = defused(g.message);
-    g.exception = exceptions_waiver(in->exceptions, g.rule->name, g.table, app, in->namespace,
-                                    in->now, s->exceptions_max_days);
+    g.exception = waiver_for(s, in, app, &g, out);
     add_finding(out, &g);
     if (g.exception != NULL) {
         row->exception = g.exception->name;

@@ -94,6 +94,11 @@ struct eval_result {
     struct eval_table *tables; // every table examined, in component order
     size_t table_count;
     size_t warnings_unlisted; // validate: warn findings past EVAL_WARNINGS_LISTED
+    // Private to eval.c: the exceptions that can waive a finding of this request (for the
+    // Application view_app), worked out at the first finding.
+    struct exceptions_view view;
+    bool view_ready;
+    const char *view_app;
 };
 
 // Computes the patch for /mutate into `out` (zeroed first). Returns 0.

@@ -399,6 +399,14 @@ exceptions_at(const struct exceptions *x, size_t i)
 
 // ---- Lookup ----------------------------------------------------------------------------------
 
+// In force at now: not expired, and not expiring further ahead than the policy honours.
+static bool
+in_force(const struct exception *e, long long now, unsigned max_days)
+{
+    bool capped = max_days > 0 && e->expires - now > (long long)max_days * 86400;
+    return now < e->expires && !capped;
+}
+
 const struct exception *
 exceptions_waiver(const struct exceptions *x, const char *rule, const char *table, const char *app,
                   const char *ns, long long now, unsigned max_days)
@@ -407,8 +415,7 @@ exceptions_waiver(const struct exceptions *x, const char *rule, const char *tabl
     size_t n = SIZE_MAX; // strlen(table), once an exception in force needs it
     for (size_t i = 0; l != NULL && i < l->count; i++) {
         const struct exception *e = &x->items[l->at[i]];
-        bool capped = max_days > 0 && e->expires - now > (long long)max_days * 86400;
-        if (now >= e->expires || capped)
+        if (!in_force(e, now, max_days))
             continue;
         if (n == SIZE_MAX)
             n = strlen(table);
@@ -416,6 +423,37 @@ exceptions_waiver(const struct exceptions *x, const char *rule, const char *tabl
             policy_globs_match(&e->namespaces, ns ? ns : "") &&
             policy_globs_match(&e->applications, app ? app : ""))
             return e;
+    }
+    return NULL;
+}
+
+void
+exceptions_view_init(struct exceptions_view *v, const struct exceptions *x, const char *app,
+                     const char *ns, long long now, unsigned max_days)
+{
+    memset(v, 0, sizeof *v);
+    v->x = x;
+    for (size_t i = 0; i < exceptions_count(x); i++) {
+        const struct exception *e = &x->items[i];
+        if (in_force(e, now, max_days) && policy_globs_match(&e->namespaces, ns ? ns : "") &&
+            policy_globs_match(&e->applications, app ? app : ""))
+            v->in_scope[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+}
+
+const struct exception *
+exceptions_waiver_among(const struct exceptions_view *v, const char *rule, const char *table)
+{
+    const struct waiver_list *l = v->x != NULL ? rule_list(v->x, rule) : NULL;
+    size_t n = SIZE_MAX; // strlen(table), once an exception in scope needs it
+    for (size_t i = 0; l != NULL && i < l->count; i++) {
+        size_t k = l->at[i];
+        if ((v->in_scope[k / 64] >> (k % 64) & 1) == 0)
+            continue;
+        if (n == SIZE_MAX)
+            n = strlen(table);
+        if (policy_globs_match_len(&v->x->items[k].tables, table, n))
+            return &v->x->items[k];
     }
     return NULL;
 }

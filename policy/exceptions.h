@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "policy/diag.h"
 #include "policy/policy.h"
@@ -60,6 +61,21 @@ const struct exception *exceptions_at(const struct exceptions *x, size_t i);
 const struct exception *exceptions_waiver(const struct exceptions *x, const char *rule,
                                           const char *table, const char *app, const char *ns,
                                           long long now, unsigned max_days);
+
+// The exceptions that can waive anything in one request: a bit per exception (by file index) for
+// each one in force at `now` (as exceptions_waiver judges it) whose namespaces and applications
+// globs match ns and app. A request judges every violation against the same namespace and
+// Application, so these are worked out once and exceptions_waiver_among tries only the tables.
+struct exceptions_view {
+    const struct exceptions *x;
+    uint64_t in_scope[(EXCEPTIONS_MAX + 63) / 64];
+};
+void exceptions_view_init(struct exceptions_view *v, const struct exceptions *x, const char *app,
+                          const char *ns, long long now, unsigned max_days);
+// exceptions_waiver(x, rule, table, app, ns, now, max_days) for the view's x, app, ns, now and
+// max_days: the same exception, in file order.
+const struct exception *exceptions_waiver_among(const struct exceptions_view *v, const char *rule,
+                                                const char *table);
 
 // Checks exceptions against a policy at `now` (Unix seconds). Adds to `errors` what makes an
 // exception unable to work as written: a rule the policy does not have, a tables or namespaces

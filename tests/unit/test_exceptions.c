@@ -230,6 +230,42 @@ assert_waived_by(const struct exceptions *x, const char *rule, const char *table
     assert_string_equal(e->name, name);
 }
 
+// A request's view (in force, namespace and Application matched once) gives the same exception
+// as the full lookup, for every rule, table, Application, namespace and time tried.
+static void
+view_waives_as_the_full_lookup(void **state)
+{
+    (void)state;
+    struct exceptions *x = load_ok(GOOD);
+    static const char *const rules[] = {"dp", "pitr", "keep"};
+    static const char *const tables[] = {"orders-prod", "ORDERS-PROD", "cache-eu", "users-prod"};
+    static const char *const apps[] = {"orders", "billing", "", NULL};
+    static const char *const nss[] = {"shop", "other", "", NULL};
+    static const long long times[] = {EXPIRES_CACHE - 1, EXPIRES_CACHE, EXPIRES_ORDERS - 1,
+                                      EXPIRES_ORDERS - 40LL * 86400};
+    size_t waived = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (size_t n = 0; n < 4; n++)
+            for (size_t t = 0; t < 4; t++)
+                for (unsigned days = 0; days <= 30; days += 30) {
+                    struct exceptions_view v;
+                    exceptions_view_init(&v, x, apps[a], nss[n], times[t], days);
+                    for (size_t r = 0; r < 3; r++)
+                        for (size_t k = 0; k < 4; k++) {
+                            const struct exception *want = exceptions_waiver(
+                                x, rules[r], tables[k], apps[a], nss[n], times[t], days);
+                            assert_ptr_equal(exceptions_waiver_among(&v, rules[r], tables[k]),
+                                             want);
+                            waived += want != NULL;
+                        }
+                }
+    assert_true(waived > 10); // the combinations do reach waivers
+    struct exceptions_view none;
+    exceptions_view_init(&none, NULL, "orders", "shop", 0, 30);
+    assert_null(exceptions_waiver_among(&none, "dp", "orders-prod"));
+    exceptions_unref(x);
+}
+
 // The lookup tries only the exceptions naming the rule, and the first of them in the file that
 // holds wins: whatever other rules an exception also names, whether it names one twice, and
 // whether an earlier one has expired.
@@ -555,6 +591,7 @@ main(void)
         cmocka_unit_test(diagnostics_say_where_and_what),
         cmocka_unit_test(waiver_matches_rule_table_namespace_application_and_time),
         cmocka_unit_test(waiver_is_the_first_in_file_order_among_those_naming_the_rule),
+        cmocka_unit_test(view_waives_as_the_full_lookup),
         cmocka_unit_test(evaluation_waives_one_rule_but_not_another),
         cmocka_unit_test(exceptions_waive_forbidden_transitions_too),
         cmocka_unit_test(exceptions_waive_guarded_objects_too),
