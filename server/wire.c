@@ -121,17 +121,21 @@ wire_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 }
 
 struct wire *
+wire_new_fd(int fd)
+{
+    struct wire *w = xmalloc(sizeof *w); // the buffers need no zeroing
+    w->fd = fd;
+    w->attached = w->head = w->hold_next = false;
+    w->held = w->held_off = w->in_off = w->in_len = 0;
+    return w;
+}
+
+struct wire *
 wire_new(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *fi =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (fi == NULL)
-        return NULL;
-    struct wire *w = xmalloc(sizeof *w); // the buffers need no zeroing
-    w->fd = fi->connect_fd;
-    w->attached = w->head = w->hold_next = false;
-    w->held = w->held_off = w->in_off = w->in_len = 0;
-    return w;
+    return fi != NULL ? wire_new_fd(fi->connect_fd) : NULL;
 }
 
 // After the handshake, not before: GnuTLS decides on kernel TLS at the end of the handshake, and
@@ -152,6 +156,13 @@ wire_start(struct wire *w, struct MHD_Connection *c)
         w->fd = -1; // not ours: wire_answer keeps nothing
         return;
     }
+    wire_take(w, s);
+}
+
+void
+wire_take(struct wire *w, gnutls_session_t s)
+{
+    w->attached = true;
     gnutls_transport_set_ptr(s, w);
     gnutls_transport_set_pull_function(s, wire_pull);
     gnutls_transport_set_pull_timeout_function(s, wire_pull_timeout);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 struct wire;
@@ -22,6 +23,11 @@ void wire_free(struct wire *w);
 // for every request; only the first does anything). A connection with kernel TLS, or without a
 // TLS session, keeps its transport, and its answers are written as before.
 void wire_start(struct wire *w, struct MHD_Connection *c);
+
+// The same over a socket and a TLS session whose handshake is done, without libmicrohttpd
+// (wire_start does this for a connection; the unit tests drive it directly).
+struct wire *wire_new_fd(int fd);
+void wire_take(struct wire *w, gnutls_session_t s);
 
 // Whether the request being read is a HEAD: its answer has no body, so nothing is kept.
 void wire_request(struct wire *w, bool head);
