@@ -8,14 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/jsonr.h"
 #include "policy/kinds.h"
-
-static const char *
-str_at(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 // An error is weaker than "off", which is weaker than nothing.
 static int
@@ -117,7 +111,8 @@ json_patch(const cJSON *trait, const char *where, struct bypass_result *out)
     cJSON_ArrayForEach(op, ops)
     {
         k++;
-        const char *name = str_at(op, "op"), *path = str_at(op, "path"), *from = str_at(op, "from");
+        const char *name = json_str(op, "op"), *path = json_str(op, "path"),
+                   *from = json_str(op, "from");
         if (name == NULL || path == NULL) {
             snprintf(why, sizeof why,
                      "%s has a json-patch operation %zu without a string op and path, which cannot "
@@ -230,7 +225,7 @@ patch_traits(const cJSON *traits, const char *where, struct bypass_result *out)
     const cJSON *t;
     cJSON_ArrayForEach(t, (cJSON_IsArray(traits) ? traits : NULL))
     {
-        const char *type = str_at(t, "type");
+        const char *type = json_str(t, "type");
         if (type != NULL && strcmp(type, "json-patch") == 0)
             json_patch(t, where, out);
         else if (type != NULL && strcmp(type, "json-merge-patch") == 0)
@@ -354,7 +349,7 @@ override_policy(const struct policy_spec *s, const cJSON *policy, const char *pn
         const cJSON *t;
         cJSON_ArrayForEach(t, (cJSON_IsArray(traits) ? traits : NULL))
         {
-            const char *type = str_at(t, "type");
+            const char *type = json_str(t, "type");
             if (type != NULL && strcmp(type, s->trait_type) == 0)
                 override_trait(s, t, where, out);
         }
@@ -380,7 +375,7 @@ bypass_weakest(const struct policy_spec *s, const cJSON *app, const struct trans
     const cJSON *p;
     cJSON_ArrayForEach(p, (cJSON_IsArray(policies) ? policies : NULL))
     {
-        const char *type = str_at(p, "type"), *name = str_at(p, "name");
+        const char *type = json_str(p, "type"), *name = json_str(p, "name");
         if (type != NULL && strcmp(type, "override") == 0)
             override_policy(s, p, name ? name : "", slot, out);
     }

@@ -9,23 +9,17 @@
 #include <strings.h>
 
 #include "util/xalloc.h"
+#include "util/jsonr.h"
 
 // A table found in the manifests: enough to match every glob a rule, profile or exception has.
 struct found {
     const char *table, *ns, *app;
 };
 
-static const char *
-str_at(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static bool
 is_application(const cJSON *o)
 {
-    const char *api = str_at(o, "apiVersion"), *kind = str_at(o, "kind");
+    const char *api = json_str(o, "apiVersion"), *kind = json_str(o, "kind");
     return api != NULL && kind != NULL && strncmp(api, "core.oam.dev/", 13) == 0 &&
            strcmp(kind, "Application") == 0;
 }
@@ -57,7 +51,7 @@ table_of(const struct policy_spec *s, const struct coverage_manifest *m, const c
             diag_add(w, m->source, 0, 0,
                      "warning: component \"%s\": tableNameFrom \"%s\" has no \"%s\" here but "
                      "\"%s\" exists: the table name falls back to the component name",
-                     str_at(comp, "name") ? str_at(comp, "name") : "", s->table_name_from,
+                     json_str(comp, "name") ? json_str(comp, "name") : "", s->table_name_from,
                      s->table_name_path[i], near);
             ++*count;
         }
@@ -65,7 +59,7 @@ table_of(const struct policy_spec *s, const struct coverage_manifest *m, const c
     }
     if (cJSON_IsString(v) && v->valuestring[0] != '\0')
         return v->valuestring;
-    return str_at(comp, "name");
+    return json_str(comp, "name");
 }
 
 // Reports a component of a type the policy does not cover that still names a table.
@@ -80,7 +74,7 @@ uncovered(const struct policy_spec *s, const struct coverage_manifest *m, const 
     diag_add(w, m->source, 0, 0,
              "warning: component \"%s\" of type \"%s\" holds a %s but its type is not in "
              "components.types: tableguard never protects it",
-             str_at(comp, "name") ? str_at(comp, "name") : "", str_at(comp, "type"), key);
+             json_str(comp, "name") ? json_str(comp, "name") : "", json_str(comp, "type"), key);
     ++*count;
 }
 
@@ -91,12 +85,12 @@ collect(const struct policy_spec *s, const struct coverage_manifest *m, struct f
     if (!is_application(m->object))
         return;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m->object, "metadata");
-    const char *ns = str_at(meta, "namespace"), *app = str_at(meta, "name");
+    const char *ns = json_str(meta, "namespace"), *app = json_str(meta, "name");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(m->object, "spec");
     const cJSON *comps = cJSON_GetObjectItemCaseSensitive(spec, "components"), *comp;
     cJSON_ArrayForEach(comp, (cJSON_IsArray(comps) ? comps : NULL))
     {
-        const char *type = str_at(comp, "type");
+        const char *type = json_str(comp, "type");
         if (!cJSON_IsObject(comp) || type == NULL)
             continue;
         if (!policy_globs_match(&s->component_types, type)) {

@@ -12,6 +12,7 @@
 #include "policy/patch.h"
 #include "policy/transition.h"
 #include "util/xalloc.h"
+#include "util/jsonr.h"
 
 // The trait's own CUE defaults: a present trait with a missing property renders as true.
 static const bool TRAIT_CUE_DEFAULT = true;
@@ -22,13 +23,6 @@ eval_skip_name(enum eval_skip s)
     static const char *const names[] = {"evaluated", "not-application", "deleting", "excluded",
                                         "unreadable"};
     return names[s];
-}
-
-static const char *
-str_at(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static bool
@@ -109,7 +103,7 @@ components_of(const cJSON *obj)
 static bool
 component_matches(const struct policy_spec *s, const cJSON *comp)
 {
-    const char *type = str_at(comp, "type");
+    const char *type = json_str(comp, "type");
     return cJSON_IsObject(comp) && type != NULL && policy_globs_match(&s->component_types, type);
 }
 
@@ -169,7 +163,7 @@ protection_of(const struct policy_spec *s, const cJSON *comp, struct protection 
     const cJSON *list = cJSON_IsArray(traits) ? traits : NULL;
     cJSON_ArrayForEach(t, list)
     {
-        const char *type = str_at(t, "type");
+        const char *type = json_str(t, "type");
         if (type != NULL && strcmp(type, s->trait_type) == 0 && count++ == 0)
             found = t;
     }
@@ -232,7 +226,7 @@ add_row(struct eval_result *out, const char *cname, const char *table)
 static struct eval_table *
 add_table(struct eval_result *out, const cJSON *comp, const char *table)
 {
-    return add_row(out, str_at(comp, "name"), table);
+    return add_row(out, json_str(comp, "name"), table);
 }
 
 // ---- mutate
@@ -295,7 +289,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, const struct po
     const cJSON *t;
     cJSON_ArrayForEach(t, traits)
     {
-        const char *type = str_at(t, "type");
+        const char *type = json_str(t, "type");
         if (type != NULL && strcmp(type, s->trait_type) == 0) {
             if (count++ == 0) {
                 found = t;
@@ -355,10 +349,10 @@ mutated_row(const struct policy_spec *s, const struct eval_input *in, const cJSO
                           : setting_value(pr.state[i]);
     }
     // Override policies and patch traits are not mutated away: what they do still counts.
-    const char *cname = str_at(comp, "name");
+    const char *cname = json_str(comp, "name");
     struct transition_slot slot = {.component = comp,
                                    .name = cname ? cname : "",
-                                   .type = str_at(comp, "type"),
+                                   .type = json_str(comp, "type"),
                                    .table = table};
     struct bypass_result b;
     bypass_weakest(s, in->object, &slot, &b);
@@ -389,7 +383,7 @@ void
 eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_input *in,
                      struct eval_result *out)
 {
-    const char *name = str_at(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
+    const char *name = json_str(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
     char *owned = NULL;
     out->denied = true;
     // The reason names a JSON path, whose keys are the client's: defused like a name.
@@ -1005,7 +999,7 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
     if (out->skip != EVAL_EVALUATED)
         return 0;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
-    const char *app = str_at(meta, "name");
+    const char *app = json_str(meta, "name");
     if (app == NULL)
         app = "";
     struct transition_slots now = {0};

@@ -10,20 +10,14 @@
 #include "policy/patch.h"
 #include "policy/transition.h"
 #include "util/xalloc.h"
-
-static const char *
-str_at(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
+#include "util/jsonr.h"
 
 const struct policy_resource *
 resource_row(const struct policy_spec *s, const cJSON *obj)
 {
     if (!cJSON_IsObject(obj) || s->resource_count == 0)
         return NULL;
-    return policy_resource_for(s, str_at(obj, "apiVersion"), str_at(obj, "kind"));
+    return policy_resource_for(s, json_str(obj, "apiVersion"), json_str(obj, "kind"));
 }
 
 // Walks `path` under `obj`. Returns the value, or NULL when it is absent; a step that is there
@@ -59,7 +53,7 @@ resource_read(const struct policy_resource *row, const cJSON *obj, struct resour
     memset(out, 0, sizeof *out);
     out->row = row;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    const char *name = str_at(meta, "name");
+    const char *name = json_str(meta, "name");
     out->name = name ? name : "";
     const cJSON *t = walk(&row->table_name, obj, out->table_why, sizeof out->table_why);
     if (cJSON_IsString(t) && t->valuestring[0] != '\0') {
@@ -91,7 +85,7 @@ resource_read(const struct policy_resource *row, const cJSON *obj, struct resour
         }
     }
     const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
-    const char *policy = str_at(ann, RESOURCE_RETAIN_ANNOTATION);
+    const char *policy = json_str(ann, RESOURCE_RETAIN_ANNOTATION);
     out->retained = policy != NULL && strcmp(policy, "retain") == 0;
 }
 
@@ -514,7 +508,8 @@ resource_validate(const struct policy *p, const struct eval_input *in, struct ev
     // The KubeVela labels name the Application that rendered the object, when one did.
     const cJSON *meta =
         cJSON_GetObjectItemCaseSensitive(deleting ? in->old_object : in->object, "metadata");
-    const char *app = str_at(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
+    const char *app =
+        json_str(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
     char *component = xconcat(v.row->kind, "/", v.name, NULL);
     struct judge j = {s,  in, app ? app : "", component, table_row(now, before, component, out),
                       out};

@@ -6,20 +6,14 @@
 #include <string.h>
 
 #include "util/xalloc.h"
+#include "util/jsonr.h"
 
 #define ORPHAN_FINALIZER "app.oam.dev/orphan-resource"
-
-static const char *
-str_at(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 bool
 transition_is_application(const cJSON *obj)
 {
-    const char *api = str_at(obj, "apiVersion"), *kind = str_at(obj, "kind");
+    const char *api = json_str(obj, "apiVersion"), *kind = json_str(obj, "kind");
     return cJSON_IsObject(obj) && api != NULL && kind != NULL &&
            strncmp(api, "core.oam.dev/", 13) == 0 && strcmp(kind, "Application") == 0;
 }
@@ -32,7 +26,7 @@ transition_component_table(const struct policy_spec *s, const cJSON *comp)
         v = cJSON_GetObjectItemCaseSensitive(v, s->table_name_path[i]);
     if (cJSON_IsString(v) && v->valuestring[0] != '\0')
         return v->valuestring;
-    return str_at(comp, "name");
+    return json_str(comp, "name");
 }
 
 static void
@@ -54,11 +48,11 @@ carried_objects(const struct policy_spec *s, const cJSON *comp, struct transitio
     const cJSON *o;
     cJSON_ArrayForEach(o, (cJSON_IsArray(objects) ? objects : NULL))
     {
-        const struct kinds_row *row = kinds_find(s, str_at(o, "apiVersion"), str_at(o, "kind"));
+        const struct kinds_row *row = kinds_find(s, json_str(o, "apiVersion"), json_str(o, "kind"));
         if (!cJSON_IsObject(o) || row == NULL)
             continue;
         const cJSON *t = kinds_get(o, row->table_name_from);
-        const char *oname = str_at(cJSON_GetObjectItemCaseSensitive(o, "metadata"), "name");
+        const char *oname = json_str(cJSON_GetObjectItemCaseSensitive(o, "metadata"), "name");
         slot->object = o;
         slot->kind = row;
         slot->object_name = oname ? oname : "";
@@ -80,7 +74,7 @@ transition_slots(const struct policy_spec *s, const cJSON *app, struct transitio
     size_t i = 0;
     cJSON_ArrayForEach(comp, (cJSON_IsArray(comps) ? comps : NULL))
     {
-        const char *type = str_at(comp, "type"), *name = str_at(comp, "name");
+        const char *type = json_str(comp, "type"), *name = json_str(comp, "name");
         struct transition_slot slot = {comp, NULL, NULL, name ? name : "", type, "", NULL, i++};
         if (!cJSON_IsObject(comp) || type == NULL)
             continue;
@@ -128,9 +122,9 @@ type_now(const cJSON *app, const char *name)
     const cJSON *c;
     cJSON_ArrayForEach(c, (cJSON_IsArray(comps) ? comps : NULL))
     {
-        const char *n = str_at(c, "name");
+        const char *n = json_str(c, "name");
         if (n != NULL && strcmp(n, name) == 0)
-            return str_at(c, "type");
+            return json_str(c, "type");
     }
     return NULL;
 }
@@ -180,7 +174,7 @@ gc_keeps(const cJSON *app, const struct transition_slot *slot)
     const cJSON *p;
     cJSON_ArrayForEach(p, (cJSON_IsArray(policies) ? policies : NULL))
     {
-        const char *type = str_at(p, "type");
+        const char *type = json_str(p, "type");
         if (type == NULL || strcmp(type, "garbage-collect") != 0)
             continue;
         const cJSON *rules = cJSON_GetObjectItemCaseSensitive(
@@ -188,7 +182,7 @@ gc_keeps(const cJSON *app, const struct transition_slot *slot)
         const cJSON *r;
         cJSON_ArrayForEach(r, (cJSON_IsArray(rules) ? rules : NULL))
         {
-            const char *strategy = str_at(r, "strategy"), *prop = str_at(r, "propagation");
+            const char *strategy = json_str(r, "strategy"), *prop = json_str(r, "propagation");
             bool keeps = (strategy != NULL && strcmp(strategy, "never") == 0) ||
                          (prop != NULL && strcmp(prop, "orphan") == 0);
             if (keeps && selects(cJSON_GetObjectItemCaseSensitive(r, "selector"), slot))

@@ -12,16 +12,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "util/jsonr.h"
 #include "policy/policy.h"
 #include "server/ciout.h"
 #include "server/manifest.h"
 #include "server/simulate.h"
-
-static const char *
-get_str(const cJSON *obj, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
-}
 
 enum check_output { CHECK_TEXT, CHECK_JSON, CHECK_JUNIT, CHECK_SARIF };
 
@@ -132,7 +127,7 @@ static const char *
 object_label(const cJSON *m, char *buf, size_t len)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m, "metadata");
-    const char *kind = get_str(m, "kind"), *name = get_str(meta, "name");
+    const char *kind = json_str(m, "kind"), *name = json_str(meta, "name");
     snprintf(buf, len, "%s \"%s\"", kind ? kind : "object", name ? name : "");
     return buf;
 }
@@ -140,7 +135,7 @@ object_label(const cJSON *m, char *buf, size_t len)
 static bool
 same_string(const cJSON *a, const cJSON *b, const char *key)
 {
-    const char *x = get_str(a, key), *y = get_str(b, key);
+    const char *x = json_str(a, key), *y = json_str(b, key);
     return x != NULL && y != NULL && strcmp(x, y) == 0;
 }
 
@@ -152,7 +147,7 @@ old_of(const cJSON *olds, const cJSON *m)
     cJSON_ArrayForEach(o, olds)
     {
         const cJSON *om = cJSON_GetObjectItemCaseSensitive(o, "metadata");
-        const char *ons = get_str(om, "namespace"), *mns = get_str(mm, "namespace");
+        const char *ons = json_str(om, "namespace"), *mns = json_str(mm, "namespace");
         if (cJSON_IsObject(o) && same_string(o, m, "kind") && same_string(om, mm, "name") &&
             (ons == NULL || mns == NULL || strcmp(ons, mns) == 0))
             return o;
@@ -178,7 +173,8 @@ print_text(const char *source, int index, const cJSON *m, const struct simulate_
     const cJSON *r;
     cJSON_ArrayForEach(r, o->rules)
     {
-        printf("#   %s %s: %s\n", get_str(r, "action"), get_str(r, "name"), get_str(r, "message"));
+        printf("#   %s %s: %s\n", json_str(r, "action"), json_str(r, "name"),
+               json_str(r, "message"));
     }
     const cJSON *w;
     cJSON_ArrayForEach(w, o->warnings)
@@ -191,7 +187,7 @@ print_text(const char *source, int index, const cJSON *m, const struct simulate_
     cJSON_ArrayForEach(op, o->patch)
     {
         char *value = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(op, "value"));
-        printf("#   patch: %s %s %s\n", get_str(op, "op"), get_str(op, "path"), value);
+        printf("#   patch: %s %s %s\n", json_str(op, "op"), json_str(op, "path"), value);
         free(value);
     }
     fputs("---\n", stdout);
@@ -207,7 +203,7 @@ component_line(const cJSON *m, const char *name)
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(m, "spec"), *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "components"))
     {
-        const char *n = get_str(c, "name");
+        const char *n = json_str(c, "name");
         if (name != NULL && n != NULL && strcmp(n, name) == 0)
             return manifest_line(c);
     }
@@ -236,7 +232,7 @@ result_json(const char *source, int index, const cJSON *m, const struct simulate
 {
     cJSON *r = cJSON_CreateObject();
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m, "metadata");
-    const char *kind = get_str(m, "kind"), *name = get_str(meta, "name");
+    const char *kind = json_str(m, "kind"), *name = json_str(meta, "name");
     cJSON_AddStringToObject(r, "source", source);
     cJSON_AddNumberToObject(r, "document", index);
     cJSON_AddItemToObject(r, "kind", kind ? cJSON_CreateString(kind) : cJSON_CreateNull());
@@ -255,7 +251,7 @@ result_json(const char *source, int index, const cJSON *m, const struct simulate
     cJSON *hit;
     cJSON_ArrayForEach(hit, rules)
     {
-        int line = component_line(m, get_str(hit, "component"));
+        int line = component_line(m, json_str(hit, "component"));
         if (line > 0)
             cJSON_AddNumberToObject(hit, "line", line);
     }
@@ -347,8 +343,8 @@ junit_cases(const cJSON *results)
     cJSON_ArrayForEach(r, results)
     {
         cJSON *c = cJSON_CreateObject();
-        const char *source = get_str(r, "source"), *kind = get_str(r, "kind");
-        const char *name = get_str(r, "name");
+        const char *source = json_str(r, "source"), *kind = json_str(r, "kind");
+        const char *name = json_str(r, "name");
         const cJSON *doc = cJSON_GetObjectItemCaseSensitive(r, "document");
         const cJSON *line = cJSON_GetObjectItemCaseSensitive(r, "line");
         char label[512];
@@ -363,11 +359,11 @@ junit_cases(const cJSON *results)
         cJSON_AddStringToObject(c, "file", source);
         if (cJSON_IsNumber(line))
             cJSON_AddNumberToObject(c, "line", line->valueint);
-        if (get_str(r, "error") != NULL) {
-            cJSON_AddStringToObject(c, "error", get_str(r, "error"));
+        if (json_str(r, "error") != NULL) {
+            cJSON_AddStringToObject(c, "error", json_str(r, "error"));
         } else if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "allowed"))) {
             cJSON_AddStringToObject(c, "failure",
-                                    get_str(r, "message") ? get_str(r, "message") : "denied");
+                                    json_str(r, "message") ? json_str(r, "message") : "denied");
             cJSON_AddStringToObject(c, "failureType", "denied");
         }
         const cJSON *w;

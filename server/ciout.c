@@ -2,16 +2,11 @@
 // JUnit XML and SARIF 2.1.0 for CI. Both are renderings of the results the commands already
 // build as JSON, so the text, JSON, JUnit and SARIF outputs cannot disagree.
 #include "server/ciout.h"
+#include "util/jsonr.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *
-get(const cJSON *o, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
 
 // XML 1.0 text or attribute value: escapes markup and drops the control characters XML 1.0
 // cannot carry at all.
@@ -42,7 +37,8 @@ count(const cJSON *cases, const char *suite, const char *key)
     const cJSON *c;
     cJSON_ArrayForEach(c, cases)
     {
-        if (suite != NULL && (get(c, "suite") == NULL || strcmp(get(c, "suite"), suite) != 0))
+        if (suite != NULL &&
+            (json_str(c, "suite") == NULL || strcmp(json_str(c, "suite"), suite) != 0))
             continue;
         n += key == NULL || cJSON_GetObjectItemCaseSensitive(c, key) != NULL;
     }
@@ -54,13 +50,13 @@ junit_case(FILE *out, const cJSON *c)
 {
     const cJSON *line = cJSON_GetObjectItemCaseSensitive(c, "line");
     fputs("    <testcase name=\"", out);
-    xml(out, get(c, "name"));
+    xml(out, json_str(c, "name"));
     fputs("\" classname=\"", out);
-    xml(out, get(c, "classname"));
+    xml(out, json_str(c, "classname"));
     fputc('"', out);
-    if (get(c, "file") != NULL) {
+    if (json_str(c, "file") != NULL) {
         fputs(" file=\"", out);
-        xml(out, get(c, "file"));
+        xml(out, json_str(c, "file"));
         fputc('"', out);
     }
     if (cJSON_IsNumber(line) && line->valueint > 0)
@@ -68,20 +64,22 @@ junit_case(FILE *out, const cJSON *c)
     fputs(">\n", out);
     const char *kinds[] = {"error", "failure"};
     for (size_t k = 0; k < 2; k++) {
-        const char *text = get(c, kinds[k]);
+        const char *text = json_str(c, kinds[k]);
         if (text == NULL)
             continue;
         fprintf(out, "      <%s message=\"", kinds[k]);
         xml(out, text);
         fputs("\" type=\"", out);
-        xml(out, k == 0 ? "error" : get(c, "failureType") ? get(c, "failureType") : "failure");
+        xml(out, k == 0                       ? "error"
+                 : json_str(c, "failureType") ? json_str(c, "failureType")
+                                              : "failure");
         fputs("\">", out);
         xml(out, text);
         fprintf(out, "</%s>\n", kinds[k]);
     }
-    if (get(c, "output") != NULL) {
+    if (json_str(c, "output") != NULL) {
         fputs("      <system-out>", out);
-        xml(out, get(c, "output"));
+        xml(out, json_str(c, "output"));
         fputs("</system-out>\n", out);
     }
     fputs("    </testcase>\n", out);
@@ -98,7 +96,7 @@ ciout_junit(const cJSON *cases, const char *name, FILE *out)
     const cJSON *c;
     cJSON_ArrayForEach(c, cases)
     {
-        const char *suite = get(c, "suite") ? get(c, "suite") : "";
+        const char *suite = json_str(c, "suite") ? json_str(c, "suite") : "";
         if (open == NULL || strcmp(open, suite) != 0) {
             if (open != NULL)
                 fputs("  </testsuite>\n", out);
@@ -188,17 +186,18 @@ driver(const struct policy_spec *s)
 static void
 manifest_results(cJSON *out, const cJSON *res, const struct policy_spec *s)
 {
-    const char *file = get(res, "source") ? get(res, "source") : "";
+    const char *file = json_str(res, "source") ? json_str(res, "source") : "";
     const cJSON *line = cJSON_GetObjectItemCaseSensitive(res, "line");
     int doc_line = cJSON_IsNumber(line) ? line->valueint : 0;
     char logical[300];
-    snprintf(logical, sizeof logical, "%s/%s", get(res, "kind") ? get(res, "kind") : "object",
-             get(res, "name") ? get(res, "name") : "");
-    if (get(res, "error") != NULL) {
+    snprintf(logical, sizeof logical, "%s/%s",
+             json_str(res, "kind") ? json_str(res, "kind") : "object",
+             json_str(res, "name") ? json_str(res, "name") : "");
+    if (json_str(res, "error") != NULL) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "ruleId", "manifest-error");
         cJSON_AddStringToObject(r, "level", "error");
-        cJSON_AddItemToObject(r, "message", text_message(get(res, "error")));
+        cJSON_AddItemToObject(r, "message", text_message(json_str(res, "error")));
         cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "locations"),
                              location(file, doc_line, NULL));
         cJSON_AddItemToArray(out, r);
@@ -209,16 +208,16 @@ manifest_results(cJSON *out, const cJSON *res, const struct policy_spec *s)
     {
         const cJSON *hl = cJSON_GetObjectItemCaseSensitive(hit, "line");
         cJSON *r = cJSON_CreateObject();
-        const char *name = get(hit, "name");
+        const char *name = json_str(hit, "name");
         cJSON_AddStringToObject(r, "ruleId", name ? name : "");
         int idx = rule_index(s, name);
         if (idx >= 0)
             cJSON_AddNumberToObject(r, "ruleIndex", idx);
-        cJSON_AddStringToObject(r, "level", level(get(hit, "action")));
-        cJSON_AddItemToObject(r, "message", text_message(get(hit, "message")));
+        cJSON_AddStringToObject(r, "level", level(json_str(hit, "action")));
+        cJSON_AddItemToObject(r, "message", text_message(json_str(hit, "message")));
         char comp[700];
         snprintf(comp, sizeof comp, "%s/%s", logical,
-                 get(hit, "component") ? get(hit, "component") : "");
+                 json_str(hit, "component") ? json_str(hit, "component") : "");
         cJSON_AddItemToArray(
             cJSON_AddArrayToObject(r, "locations"),
             location(file, cJSON_IsNumber(hl) && hl->valueint > 0 ? hl->valueint : doc_line, comp));

@@ -12,6 +12,7 @@
 
 #include "policy/patch.h"
 #include "util/xalloc.h"
+#include "util/jsonr.h"
 #include "server/admit.h"
 
 void
@@ -27,16 +28,10 @@ simulate_outcome_free(struct simulate_outcome *o)
     memset(o, 0, sizeof *o);
 }
 
-static const char *
-get_str(const cJSON *obj, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
-}
-
 const char *
 simulate_namespace(const cJSON *manifest, const struct simulate_request *o)
 {
-    const char *ns = get_str(cJSON_GetObjectItemCaseSensitive(manifest, "metadata"), "namespace");
+    const char *ns = json_str(cJSON_GetObjectItemCaseSensitive(manifest, "metadata"), "namespace");
     return o->namespace ? o->namespace : ns ? ns : "default";
 }
 
@@ -46,7 +41,7 @@ static char *
 review_body(const cJSON *object, const cJSON *old, const struct simulate_request *o, unsigned seq)
 {
     const cJSON *subject = object ? object : old;
-    const char *api = get_str(subject, "apiVersion"), *kind = get_str(subject, "kind");
+    const char *api = json_str(subject, "apiVersion"), *kind = json_str(subject, "kind");
     api = api ? api : "";
     kind = kind ? kind : "";
     const char *slash = strchr(api, '/');
@@ -54,7 +49,7 @@ review_body(const cJSON *object, const cJSON *old, const struct simulate_request
     char *resource = xasprintf("%ss", kind);
     for (char *p = resource; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    const char *name = get_str(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
+    const char *name = json_str(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
     char uid[40];
     snprintf(uid, sizeof uid, "00000000-0000-4000-8000-%012u", seq);
 
@@ -160,7 +155,7 @@ static void
 take_denial(const cJSON *response, struct simulate_outcome *o)
 {
     o->allowed = false;
-    const char *msg = get_str(cJSON_GetObjectItemCaseSensitive(response, "status"), "message");
+    const char *msg = json_str(cJSON_GetObjectItemCaseSensitive(response, "status"), "message");
     free(o->message);
     o->message = xstrdup(msg ? msg : "denied");
 }
@@ -191,7 +186,7 @@ simulate_run(const struct policy *p, const cJSON *manifest, const struct simulat
     cJSON_Delete(record);
     const cJSON *resp = cJSON_GetObjectItemCaseSensitive(answer, "response");
     collect_warnings(resp, o->warnings);
-    const char *b64 = get_str(resp, "patch");
+    const char *b64 = json_str(resp, "patch");
     char err[256];
     if (b64 != NULL) {
         cJSON *ops = decode_patch(b64, err, sizeof err);
@@ -223,7 +218,7 @@ validate:
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "allowed")))
         take_denial(resp, o);
     o->rules = cJSON_DetachItemFromObjectCaseSensitive(record, "rules");
-    const char *skipped = get_str(record, "skipped");
+    const char *skipped = json_str(record, "skipped");
     o->skipped = skipped ? xstrdup(skipped) : NULL;
     if (o->rules == NULL)
         o->rules = cJSON_CreateArray();

@@ -13,16 +13,11 @@
 
 #include "policy/policy.h"
 #include "util/xalloc.h"
+#include "util/jsonr.h"
 #include "server/ciout.h"
 #include "server/manifest.h"
 #include "server/outflag.h"
 #include "server/simulate.h"
-
-static const char *
-get_str(const cJSON *obj, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
-}
 
 struct suite {
     const char *path;
@@ -136,7 +131,7 @@ fired_rules(const struct simulate_outcome *o)
     const cJSON *r;
     cJSON_ArrayForEach(r, o->rules)
     {
-        const char *name = get_str(r, "name");
+        const char *name = json_str(r, "name");
         bool seen = false;
         const cJSON *n;
         cJSON_ArrayForEach(n, names) seen |= strcmp(n->valuestring, name) == 0;
@@ -202,7 +197,7 @@ expect_met(const struct suite *s, const cJSON *expect, const struct simulate_out
         free(got);
         return false;
     }
-    const char *message = get_str(expect, "message");
+    const char *message = json_str(expect, "message");
     if (message != NULL && (o->message == NULL || strstr(o->message, message) == NULL)) {
         snprintf(why, len, "expected the denial to contain \"%.100s\", got %.300s", message,
                  o->message ? o->message : "no denial");
@@ -252,7 +247,7 @@ static int
 run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, unsigned seq)
 {
     char where[300], why[1024] = "";
-    const char *name = get_str(c, "name");
+    const char *name = json_str(c, "name");
     snprintf(where, sizeof where, "%s: cases[%zu]%s%s", s->path, index, name ? " " : "",
              name ? name : "");
     const cJSON *expect = cJSON_GetObjectItemCaseSensitive(c, "expect");
@@ -266,9 +261,9 @@ run_case(struct suite *s, const struct policy *p, const cJSON *c, size_t index, 
                 "name, description, manifest, operation, namespace, user, groups, expect") != 0 ||
         keys_ok(where, expect, EXPECT_KEYS, "allowed, rules, warnings, message, mutated") != 0)
         return -1;
-    struct simulate_request ro = {.operation = get_str(c, "operation"),
-                                  .namespace = get_str(c, "namespace"),
-                                  .user = get_str(c, "user"),
+    struct simulate_request ro = {.operation = json_str(c, "operation"),
+                                  .namespace = json_str(c, "namespace"),
+                                  .user = json_str(c, "user"),
                                   .exceptions = s->exceptions,
                                   .now = s->now};
     ro.operation = ro.operation ? ro.operation : "CREATE";
@@ -361,7 +356,7 @@ run_suite(struct suite *s)
     s->root = cJSON_DetachItemFromArray(docs, 0);
     cJSON_Delete(docs);
     static const char *const top[] = {"policy", "exceptions", "now", "cases", NULL};
-    const char *policy = get_str(s->root, "policy");
+    const char *policy = json_str(s->root, "policy");
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(s->root, "cases");
     if (!cJSON_IsObject(s->root) || policy == NULL || !cJSON_IsArray(cases)) {
         fprintf(stderr, "%s: a suite needs policy (a file path) and cases (a list)\n", s->path);

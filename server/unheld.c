@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/xalloc.h"
+#include "util/jsonr.h"
 #include "server/review.h"
 
 // Containers deeper than this are not cut inside: the fields read lie at most four deep
@@ -80,13 +81,6 @@ closed(const char *s, size_t n, size_t *len)
     return out;
 }
 
-static const char *
-str_at(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static cJSON *
 string_item(const char *s)
 {
@@ -99,8 +93,8 @@ static cJSON *
 stub_object(const struct review_request *req, const cJSON *request)
 {
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(request, "kind");
-    const char *k = str_at(kind, "kind"), *group = str_at(kind, "group");
-    const char *version = str_at(kind, "version");
+    const char *k = json_str(kind, "kind"), *group = json_str(kind, "group");
+    const char *version = json_str(kind, "version");
     const cJSON *own = req->op == REVIEW_DELETE ? req->old_object : req->object;
     char *api;
     if (k != NULL && k[0] != '\0') {
@@ -108,12 +102,12 @@ stub_object(const struct review_request *req, const cJSON *request)
                   ? xasprintf("%s/%s", group, version != NULL ? version : "")
                   : xstrdup(version != NULL ? version : "");
     } else {
-        k = str_at(own, "kind");
-        api = xstrdup(str_at(own, "apiVersion") ? str_at(own, "apiVersion") : "");
+        k = json_str(own, "kind");
+        api = xstrdup(json_str(own, "apiVersion") ? json_str(own, "apiVersion") : "");
     }
     const char *name = req->name;
     if (name[0] == '\0')
-        name = str_at(cJSON_GetObjectItemCaseSensitive(own, "metadata"), "name");
+        name = json_str(cJSON_GetObjectItemCaseSensitive(own, "metadata"), "name");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "apiVersion", cJSON_CreateString(api));
     cJSON_AddItemToObject(o, "kind", string_item(k));
