@@ -31,7 +31,7 @@ DEB_BUILD := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libssl
 DEB_TEST  := libcmocka-dev python3 python3-pytest python3-jsonpatch python3-jsonschema \
 	python3-yaml python3-lxml clang libclang-rt-14-dev gnutls-bin prometheus yamllint shellcheck \
 	clang-format valgrind unzip golang-go zsh groff-base
-DEB_BENCH := wrk hey nginx-light gnuplot-nox linux-perf
+DEB_BENCH := wrk nghttp2-client nginx-light gnuplot-nox linux-perf
 # The image test: podman with runc, and debootstrap for the base image (no registry is needed).
 DEB_IMAGE := podman runc containernetworking-plugins debootstrap
 

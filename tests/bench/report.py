@@ -105,7 +105,74 @@ def verdict(ok):
 
 def cpu_us(r):
     """Server CPU (all threads, user + system) per answered request, in microseconds."""
-    return r["cpu_ticks"] / TICK / r["requests"] * 1e6 if r["requests"] else float("nan")
+    n = r.get("cpu_requests", r["requests"])
+    return r["cpu_ticks"] / TICK / n * 1e6 if n else float("nan")
+
+
+def busy_us(r):
+    """Everything that ran on the servers' CPU (any process, kernel threads included) per
+    answered request, in microseconds; None when the run did not record it."""
+    if "cpu_busy_ticks" not in r or not r["requests"]:
+        return None
+    return r["cpu_busy_ticks"] / TICK / r["requests"] * 1e6
+
+
+def steal_share(rs):
+    """The share of the servers' CPU's time the hypervisor gave to other guests during rs."""
+    rs = [r for r in rs if "steal_ticks" in r]
+    if not rs:
+        return None
+    return sum(r["steal_ticks"] for r in rs) / TICK / (sum(r["duration_us"] for r in rs) / 1e6)
+
+
+def floor_ms(r):
+    """The queueing floor of a closed loop: connections / throughput (Little's law), in ms. Every
+    connection always has a request in the server, so the mean latency is at least this."""
+    return r["connections"] / rps(r) * 1000
+
+
+def rate_runs(runs, target, payload, hook):
+    """The fixed-rate runs of one payload, lowest offered rate first."""
+    return sorted(group(runs, target=target, payload=payload, webhook=hook, mode="rate"),
+                  key=lambda r: r["offered"])
+
+
+def held(r):
+    """Whether the client kept the offered rate (within 3%)."""
+    return r["requests"] * 1e6 / r["duration_us"] >= 0.97 * r["offered"]
+
+
+def rate_note(runs, payload, hook):
+    """For a p99 target row: the same requests at fixed rates (information, not the verdict)."""
+    rs = rate_runs(runs, "tableguard", payload, hook)
+    if not rs:
+        return ""
+    return "; information, at a fixed rate (h2load): " + ", ".join(
+        f"p99 {ms(r['p99_us'])} ms at {r['offered']:.0f} req/s"
+        + ("" if held(r) else " (rate not held)") for r in rs)
+
+
+def rate_section(runs):
+    """The p99 rows' requests at fixed offered rates, tableguard beside nginx."""
+    keys = []
+    for r in runs:
+        if r["mode"] == "rate" and (r["payload"], r["webhook"]) not in keys:
+            keys.append((r["payload"], r["webhook"]))
+    rows = []
+    for payload, hook in keys:
+        for t in rate_runs(runs, "tableguard", payload, hook):
+            n = next((r for r in rate_runs(runs, "nginx", payload, hook)
+                      if r["offered"] == t["offered"]), None)
+            rows.append([f"`{payload}`", f"/{hook}", f"{t['offered']:.0f}",
+                         f"{rps(t):.0f}" + ("" if held(t) else " (not held)"),
+                         "/".join(ms(t[k]) for k in ("p50_us", "p99_us", "p999_us")),
+                         f"{cpu_us(t):.1f}", t["errors"],
+                         "/".join(ms(n[k]) for k in ("p50_us", "p99_us", "p999_us")) if n else "—",
+                         f"{cpu_us(n):.1f}" if n else "—"])
+    head = ["payload", "webhook", "offered req/s", "tableguard answered req/s",
+            "tableguard p50/p99/p99.9 ms", "tableguard CPU µs/req", "errors",
+            "nginx p50/p99/p99.9 ms", "nginx CPU µs/req"]
+    return table(head, rows) if rows else ""
 
 
 CPU_TARGET = 0.6  # tableguard's CPU per request at most nginx's / 0.6
@@ -126,6 +193,8 @@ def cpu_section(runs):
         ratio = statistics.mean(ng) / statistics.mean(tg)
         per_round = [b / a for a, b in zip(tg, ng)]
         nl_ratio = statistics.mean(ng) / statistics.mean(nl) if nl else float("nan")
+        tg_busy = [b for b in (busy_us(r) for r in by["tableguard"]) if b is not None]
+        ng_busy = [b for b in (busy_us(r) for r in by["nginx"]) if b is not None]
         rows.append([f"`{payload}`", f"/{hook}", spread(tg, "{:.1f}"),
                      spread(nl, "{:.1f}") if nl else "—", spread(ng, "{:.1f}"),
                      f"**{ratio:.2f}** ({', '.join(f'{x:.2f}' for x in per_round)})",
@@ -133,7 +202,9 @@ def cpu_section(runs):
                      f"{statistics.mean(ng) / CPU_TARGET:.1f}",
                      spread([rps(r) for r in by["tableguard"]]),
                      spread([rps(r) for r in by["tableguard-nolog"]]) if nl else "—",
-                     spread([rps(r) for r in by["nginx"]])])
+                     spread([rps(r) for r in by["nginx"]]),
+                     f"{statistics.mean(tg_busy):.1f} / {statistics.mean(ng_busy):.1f}"
+                     if tg_busy and ng_busy else "—"])
         targets.append([f"1-component /{hook}, keep-alive: server CPU per request ≤ nginx's / "
                         f"{CPU_TARGET} (audit log on, batch, as shipped)",
                         f"{statistics.mean(tg):.1f} µs against nginx {statistics.mean(ng):.1f} µs"
@@ -144,7 +215,8 @@ def cpu_section(runs):
     head = ["payload", "webhook", "tableguard µs/req (audit log, batch)",
             "tableguard µs/req (no log)", "nginx µs/req", "nginx/tableguard (per round)",
             "nginx/tableguard, no log", "limit µs (nginx / 0.6)", "tableguard req/s",
-            "tableguard req/s (no log)", "nginx req/s"]
+            "tableguard req/s (no log)", "nginx req/s",
+            "CPU busy µs/req, all processes: tableguard / nginx"]
     return (table(head, rows) if rows else ""), targets
 
 
@@ -349,6 +421,12 @@ def main():
     ka, ka_ratio = network_table(runs, "keepalive")
     cpu_md, cpu_targets = cpu_section(runs)
     close, _ = network_table(runs, "close")
+    rate_md = rate_section(runs) or "Not measured in this run (h2load missing)."
+    closed = [r for r in runs if r["mode"] == "keepalive"]
+    duration_s = runs[0]["duration_us"] / 1e6
+    tick_pct = f"{100 / (duration_s * TICK):.1f}%"
+    st = steal_share(closed)
+    steal = f"{st * 100:.1f}%" if st is not None else "not recorded"
 
     audit_rows = []
     for sync in ("off", "none", "batch", "always"):
@@ -362,7 +440,8 @@ def main():
                                f"{statistics.mean(cpu_per_1000(r) for r in g):.3f}"])
 
     reload = group(runs, mode="reload")
-    reload_count = next((o["count"] for o in other if o.get("kind") == "reloads"), 0)
+    reload_counts = {o.get("round", 1): o["count"] for o in other if o.get("kind") == "reloads"}
+    controls = {r["round"]: r for r in group(runs, mode="reload-control")}
 
     review = core["review"]
     def core_us(n, trait, decision, hook):
@@ -418,9 +497,12 @@ def main():
         if g:
             worst = max(r["p99_us"] for r in g)
             targets.append([f"p99 ≤ 2 ms at {g[0]['connections']} connections, `{payload}` "
-                            f"/{hook} (audit log on, batch)",
+                            f"/{hook} (audit log on, batch; wrk's closed loop at saturation)",
                             f"{ms(worst)} ms (worst round; rounds "
-                            f"{', '.join(ms(r['p99_us']) for r in g)})", verdict(worst <= 2000)])
+                            f"{', '.join(ms(r['p99_us']) for r in g)}); queueing floor "
+                            f"{g[0]['connections']} / {statistics.mean(rps(r) for r in g):.0f} "
+                            f"req/s = {statistics.mean(floor_ms(r) for r in g):.2f} ms"
+                            + rate_note(runs, payload, hook), verdict(worst <= 2000)])
     big = [float(r["us_per_component"]) for r in review if r["components"] == "1000"]
     targets.append(["core ≤ 2 µs per component (1000 components, every shape)",
                     f"{min(big):.2f}–{max(big):.2f} µs", verdict(max(big) <= 2.0)])
@@ -500,15 +582,31 @@ def main():
     targets.append(["1000-rule policy loads in ≤ 20 ms", f"{load1000:.2f} ms",
                     verdict(load1000 <= 20)])
     if reload:
-        r = reload[0]
-        share = float(r["above"]) if r["above"] != "nan" else 0.0
-        ok = share <= 0.001 and r["errors"] == 0 and reload_count > 0
-        targets.append(["a reload under load adds no request above p99.9",
-                        f"{reload_count} reloads in {r['duration_us'] / 1e6:.0f} s: "
-                        f"{share * 100:.3f}% of requests above the no-reload p99.9 "
-                        f"({ms(r['baseline_p999_us'])} ms; 0.1% expected), p99.9 "
-                        f"{ms(r['p999_us'])} ms, max {ms(r['max_us'])} ms, errors "
-                        f"{r['errors']}", verdict(ok)])
+        def share(r):
+            return float(r["above"]) if r["above"] != "nan" else 0.0
+
+        parts, ok = [], True
+        for r in reload:
+            count = reload_counts.get(r["round"], 0)
+            triggers = r.get("sighups", 0) + r.get("rewrites", 0)
+            ok = ok and share(r) <= 0.001 and r["errors"] == 0 and count > 0
+            excess = (share(r) - 0.001) * r["requests"] / triggers if triggers else None
+            parts.append(f"round {r['round']}: {share(r) * 100:.3f}% of requests above the "
+                         f"p99.9 of the run without reloads just before "
+                         f"({ms(r['baseline_p999_us'])} ms; 0.1% expected), p99.9 "
+                         f"{ms(r['p999_us'])} ms, max {ms(r['max_us'])} ms, errors {r['errors']}; "
+                         + (f"{r['sighups']} SIGHUPs and {r['rewrites']} rewrites of the policy "
+                            f"file in {r['duration_us'] / 1e6:.0f} s, " if triggers else "")
+                         + f"{count} policy reloads logged"
+                         + (f", about {excess:.0f} requests above it per reload or SIGHUP beyond "
+                            "the 0.1%" if excess is not None and excess >= 0.5 else ""))
+        noise = [c for c in controls.values() if c["above"] != "nan"]
+        if noise:
+            parts.append("without reloads, against the p99.9 of the run before: "
+                         + ", ".join(f"{share(c) * 100:.3f}%" for c in noise)
+                         + " (the noise of this comparison)")
+        targets.append(["a reload under load adds no request above p99.9 (`c1-trait-allow` "
+                        "/validate, keep-alive, every round)", "; ".join(parts), verdict(ok)])
 
     slow = [o for o in other if o.get("kind") == "slow-clients"]
     hostile = [o for o in slow if o["beside"] != "none"]
@@ -543,10 +641,17 @@ every run. How to read them and what was changed because of them is at the end.
   `dynamodb-protection-kro` trait, allowed or denied by `policy/default.yaml`. nginx answers the
   same POST with the exact response tableguard gave to that payload (a static file of the same
   size), so both do the same TLS, HTTP and body reading; tableguard does the review on top.
-- **Measures**: requests/s and p50/p99/p99.9 from wrk's latency histogram; errors are wrk's
-  connect/read/write/timeout errors and non-2xx answers; CPU per request (µs, or seconds per
-  1000 requests) from utime+stime in /proc/PID/stat before and after each run (all threads;
-  nginx: its worker); peak RSS is VmHWM from /proc/PID/status.
+- **Measures**: requests/s and p50/p99/p99.9 from wrk's latency histogram (h2load's
+  per-request log for the fixed-rate rows); errors are the client's connect/read/write/timeout
+  errors and non-2xx answers; CPU per request (µs, or seconds per 1000 requests) from
+  utime+stime in /proc/PID/stat before and after each run: for a process that file sums every
+  thread, the audit log's batch thread included, and the kernel work done in the process's
+  context (system calls, the loopback delivery its sends trigger); nginx: its worker. Those
+  counters are in 10 ms ticks over the scheduler's exact run time, so a {duration_s}-second run
+  at full load reads to within {tick_pct} per reading. The CPU busy column counts everything that
+  ran on the servers' CPU (kernel threads such as the file system's journal included), from
+  /proc/stat; time the hypervisor gave to other guests is counted in neither (steal on the
+  servers' CPU during the closed-loop runs: {steal}). Peak RSS is VmHWM from /proc/PID/status.
 
 ## Targets
 
@@ -561,6 +666,25 @@ the same TLS. The target is tableguard ≤ nginx / 0.6, that is nginx/tableguard
 round's three runs are back to back, so the ratio is given per round. Requests/s are beside it.
 
 {cpu_md}
+
+## Latency at {runs[0]['connections']} connections: the target, and the same requests at a fixed rate
+
+The p99 target is judged, as the issue states it, on wrk's runs in the Targets table: {runs[0]['connections']}
+connections each sending its next request as soon as the last is answered, to one server thread
+on one core. That loop keeps the server saturated, so every request waits behind the others:
+the mean latency is the connections divided by the throughput (Little's law, the *queueing floor*
+in the target rows) and the p99 lies above it. There p99 ≤ 2 ms amounts to a throughput target:
+{runs[0]['connections']} requests in 2 ms, {runs[0]['connections'] * 500} req/s or
+{2000 / runs[0]['connections']:.1f} µs of CPU per request, before any tail.
+
+For what a reader of these figures also needs, the same requests on the same {runs[0]['connections']}
+connections at a fixed offered rate (h2load `--rps`, one request in flight per connection, a
+warm-up second for the handshakes): the API server's busy rate, and half of what tableguard
+answered in the closed loop. nginx at the same rates shows the floor of the client, TLS and
+loopback. These rows are information; **the verdict is the closed-loop row in the Targets
+table.**
+
+{rate_md}
 
 ## HTTPS with keep-alive, {runs[0]['connections']} connections
 

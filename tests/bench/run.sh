@@ -13,7 +13,9 @@
 # workers (1: the server owns one core), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
 # BENCH_SOAK=1 adds a 5-minute RSS flatness run, BENCH_QUICK=1 runs only the 1-component rows,
 # BENCH_PROFILE=0 skips the profile of the server (perf record, and callgrind when valgrind is
-# installed), BENCH_AUDIT_MIB the size of the `audit report` log (1024).
+# installed), BENCH_AUDIT_MIB the size of the `audit report` log (1024), BENCH_RATE the fixed
+# offered rate of the latency rows beside the closed loop (1000 req/s; half the closed loop's
+# rate is the other).
 set -eu
 
 B=${1:?usage: run.sh BUILD_DIR}
@@ -31,7 +33,7 @@ W=$ROOT/$B/run
 RES=$W/results.jsonl
 T0=$(date +%s)
 
-for tool in wrk nginx gnuplot taskset curl python3; do
+for tool in wrk h2load nginx gnuplot taskset curl python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (make deps-bench)" >&2; exit 2; }
 done
 [ -x "$TG" ] || { echo "run.sh: no $TG (make BUILD=$B all)" >&2; exit 2; }
@@ -111,39 +113,6 @@ stop_tg() {
     rm -f "$W/audit.log"*
 }
 
-cat >"$W/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes $THREADS;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 30s;
-    client_max_body_size 8m;
-    client_body_buffer_size 2m;
-    client_body_temp_path $W/tmp;
-    proxy_temp_path $W/tmp;
-    fastcgi_temp_path $W/tmp;
-    uwsgi_temp_path $W/tmp;
-    scgi_temp_path $W/tmp;
-    server {
-        listen 127.0.0.1:$NGPORT ssl;
-        ssl_certificate $W/certs/tls.crt;
-        ssl_certificate_key $W/certs/tls.key;
-        ssl_protocols TLSv1.3;
-        ssl_session_tickets off;
-        ssl_session_cache off;
-        root $W/nginx/html;
-        default_type application/json;
-        open_file_cache max=64;
-        # A POST to a static file is a 405; answering it with the file makes nginx reply to the
-        # POST with the fixed AdmissionReview response after reading the body.
-        error_page 405 =200 \$uri;
-    }
-}
-EOF
 
 # The payloads that go over the network: "name webhook" pairs.
 NET="c1-notrait-allow mutate
@@ -166,6 +135,53 @@ echo "$NET" | while read -r name hook; do
         -w '%{http_code}\n' "https://localhost:$TGPORT/$hook?timeout=10s" | grep -qx 200 ||
         { echo "run.sh: $name on /$hook was not answered 200" >&2; exit 1; }
 done
+# What a default OpenSSL client (wrk's) and tableguard's GnuTLS agree on: nginx is told to use the
+# same cipher suite and key exchange group, so both do the same TLS work.
+tls_of() { # PORT: "protocol cipher group" of a default OpenSSL client's connection
+    echo | openssl s_client -connect "127.0.0.1:$1" 2>/dev/null | awk '
+        /^New, TLSv/ {sub(",", "", $2); p = $2; c = $NF}
+        /^Server Temp Key:/ {g = $4; if (g == "ECDH,") g = $5; sub(",", "", g)}
+        END {print p, c, g}'
+}
+TGTLS=$(tls_of "$TGPORT")
+set -- $TGTLS
+[ $# = 3 ] || { echo "run.sh: no TLS connection to tableguard ($TGTLS)" >&2; exit 1; }
+cat >"$W/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes $THREADS;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 30s;
+    client_max_body_size 8m;
+    client_body_buffer_size 2m;
+    client_body_temp_path $W/tmp;
+    proxy_temp_path $W/tmp;
+    fastcgi_temp_path $W/tmp;
+    uwsgi_temp_path $W/tmp;
+    scgi_temp_path $W/tmp;
+    server {
+        listen 127.0.0.1:$NGPORT ssl;
+        ssl_certificate $W/certs/tls.crt;
+        ssl_certificate_key $W/certs/tls.key;
+        ssl_protocols TLSv1.3;
+        # The cipher suite and key exchange group tableguard's GnuTLS picks for the same client.
+        ssl_conf_command Ciphersuites $2;
+        ssl_ecdh_curve $3;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        root $W/nginx/html;
+        default_type application/json;
+        open_file_cache max=64;
+        # A POST to a static file is a 405; answering it with the file makes nginx reply to the
+        # POST with the fixed AdmissionReview response after reading the body.
+        error_page 405 =200 \$uri;
+    }
+}
+EOF
 taskset -c "$SCPU" nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" 2>>"$W/nginx/logs/error.log" &
 NGPID=$!
 for _ in $(seq 50); do
@@ -173,8 +189,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 NGWORKERS=$(cat "/proc/$NGPID/task/$NGPID/children")
-TLSVER=$(echo | openssl s_client -connect "127.0.0.1:$TGPORT" 2>/dev/null | sed -n 's/^ *Protocol *: *//p; s/^New, \(TLSv[0-9.]*\),.*/\1/p' | head -1)
-NGTLSVER=$(echo | openssl s_client -connect "127.0.0.1:$NGPORT" 2>/dev/null | sed -n 's/^ *Protocol *: *//p; s/^New, \(TLSv[0-9.]*\),.*/\1/p' | head -1)
+NGTLS=$(tls_of "$NGPORT")
 
 cpu_ticks() { # utime+stime of the given processes, in clock ticks
     t=0
@@ -183,6 +198,9 @@ cpu_ticks() { # utime+stime of the given processes, in clock ticks
         t=$((t + ${12} + ${13}))
     done
     echo $t
+}
+cpu_busy() { # busy and stolen clock ticks of the servers' CPU, from /proc/stat
+    awk -v c="cpu$SCPU" '$1 == c {print $2 + $3 + $4 + $7 + $8, $9}' /proc/stat
 }
 hwm_kib() { # VmHWM of the given processes, summed
     k=0
@@ -204,18 +222,20 @@ run_load() {
     fi
     close=0
     [ "$mode" = close ] && close=1
+    b0=$(cpu_busy)
     c0=$(cpu_ticks $pids)
     out=$(BENCH_BODY="$W/payloads/$name.json" BENCH_CLOSE=$close \
         taskset -c "$LCPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 5s -s $HERE/post.lua "$url")
     c1=$(cpu_ticks $pids)
+    b1=$(cpu_busy)
     line=$(echo "$out" | grep '^BENCH ' | sed 's/^BENCH //')
     [ -n "$line" ] || { echo "run.sh: wrk said: $out" >&2; exit 1; }
     # shellcheck disable=SC2086
     eval "$line"
-    printf '{"target":"%s","payload":"%s","webhook":"%s","mode":"%s","round":%s,"connections":%s,"requests":%s,"duration_us":%s,"errors":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"max_us":%s,"above":"%s","cpu_ticks":%s,"hwm_kib":%s%s}\n' \
+    printf '{"target":"%s","payload":"%s","webhook":"%s","mode":"%s","round":%s,"connections":%s,"requests":%s,"duration_us":%s,"errors":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"max_us":%s,"above":"%s","cpu_ticks":%s,"cpu_busy_ticks":%s,"steal_ticks":%s,"hwm_kib":%s%s}\n' \
         "$target" "$name" "$hook" "$mode" "$round" "$CONNS" "$requests" "$duration_us" \
         "$errors" "$p50_us" "$p99_us" "$p999_us" "$max_us" "$above" $((c1 - c0)) \
-        "$(hwm_kib $pids)" "$extra" >>"$RES"
+        $((${b1% *} - ${b0% *})) $((${b1#* } - ${b0#* })) "$(hwm_kib $pids)" "$extra" >>"$RES"
     say "$(printf '%-16s %-20s %-8s %-10s round %s: %6d req/s  p99 %7.2f ms  errors %s' \
         "$target" "$name" "$hook" "$mode" "$round" $((requests * 1000000 / duration_us)) \
         "$(echo "$p99_us" | awk '{print $1 / 1000}')" "$errors")"
@@ -245,34 +265,77 @@ for pair in "c1-notrait-allow mutate" "c1-trait-allow validate"; do
     done
 done
 
-# ---- a reload under load: the same run without and with reloads ---------------------------------
-BASE_P999=$(grep '"target":"tableguard","payload":"c1-trait-allow","webhook":"validate","mode":"keepalive"' "$RES" |
-    sed 's/.*"p999_us":\([0-9.]*\).*/\1/' | sort -n | tail -1)
-reloads_before=$(grep -c '"policy reloaded"' "$W/tableguard.log" || true)
-(
-    i=0
-    sleep 1
-    while [ $i -lt $((DUR * 2 - 2)) ]; do
-        if [ $((i % 2)) = 0 ]; then
-            kill -HUP "$TGPID"
-        else
-            # A changed file: the watcher notices and reloads it.
-            { cat policy/default.yaml; echo "# revision $i"; } >"$W/policy/policy.yaml.new"
-            mv "$W/policy/policy.yaml.new" "$W/policy/policy.yaml"
-        fi
-        i=$((i + 1))
-        sleep 0.5
+# ---- the p99 rows at a fixed offered rate: what a request waits when the server is not busy -----
+# wrk keeps every connection busy (a closed loop at saturation), so its p99 at 32 connections is
+# about 32 requests' CPU. h2load sends the same requests on the same 32 connections at a fixed
+# rate instead: the API server's busy rate (1000 req/s), and half of what tableguard answered
+# in the closed loop above; nginx at the same rates is the floor of the client, TLS and loopback.
+RATE_API=${BENCH_RATE:-1000}
+echo "$NET" | grep -E '^c1-(notrait|trait)-allow |^c10-(notrait|trait)-allow ' |
+    while read -r name hook; do
+        half=$(python3 -c 'import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+g = [r["requests"] * 1e6 / r["duration_us"] for r in rs if r.get("target") == "tableguard"
+     and r.get("payload") == sys.argv[2] and r.get("webhook") == sys.argv[3]
+     and r.get("mode") == "keepalive"]
+print(round(sum(g) / len(g) / 2))' "$RES" "$name" "$hook")
+        for rate in "$RATE_API" "$half"; do
+            for target in tableguard nginx; do
+                if [ $target = tableguard ]; then
+                    pids=$TGPID port=$TGPORT path="$hook?timeout=10s"
+                else
+                    pids=$NGWORKERS port=$NGPORT path="$name.$hook.json"
+                fi
+                say "$(python3 $HERE/fixed_rate.py --url "https://localhost:$port/$path" \
+                    --connect-to "127.0.0.1:$port" --body "$W/payloads/$name.json" \
+                    --rate "$rate" --connections "$CONNS" --duration "$DUR" --load-cpu "$LCPU" \
+                    --results "$RES" --log "$W/h2load.log" --target $target --payload "$name" \
+                    --webhook "$hook" --pids "$pids")"
+            done
+        done
     done
-) &
-RLPID=$!
-BENCH_ABOVE_US=$BASE_P999 run_load tableguard c1-trait-allow validate reload 1 \
-    ",\"baseline_p999_us\":$BASE_P999"
-wait $RLPID
-sleep 1
-reloads=$(( $(grep -c '"policy reloaded"' "$W/tableguard.log" || true) - reloads_before ))
+
+# ---- a reload under load: a run without reloads, then the same run with them, each round -------
+# The reload run is judged against the p99.9 of the run just before it, on the same server; the
+# run without reloads is held to the previous one's p99.9 too, for the noise of that comparison.
+p999_of_last() { tail -1 "$RES" | sed 's/.*"p999_us":\([0-9.]*\).*/\1/'; }
+TRIGGERS=$((DUR * 2 - 2))
+for r in $(seq "$ROUNDS"); do
+    if [ "$r" = 1 ]; then
+        run_load tableguard c1-trait-allow validate reload-control "$r"
+    else
+        BENCH_ABOVE_US=$BASE_P999 run_load tableguard c1-trait-allow validate reload-control "$r" \
+            ",\"baseline_p999_us\":$BASE_P999"
+    fi
+    BASE_P999=$(p999_of_last)
+    reloads_before=$(grep -c '"policy reloaded"' "$W/tableguard.log" || true)
+    (
+        # From the first second to half a second before the end, every half second: a SIGHUP
+        # (policy, exceptions and certificate reloaded, audit log reopened), then a rewritten
+        # policy file (the watcher notices it and reloads it), in turn.
+        i=0
+        sleep 1
+        while [ $i -lt $TRIGGERS ]; do
+            if [ $((i % 2)) = 0 ]; then
+                kill -HUP "$TGPID"
+            else
+                { cat policy/default.yaml; echo "# revision $r.$i"; } >"$W/policy/policy.yaml.new"
+                mv "$W/policy/policy.yaml.new" "$W/policy/policy.yaml"
+            fi
+            i=$((i + 1))
+            sleep 0.5
+        done
+    ) &
+    RLPID=$!
+    BENCH_ABOVE_US=$BASE_P999 run_load tableguard c1-trait-allow validate reload "$r" \
+        ",\"baseline_p999_us\":$BASE_P999,\"sighups\":$(((TRIGGERS + 1) / 2)),\"rewrites\":$((TRIGGERS / 2))"
+    wait $RLPID
+    sleep 1
+    reloads=$(($(grep -c '"policy reloaded"' "$W/tableguard.log" || true) - reloads_before))
+    echo "{\"target\":\"tableguard\",\"kind\":\"reloads\",\"round\":$r,\"count\":$reloads}" >>"$RES"
+done
 TG_HWM=$(hwm_kib "$TGPID")
 NG_HWM=$(hwm_kib $NGWORKERS)
-echo "{\"target\":\"tableguard\",\"kind\":\"reloads\",\"count\":$reloads}" >>"$RES"
 
 # ---- optional: 5 minutes of mixed load, RSS sampled every 10 s ---------------------------------
 if [ "${BENCH_SOAK:-0}" = 1 ]; then
@@ -409,7 +472,7 @@ python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/perform
     --command "make bench  (BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS${BENCH_SOAK:+ BENCH_SOAK=$BENCH_SOAK})" \
     --machine "$(nproc) CPUs, $CPU_MODEL, $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)" \
     --pinning "servers on CPU $SCPU (taskset), wrk -t1 -c$CONNS on CPU $LCPU; tableguard --threads $THREADS, nginx worker_processes $THREADS" \
-    --tls "tableguard $TLSVER, nginx $NGTLSVER, ECDSA P-256 certificate from 'tableguard certs generate' for both; no session resumption" \
+    --tls "tableguard $TGTLS, nginx $NGTLS (protocol, cipher suite, key exchange); ECDSA P-256 certificate from 'tableguard certs generate' for both; no session resumption" \
     --versions "$(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tableguard $(cat VERSION) ($(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))" \
     --peak "$TG_HWM $NG_HWM" \
     --audit-report "$W/audit-report.json" --profile "$PROF" --save "$W/report-args.json" \
