@@ -6,14 +6,16 @@ API server sends them), after a warm-up second in which the connections and thei
 handshakes are made. Unlike wrk's closed loop at saturation, the latency then shows what one
 request costs when the server is not busy with 31 others.
 
-The server's CPU (utime+stime of the given processes, every thread) is read at the start and at
-the end of a window inside the measured part, and divided by the requests that started in it.
+The server's CPU (the scheduler's run time of every thread of the given processes, in
+nanoseconds: at a few percent of a core, 10 ms ticks would be too coarse) is read at the start
+and at the end of a window inside the measured part, and divided by the requests that started
+in it.
 
 Appends one line to the results file (JSON):
   {"target", "payload", "webhook", "mode": "rate", "round", "connections", "offered": req/s
    asked for, "requests", "duration_us", "errors": failed, errored, timed out or non-2xx,
-   "p50_us", "p99_us", "p999_us", "max_us", "cpu_ticks", "cpu_requests": requests in the CPU
-   window}
+   "p50_us", "p99_us", "p999_us", "max_us", "cpu_ticks": the window's CPU in clock ticks
+   (fractional), "cpu_requests": requests in the CPU window}
 
 usage: fixed_rate.py --url URL --connect-to HOST:PORT --body FILE --rate R --results FILE
                      --target T --payload P --webhook W --pids "PID ..." [--connections 32]
@@ -32,14 +34,20 @@ WARM_UP = 1.0  # seconds: h2load's --warm-up-time, when the connections are made
 MARGIN = 0.2  # seconds kept between the CPU window and the ends of the measured part
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
 def cpu_ticks(pids):
-    """utime + stime of the processes (all their threads), in clock ticks."""
-    total = 0
+    """The run time of every thread of the processes, in clock ticks (from nanoseconds)."""
+    ns = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    ns += int(f.read().split()[0])
+            except FileNotFoundError:  # a thread that ended meanwhile
+                pass
+    return ns * TICK / 1e9
 
 
 def percentile(sorted_values, p):
@@ -83,7 +91,7 @@ def main():
            "-H", "Accept: application/json, */*", "-H", "User-Agent: kube-apiserver-admission",
            f"--connect-to={a.connect_to}", f"--log-file={log}", a.url]
     sampler.start()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 60)
     sampler.join()
     if out.returncode != 0 or "c1" not in window:
         raise SystemExit(f"fixed_rate.py: h2load failed ({out.returncode}): {out.stdout}"
