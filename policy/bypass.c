@@ -367,8 +367,13 @@ bypass_weakest(const struct policy_spec *s, const cJSON *app, const struct trans
     }
     if (slot->object != NULL)
         return;
+    // snprintf(where, .., "component \"%.60s\"", name) without the printf machinery: this runs
+    // for every table of object and of oldObject.
     char where[160];
-    snprintf(where, sizeof where, "component \"%.60s\"", slot->name);
+    size_t n = strnlen(slot->name, 60);
+    memcpy(where, "component \"", 11);
+    memcpy(where + 11, slot->name, n);
+    memcpy(where + 11 + n, "\"", 2);
     patch_traits(cJSON_GetObjectItemCaseSensitive(slot->component, "traits"), where, out);
     const cJSON *policies =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(app, "spec"), "policies");

@@ -3,6 +3,7 @@
 // computing each table's protection as KubeVela renders the trait.
 #include "policy/eval.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,7 +365,6 @@ mutated_row(const struct policy_spec *s, const struct eval_input *in, const cJSO
     }
 }
 
-static void one_line(char *s);
 static void shorten(char *s, size_t max);
 
 // An object that cannot be read faithfully is denied, by /mutate and /validate alike: judged on
@@ -391,8 +391,7 @@ eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_i
                                   "%s. It is denied so that no table escapes the policy",
                                   kind, escaped(name ? name : "", &owned), in->unreadable);
     free(owned);
-    one_line(out->deny_message);
-    out->deny_message = defused(out->deny_message);
+    out->deny_message = eval_one_line(out->deny_message);
     shorten(out->deny_message, EVAL_DENY_MAX);
 }
 
@@ -432,15 +431,6 @@ eval_mutate(const struct policy *p, const struct eval_input *in, struct eval_res
 
 // ---- validate
 // --------------------------------------------------------------------------------
-
-// Keeps a message on one line: control characters become spaces.
-static void
-one_line(char *s)
-{
-    for (unsigned char *p = (unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = ' ';
-}
 
 // Flux, with force on, deletes and re-creates an object whose apply fails with a message
 // matching "is immutable" or "immutable field". A name could bring the word in; it never leaves
@@ -482,6 +472,40 @@ defused(char *s)
     }
     free(s);
     return out;
+}
+
+// A byte in x is < 0x20 or 0x7f (a control character), or is 'm' or 'M': the exact yes or no of
+// the bit tricks in "Bit Twiddling Hacks" (hasless, haszero).
+static bool
+word_needs_look(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t del = x ^ (0x7f * ones), m = (x | 0x20 * ones) ^ ('m' * ones);
+    return (((x - 0x20 * ones) & ~x) | ((del - ones) & ~del) | ((m - ones) & ~m)) & high;
+}
+
+char *
+eval_one_line(char *s)
+{
+    // One pass, eight bytes at a time: every message of a denial goes through here, and most
+    // bytes are neither control characters nor an 'm'. "immutable" in any case holds "mm", so
+    // without that pair defused has nothing to do.
+    unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
+    bool mm = false;
+    while (p < end) {
+        uint64_t w;
+        if (end - p >= 8 && (memcpy(&w, p, 8), !word_needs_look(w))) {
+            p += 8;
+            continue;
+        }
+        for (unsigned char *stop = end - p >= 8 ? p + 8 : end; p < stop; p++) {
+            if (*p < 0x20 || *p == 0x7f)
+                *p = ' ';
+            else if ((*p | 0x20) == 'm' && (p[1] | 0x20) == 'm')
+                mm = true;
+        }
+    }
+    return mm ? defused(s) : s;
 }
 
 struct subst {
@@ -640,6 +664,17 @@ add_finding(struct eval_result *out, const struct eval_finding *f)
 
 // kubectl prints every warning on its own line and the API server keeps only a few kilobytes of
 // them: past EVAL_WARNINGS_LISTED the rest are counted, and one last warning says how many.
+// True when one more warning is listed; otherwise counts it as unlisted, so that its text (one
+// per table of a large Application) is not built only to be dropped.
+static bool
+warning_listed(struct eval_result *out)
+{
+    if (out->warning_count < EVAL_WARNINGS_LISTED)
+        return true;
+    out->warnings_unlisted++;
+    return false;
+}
+
 static void
 add_warning(struct eval_result *out, char *w)
 {
@@ -648,9 +683,8 @@ add_warning(struct eval_result *out, char *w)
         free(w);
         return;
     }
-    w = defused(w);
+    w = eval_one_line(w);
     shorten(w, EVAL_WARNING_MAX);
-    one_line(w);
     out->warnings = xgrow(out->warnings, out->warning_count, sizeof *out->warnings);
     out->warnings[out->warning_count++] = w;
 }
@@ -692,13 +726,13 @@ static bool
 add_judged(const struct policy_spec *s, const struct eval_input *in, const char *app,
            struct eval_finding *f, struct eval_table *row, struct eval_result *out)
 {
-    one_line(f->message);
-    f->message = defused(f->message);
+    f->message = eval_one_line(f->message);
     f->exception = waiver_for(s, in, app, f, out);
     add_finding(out, f);
     if (f->exception != NULL) {
         row->exception = f->exception->name;
-        add_warning(out, waiver_text(f));
+        if (warning_listed(out))
+            add_warning(out, waiver_text(f));
         return false;
     }
     return f->rule->action == POLICY_WARN;
@@ -801,7 +835,7 @@ validate_slot(const struct policy_spec *s, const struct eval_input *in, const ch
                         : slot->object ? object_message(&v, slot, rule, k, &pr)
                                        : builtin_message(s, &v, rule, k, &pr);
             subst_release(owned);
-            if (add_judged(s, in, app, &f, row, out))
+            if (add_judged(s, in, app, &f, row, out) && warning_listed(out))
                 add_warning(out, warning_text(&f, k, rule));
         }
     }
@@ -887,7 +921,7 @@ forbid_findings(const struct policy_spec *s, const struct eval_input *in, const 
         char *owned[6];
         subst_escape(&v, owned);
         f.message = rule->message ? expand(rule->message, &v) : forbid_message(&v, c);
-        if (add_judged(s, in, app, &f, row, out)) {
+        if (add_judged(s, in, app, &f, row, out) && warning_listed(out)) {
             add_warning(out, rule->message ? xstrdup(f.message)
                                            : xconcat("table \"", v.table, "\": ", v.transition,
                                                      " forbidden (rule ", rule->name, ")", NULL));
@@ -979,8 +1013,7 @@ deny_message(const struct policy *p, const struct eval_result *out)
     if (n > k)
         q = stpcpy(put_size(stpcpy(q, " ... and "), n - k), more);
     *q = '\0';
-    one_line(buf);
-    buf = defused(buf); // the policy's name too
+    buf = eval_one_line(buf); // the policy's name too
     // kubectl prints the message whole; a megabyte table name must not make it a megabyte.
     shorten(buf, EVAL_DENY_MAX);
     return buf;
@@ -1049,14 +1082,14 @@ eval_add_finding(const struct policy_spec *s, const struct eval_input *in, const
                  int setting)
 {
     struct eval_finding g = *f;
-    one_line(g.message);
-    g.message = defused(g.message);
+    g.message = eval_one_line(g.message);
     g.exception = waiver_for(s, in, app, &g, out);
     add_finding(out, &g);
     if (g.exception != NULL) {
         row->exception = g.exception->name;
-        add_warning(out, waiver_text(&g));
-    } else if (g.rule->action == POLICY_WARN) {
+        if (warning_listed(out))
+            add_warning(out, waiver_text(&g));
+    } else if (g.rule->action == POLICY_WARN && warning_listed(out)) {
         add_warning(out, setting >= 0 && g.rule->message == NULL ? warning_text(&g, setting, g.rule)
                                                                  : xstrdup(g.message));
     }

@@ -138,6 +138,10 @@ char *eval_expand(const char *tmpl, const struct eval_subst *v);
 // `s` with '"' and '\\' escaped, for a name a message puts between quotes: s itself when it needs
 // none, else a copy also stored in *owned (the caller frees *owned, which may be NULL).
 const char *eval_escape(const char *s, char **owned);
+// Makes a message one line (control characters become spaces) without the word "immutable" in
+// any case ("unchangeable" instead: Flux with force re-creates an object whose apply fails with
+// it). Returns s, or a new string when it replaced the word (s is freed then).
+char *eval_one_line(char *s);
 // Appends a finding of the object whose table row is `row`, taking the finding's strings, with
 // its message kept to one line and clear of the word Flux treats as "delete and re-create". An
 // exception that waives the rule for the table marks the finding and the row and warns instead;

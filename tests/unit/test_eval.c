@@ -596,6 +596,51 @@ no_message_says_immutable(void **state)
     policy_unref(p);
 }
 
+// The one-pass cleaning of messages against the plain definition: control characters become
+// spaces, then every "immutable" (any case, left to right) becomes "unchangeable".
+static char *
+one_line_reference(const char *s)
+{
+    char *c = strdup(s);
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    char *out = malloc(strlen(c) * 2 + 1), *q = out;
+    const char *p = c, *hit;
+    while ((hit = strcasestr(p, "immutable")) != NULL) {
+        memcpy(q, p, (size_t)(hit - p));
+        q += hit - p;
+        q = stpcpy(q, "unchangeable");
+        p = hit + 9;
+    }
+    strcpy(q, p);
+    free(c);
+    return out;
+}
+
+static void
+one_line_matches_its_definition(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "immutable", "IMMUTABLE",   "ImMuTaBlE", "immutabl", "mm",       "MM",           "m",
+        "M",         "i",           "imm",       "mutable",  "a",        "table \"",     "\n",
+        "\t",        "\x01",        "\x1f",      "\x7f",     "\xc3\xa9", "\xe2\x82\xac", " ",
+        "xxxxxxx",   "immimmutable"};
+    size_t n_pieces = sizeof pieces / sizeof *pieces;
+    srand(17);
+    for (int round = 0; round < 20000; round++) {
+        char in[512] = "";
+        for (int k = rand() % 24; k > 0; k--)
+            strcat(in, pieces[(size_t)rand() % n_pieces]);
+        char *want = one_line_reference(in);
+        char *got = eval_one_line(strdup(in));
+        assert_string_equal(got, want);
+        free(got);
+        free(want);
+    }
+}
+
 // One "add" operation under /spec/components/, and the trait with the given settings, as text.
 #define ADD(path, value)                                                                           \
     "{\"op\":\"add\",\"path\":\"/spec/components/" path "\",\"value\":" value "}"
@@ -823,6 +868,7 @@ main(void)
         cmocka_unit_test(tables_list_every_component_that_holds_one),
         cmocka_unit_test(transitions_are_judged_on_update_and_delete),
         cmocka_unit_test(no_message_says_immutable),
+        cmocka_unit_test(one_line_matches_its_definition),
         cmocka_unit_test(bypasses_and_carried_objects_are_judged),
         cmocka_unit_test(profiles_choose_what_mutate_injects),
         cmocka_unit_test(names_with_quotes_cannot_forge_a_message),
