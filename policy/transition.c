@@ -221,6 +221,30 @@ cmp_table(const void *x, const void *y)
     return strcmp(a->table, b->table);
 }
 
+// For sorting: equal slots in component order, so that "the first of equals" below is the first
+// in component order whatever qsort's algorithm (glibc's is not stable in every version).
+static int
+in_order(const void *x, const void *y)
+{
+    const struct transition_slot *a = *(const struct transition_slot *const *)x;
+    const struct transition_slot *b = *(const struct transition_slot *const *)y;
+    return (a > b) - (a < b);
+}
+
+static int
+sort_place(const void *x, const void *y)
+{
+    int d = cmp_place(x, y);
+    return d ? d : in_order(x, y);
+}
+
+static int
+sort_table(const void *x, const void *y)
+{
+    int d = cmp_table(x, y);
+    return d ? d : in_order(x, y);
+}
+
 // Slot pointers sorted by `cmp`, so each lookup is a binary search: an Application may hold
 // thousands of components.
 static const struct transition_slot **
@@ -242,7 +266,7 @@ find_at(const struct transition_slot **v, size_t n, const struct transition_slot
     if (hit == NULL)
         return n;
     while (hit > v && cmp(&key, hit - 1) == 0)
-        hit--; // the first of equals, so the result does not depend on qsort's order
+        hit--; // the first of equals: the first in component order
     return (size_t)(hit - v);
 }
 
@@ -276,9 +300,9 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
     static const struct transition_slots none = {0};
     if (now == NULL)
         now = &none;
-    const struct transition_slot **by_place = sorted(now, cmp_place);
-    const struct transition_slot **by_table = sorted(now, cmp_table);
-    const struct transition_slot **old_places = sorted(old, cmp_place);
+    const struct transition_slot **by_place = sorted(now, sort_place);
+    const struct transition_slot **by_table = sorted(now, sort_table);
+    const struct transition_slot **old_places = sorted(old, sort_place);
     if (paired != NULL)
         memset(paired, 0, now->count * sizeof *paired);
     for (size_t i = 0; i < old->count; i++) {
