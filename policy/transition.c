@@ -2,6 +2,7 @@
 // Pairing the tables of oldObject with those of object, and the KubeVela keep rules.
 #include "policy/transition.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,94 +202,114 @@ keep_of(const cJSON *app, const struct transition_slot *slot)
 }
 
 // ---- pairing -----------------------------------------------------------------------------------
+//
+// An Application may hold thousands of tables, so each pairing is a lookup in a hash index of
+// object's slots (linear in the tables, where a sort and binary searches touched every name
+// log n times). Slots are entered in component order and found in probe order, so among equal
+// keys the first found is the first in component order.
 
-static int
-cmp_place(const void *x, const void *y)
+static const char *
+kind_name(const struct transition_slot *s)
 {
-    const struct transition_slot *a = *(const struct transition_slot *const *)x;
-    const struct transition_slot *b = *(const struct transition_slot *const *)y;
-    int d = strcmp(a->name, b->name);
-    if (d == 0)
-        d = strcmp(a->kind ? a->kind->kind : "", b->kind ? b->kind->kind : "");
-    return d ? d : strcmp(a->object_name, b->object_name);
+    return s->kind ? s->kind->kind : "";
 }
 
-static int
-cmp_table(const void *x, const void *y)
+// A slot's place: its component, and for a carried object its kind and name.
+static bool
+same_place(const struct transition_slot *a, const struct transition_slot *b)
 {
-    const struct transition_slot *a = *(const struct transition_slot *const *)x;
-    const struct transition_slot *b = *(const struct transition_slot *const *)y;
-    return strcmp(a->table, b->table);
+    return strcmp(a->name, b->name) == 0 && strcmp(kind_name(a), kind_name(b)) == 0 &&
+           strcmp(a->object_name, b->object_name) == 0;
 }
 
-// For sorting: equal slots in component order, so that "the first of equals" below is the first
-// in component order whatever qsort's algorithm (glibc's is not stable in every version).
-static int
-in_order(const void *x, const void *y)
+static bool
+same_table(const struct transition_slot *a, const struct transition_slot *b)
 {
-    const struct transition_slot *a = *(const struct transition_slot *const *)x;
-    const struct transition_slot *b = *(const struct transition_slot *const *)y;
-    return (a > b) - (a < b);
+    return strcmp(a->table, b->table) == 0;
 }
 
-static int
-sort_place(const void *x, const void *y)
+// FNV-1a over s and its terminating NUL (so that "ab"+"c" and "a"+"bc" differ).
+static uint64_t
+hash_str(uint64_t h, const char *s)
 {
-    int d = cmp_place(x, y);
-    return d ? d : in_order(x, y);
+    do {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3u;
+    } while (*s++ != '\0');
+    return h;
 }
 
-static int
-sort_table(const void *x, const void *y)
+static uint64_t
+hash_place(const struct transition_slot *s)
 {
-    int d = cmp_table(x, y);
-    return d ? d : in_order(x, y);
+    uint64_t h = 0xcbf29ce484222325u;
+    return hash_str(hash_str(hash_str(h, s->name), kind_name(s)), s->object_name);
 }
 
-// Slot pointers sorted by `cmp`, so each lookup is a binary search: an Application may hold
-// thousands of components.
-static const struct transition_slot **
-sorted(const struct transition_slots *s, int (*cmp)(const void *, const void *))
+static uint64_t
+hash_table(const struct transition_slot *s)
 {
-    const struct transition_slot **v = xcalloc(s->count ? s->count : 1, sizeof *v);
-    for (size_t i = 0; i < s->count; i++)
-        v[i] = &s->items[i];
-    qsort(v, s->count, sizeof *v, cmp);
-    return v;
+    return hash_str(0xcbf29ce484222325u, s->table);
 }
 
-// The position in `v` of the first slot equal to `key`, or n when there is none.
-static size_t
-find_at(const struct transition_slot **v, size_t n, const struct transition_slot *key,
-        int (*cmp)(const void *, const void *))
-{
-    const struct transition_slot **hit = bsearch(&key, v, n, sizeof *v, cmp);
-    if (hit == NULL)
-        return n;
-    while (hit > v && cmp(&key, hit - 1) == 0)
-        hit--; // the first of equals: the first in component order
-    return (size_t)(hit - v);
-}
+// Open addressing with linear probing over slot positions + 1 (0: empty), at most half full.
+struct slot_index {
+    const struct transition_slots *slots;
+    size_t *at;
+    size_t mask;
+    bool (*same)(const struct transition_slot *, const struct transition_slot *);
+    uint64_t (*hash)(const struct transition_slot *);
+};
 
-static const struct transition_slot *
-find(const struct transition_slot **v, size_t n, const struct transition_slot *key,
-     int (*cmp)(const void *, const void *))
+static void
+index_build(struct slot_index *x, const struct transition_slots *slots,
+            bool (*same)(const struct transition_slot *, const struct transition_slot *),
+            uint64_t (*hash)(const struct transition_slot *))
 {
-    size_t at = find_at(v, n, key, cmp);
-    return at < n ? v[at] : NULL;
-}
-
-// A slot of object holding o's table under a place oldObject did not have, or NULL.
-static const struct transition_slot *
-moved_to(const struct transition_slot *o, const struct transition_slot **by_table, size_t n,
-         const struct transition_slot **old_places, size_t old_n)
-{
-    for (size_t at = find_at(by_table, n, o, cmp_table); at < n; at++) {
-        if (cmp_table(&o, &by_table[at]) != 0)
-            break;
-        if (find(old_places, old_n, by_table[at], cmp_place) == NULL)
-            return by_table[at];
+    size_t cap = 8;
+    while (cap < 2 * slots->count)
+        cap *= 2;
+    *x = (struct slot_index){slots, xcalloc(cap, sizeof *x->at), cap - 1, same, hash};
+    for (size_t i = 0; i < slots->count; i++) {
+        size_t h = (size_t)hash(&slots->items[i]) & x->mask;
+        while (x->at[h] != 0)
+            h = (h + 1) & x->mask;
+        x->at[h] = i + 1;
     }
+}
+
+// The next slot equal to `key` after probe position *pos (start with *pos = SIZE_MAX for the
+// first), or NULL; equal slots come in component order.
+static const struct transition_slot *
+index_next(const struct slot_index *x, const struct transition_slot *key, size_t *pos)
+{
+    size_t h = *pos == SIZE_MAX ? (size_t)x->hash(key) & x->mask : (*pos + 1) & x->mask;
+    for (; x->at[h] != 0; h = (h + 1) & x->mask) {
+        const struct transition_slot *s = &x->slots->items[x->at[h] - 1];
+        if (x->same(key, s)) {
+            *pos = h;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static const struct transition_slot *
+index_first(const struct slot_index *x, const struct transition_slot *key)
+{
+    size_t pos = SIZE_MAX;
+    return index_next(x, key, &pos);
+}
+
+// The first slot of object holding o's table under a place oldObject did not have, or NULL.
+static const struct transition_slot *
+moved_to(const struct transition_slot *o, const struct slot_index *by_table,
+         const struct slot_index *old_places)
+{
+    size_t pos = SIZE_MAX;
+    for (const struct transition_slot *n; (n = index_next(by_table, o, &pos)) != NULL;)
+        if (index_first(old_places, n) == NULL)
+            return n;
     return NULL;
 }
 
@@ -300,9 +321,10 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
     static const struct transition_slots none = {0};
     if (now == NULL)
         now = &none;
-    const struct transition_slot **by_place = sorted(now, sort_place);
-    const struct transition_slot **by_table = sorted(now, sort_table);
-    const struct transition_slot **old_places = sorted(old, sort_place);
+    struct slot_index by_place, by_table, old_places;
+    index_build(&by_place, now, same_place, hash_place);
+    index_build(&by_table, now, same_table, hash_table);
+    index_build(&old_places, old, same_place, hash_place);
     if (paired != NULL)
         memset(paired, 0, now->count * sizeof *paired);
     for (size_t i = 0; i < old->count; i++) {
@@ -314,7 +336,7 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
             c->kept = keep_of(old_app, o);
             continue;
         }
-        const struct transition_slot *n = find(by_place, now->count, o, cmp_place);
+        const struct transition_slot *n = index_first(&by_place, o);
         if (n != NULL) {
             c->now = n;
             if (strcmp(o->type, n->type) != 0)
@@ -323,7 +345,7 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
                 c->kind = POLICY_RENAME;
         } else {
             // The same table under a component that oldObject did not have: a rename.
-            n = moved_to(o, by_table, now->count, old_places, old->count);
+            n = moved_to(o, &by_table, &old_places);
             c->now = n;
             c->kind = n != NULL ? POLICY_RENAME : POLICY_REMOVE;
             if (n == NULL && o->object == NULL)
@@ -338,9 +360,9 @@ transition_compare(const cJSON *old_app, const struct transition_slots *old, con
         if (paired != NULL && c->now != NULL)
             paired[c->now - now->items] = true;
     }
-    free(by_place);
-    free(by_table);
-    free(old_places);
+    free(by_place.at);
+    free(by_table.at);
+    free(old_places.at);
 }
 
 const char *
