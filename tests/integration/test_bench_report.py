@@ -94,6 +94,10 @@ def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ra
                              1500.0))
     runs += [{"target": "tableguard", "kind": "reloads", "round": rnd, "count": 4}
              for rnd in (1, 2)]
+    budget = load_run("tableguard", "c1000-trait-allow", "validate", "budget", 1, 9000.0, 1e5,
+                      requests=500)
+    budget.update(hwm_kib=40000, body_memory=16777216)
+    runs.append(budget)
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in runs))
     core = tmp_path / "core.tsv"
@@ -154,6 +158,10 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     assert "queueing floor 32 / 20000 req/s = 1.60 ms" in bad_doc
     assert "**the verdict is the closed-loop row in the Targets\ntable.**" in doc
     assert "| `c10-trait-allow` | /validate | 1000 | 1000 | 0.30/0.50/3.00 | 60.0 | 0 |" in doc
+    # The whole run's peak RSS is judged on the shipped defaults (--peak, 19.5 MiB); the run
+    # under a smaller body budget (39.1 MiB here) is information beside it.
+    assert pick(good, "peak RSS", "whole run") is True
+    assert "`--body-memory 16 MiB` (`--max-body 8 MiB`): 39.1 MiB at 100 req/s" in doc
     # The reload rounds are each held to the run just before; the noise of that is shown.
     assert "without reloads, against the p99.9 of the run before: 0.080%" in doc
     # The realistic kubectl-apply UPDATE is reported with its byte ratio, not judged.
