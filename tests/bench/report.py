@@ -340,47 +340,55 @@ def callgrind_summary(prof, hook):
             "top": [(v / n, lib, name) for (lib, name), v in funcs.most_common(20)]}
 
 
-def profile_section(prof, before):
-    """The generated profile tables, with the baseline's figures beside them when known."""
+def profile_section(prof, baselines):
+    """The generated profile tables, with each baseline's figures beside them (oldest first)."""
     out = []
+
+    def pct(d, k):
+        return f"{d[k]:.1f}%" if k in d else "—"
+
     for hook, payload in (("validate", "c1-trait-allow"), ("mutate", "c1-notrait-allow")):
         p, c = perf_summary(prof, hook), callgrind_summary(prof, hook)
-        b = before.get(hook, {})
+        bs = [(b.get("commit", "—"), b.get(hook, {})) for b in baselines]
         if not p and not c:
             continue
         out.append(f"### `{payload}` on /{hook}, keep-alive, audit log on (batch)\n")
         if p:
-            bp = b.get("perf", {}).get("categories", {})
-            names = sorted(set(p["categories"]) | set(bp),
+            bps = [b.get("perf", {}).get("categories", {}) for _, b in bs]
+            names = sorted(set(p["categories"]).union(*bps),
                            key=lambda k: -p["categories"].get(k, 0))
             out.append("Share of the server's CPU samples (`perf record -e cpu-clock -g`, every "
                        "thread, kernel included):\n")
-            out.append(table(["cost centre", f"before ({before.get('commit', '—')})", "now"],
-                             [[k, f"{bp[k]:.1f}%" if k in bp else "—",
-                               f"{p['categories'].get(k, 0):.1f}%"] for k in names]))
-            bs = dict((n, v) for v, n in b.get("perf", {}).get("syscalls", []))
+            out.append(table(["cost centre"] + [commit for commit, _ in bs] + ["now"],
+                             [[k] + [pct(bp, k) for bp in bps]
+                              + [f"{p['categories'].get(k, 0):.1f}%"] for k in names]))
+            bss = [dict((n, v) for v, n in b.get("perf", {}).get("syscalls", [])) for _, b in bs]
             out.append("\nSystem calls (children: the kernel work each one causes, loopback "
                        "delivery included):\n")
-            out.append(table(["system call", "before", "now"],
-                             [[f"`{n}`", f"{bs[n]:.1f}%" if n in bs else "—", f"{v:.1f}%"]
+            out.append(table(["system call"] + [commit for commit, _ in bs] + ["now"],
+                             [[f"`{n}`"] + [pct(b, n) for b in bss] + [f"{v:.1f}%"]
                               for v, n in p["syscalls"]]))
             out.append("\nTop symbols now (self):\n")
             out.append(table(["share", "object", "symbol"],
                              [[f"{v:.2f}%", f"`{lib}`", f"`{sym}`"] for v, lib, sym in
                               p["top"][:15]]))
         if c:
-            bc = b.get("callgrind", {})
-            bcat = bc.get("categories", {})
-            names = sorted({k for k, v in c["categories"].items() if v >= 50} | set(bcat),
+            bcs = [(commit, b.get("callgrind", {})) for commit, b in bs]
+            bcats = [bc.get("categories", {}) for _, bc in bcs]
+            names = sorted({k for k, v in c["categories"].items() if v >= 50}.union(*bcats),
                            key=lambda k: -c["categories"].get(k, 0))
             out.append(f"\nInstructions per keep-alive request (callgrind, user space, all "
                        f"threads; a long run minus a short one on 4 connections each, so "
                        f"handshakes cancel; {c['requests']} requests): "
                        f"**{c['per_request'] / 1000:.0f} k** now"
-                       + (f", {bc['per_request'] / 1000:.0f} k before" if bc else "") + ".\n")
-            out.append(table(["cost centre (self)", "before, k instr/req", "now, k instr/req"],
-                             [[k, f"{bcat[k] / 1000:.1f}" if k in bcat else "—",
-                               f"{c['categories'].get(k, 0) / 1000:.1f}"] for k in names]))
+                       + "".join(f", {bc['per_request'] / 1000:.0f} k on {commit}"
+                                 for commit, bc in reversed(bcs) if bc) + ".\n")
+            out.append(table(["cost centre (self)"]
+                             + [f"{commit}, k instr/req" for commit, _ in bcs]
+                             + ["now, k instr/req"],
+                             [[k] + [f"{bcat[k] / 1000:.1f}" if k in bcat else "—"
+                                     for bcat in bcats]
+                              + [f"{c['categories'].get(k, 0) / 1000:.1f}"] for k in names]))
             out.append("\nTop functions now (self, k instructions per request):\n")
             out.append(table(["k instr/req", "object", "function"],
                              [[f"{v / 1000:.1f}", f"`{lib}`", f"`{name}`"]
@@ -404,9 +412,9 @@ def main():
                     help="a Markdown section to include before the notes (repeatable)")
     ap.add_argument("--audit-report", help="audit_report.py --json output")
     ap.add_argument("--profile", help="run.sh's profile directory (perf and callgrind output)")
-    ap.add_argument("--before", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                     "profile-before.json"),
-                    help="the profile of the baseline, in profile_summary's form")
+    ap.add_argument("--before", action="append",
+                    help="a profile to compare with, in profile_summary's form (repeatable, "
+                    "oldest first; default: profile-before.json and profile-previous.json)")
     a = ap.parse_args()
     if a.replay:
         with open(a.replay) as f:
@@ -759,16 +767,20 @@ Patch building (`eval_mutate` plus the base64 response, every component lacks th
 
 {table(["components", "µs/patch", "µs/component"], patch_rows)}
 """
-    before = {}
-    if os.path.exists(a.before):
-        with open(a.before) as f:
-            before = json.load(f)
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = a.before or [os.path.join(here, "profile-before.json"),
+                         os.path.join(here, "profile-previous.json")]
+    baselines = []
+    for path in [paths] if isinstance(paths, str) else paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                baselines.append(json.load(f))
     if a.profile:
         doc += ("\n## The server's profile under load\n\nWritten by `make bench` from the "
                 "server under the load of the CPU table (perf: its keep-alive runs, `mode` "
-                "profile; callgrind: 4 connections). *Before* is the same measurement on "
-                f"{before.get('commit', 'the baseline')} ({before.get('note', '')}).\n\n"
-                + profile_section(a.profile, before))
+                "profile; callgrind: 4 connections). Beside it, the same measurement on "
+                + "; on ".join(f"{b.get('commit', '—')} ({b.get('note', '')})" for b in baselines)
+                + ".\n\n" + profile_section(a.profile, baselines))
     for extra in a.extra:
         with open(extra) as f:
             doc += "\n" + f.read()
