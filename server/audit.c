@@ -375,16 +375,50 @@ file_gone(struct audit *a)
     return stat(a->path, &st) != 0 || st.st_dev != a->dev || st.st_ino != a->ino;
 }
 
+// Fsyncs and closes a file rotated away; returns 0 or an errno.
+static int
+retire(int fd)
+{
+    int e = fdatasync(fd) < 0 ? errno : 0;
+    close(fd);
+    return e;
+}
+
+// batch: hands the current file to the batch thread, which fsyncs and closes it off the request
+// path before it syncs anything newer. The batch thread may be in an fsync of that very file: it
+// stays open, so nothing waits for that fsync.
+static void
+retire_later_locked(struct audit *a)
+{
+    if (a->retired_fd >= 0) {
+        // The batch thread has not reached the previous one yet (two within its interval):
+        // flush that one here, once the batch thread is out of any fsync of it.
+        while (a->syncing)
+            pthread_cond_wait(&a->synced_cv, &a->mu);
+        int e = retire(a->retired_fd);
+        if (e)
+            a->batch_errno = e;
+    }
+    a->retired_fd = a->fd;
+    pthread_cond_broadcast(&a->tick_cv);
+}
+
 // Closes a file that is gone (its records made durable first: a renamed file is kept) and
 // opens the path again; the next record is a "start" saying so.
 static int
 reopen_locked(struct audit *a, char *err, size_t errlen)
 {
-    while (a->syncing) // the leader's fd must stay open until its fsync returns
-        pthread_cond_wait(&a->synced_cv, &a->mu);
-    if (a->written_gen > a->synced_gen && fsync(a->fd) == 0)
-        a->synced_gen = a->written_gen;
-    close(a->fd);
+    if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
+        // Flushing the file here would stall every request behind the lock (SIGHUP under
+        // load): the batch thread fsyncs and closes it instead, as it does a rotated file.
+        retire_later_locked(a);
+    } else {
+        while (a->syncing) // the leader's fd must stay open until its fsync returns
+            pthread_cond_wait(&a->synced_cv, &a->mu);
+        if (a->written_gen > a->synced_gen && fsync(a->fd) == 0)
+            a->synced_gen = a->written_gen;
+        close(a->fd);
+    }
     a->fd = -1;
     if (open_file(a, err, errlen) < 0)
         return -1;
@@ -399,18 +433,10 @@ rotated_name(const struct audit *a, unsigned i, char *out, size_t n)
     snprintf(out, n, "%s.%u", a->path, i);
 }
 
-// Fsyncs and closes a file rotated away; returns 0 or an errno.
-static int
-retire(int fd)
-{
-    int e = fdatasync(fd) < 0 ? errno : 0;
-    close(fd);
-    return e;
-}
-
 // Seals the current file with a "rotate" record, shifts FILE.i to FILE.i+1 (the oldest falls
 // off), renames FILE to FILE.1 and opens a fresh FILE. The chain simply continues: the next
-// record's prev is the rotate record's hash. Called with the lock held and no leader in fsync.
+// record's prev is the rotate record's hash. Called with the lock held and no leader in fsync
+// (batch: the batch thread may be in an fsync of the sealed file, which it is handed).
 //
 // How the sealed file reaches the disk follows the sync mode. always: it is fsynced here, before
 // any record goes to the new file. batch: the batch thread fsyncs it (then the directory) within
@@ -431,14 +457,7 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
         a->synced_gen = a->written_gen;
         close(a->fd);
     } else if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
-        if (a->retired_fd >= 0) {
-            // The batch thread has not reached the previous one yet (two rotations within its
-            // interval): flush that one here.
-            int e = retire(a->retired_fd);
-            if (e)
-                a->batch_errno = e;
-        }
-        a->retired_fd = a->fd;
+        retire_later_locked(a);
     } else {
         close(a->fd);
     }
@@ -484,8 +503,9 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
         reopen_locked(a, err, errlen) < 0)
         return -1;
     while (a->max_size && a->regular && a->size > 0 && a->size + len > a->max_size) {
-        if (a->syncing) {
-            // The leader's fd must stay open until its fsync returns.
+        if (a->syncing && !(a->sync == AUDIT_SYNC_BATCH && a->has_batcher)) {
+            // The leader's fd must stay open until its fsync returns (batch: the file goes to
+            // the batch thread, nothing closes it here).
             pthread_cond_wait(&a->synced_cv, &a->mu);
             continue;
         }
@@ -637,6 +657,8 @@ batcher_main(void *arg)
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&a->tick_cv, &a->mu, &until);
+        if (a->retired_fd >= 0)
+            continue; // handed over while waiting: its records go to the disk first
         if (a->fd >= 0 && a->regular && a->written_gen > a->synced_gen &&
             sync_locked(a, a->written_gen, NULL, 0) < 0)
             a->batch_errno = a->failed_errno;
