@@ -8,8 +8,10 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +37,26 @@ struct http {
     struct MHD_Daemon *https, *plain;
     atomic_bool draining;
     atomic_int in_flight;
-    atomic_int connections; // open on the HTTPS listener, from accept to close
+    atomic_int connections; // on the HTTPS listener, from accept to close (see hand_over)
     pthread_mutex_t detail_lock;
     char *detail;
     char *cert_failure; // why the last certificate reload failed; NULL: it did not
 
     struct budget *budget; // admission bodies held at once, within opts.body_memory
     struct reaper *reaper; // closes requests whose headers miss the deadline; NULL without one
+
+    // The HTTPS listener is the server's own (see acceptor_main): -1 once closed.
+    int listen_fd;
+    unsigned listen_port;
+    int wake[2]; // a byte on wake[1] wakes the acceptor: a slot freed, or stop
+    atomic_bool stop_accepting;
+    pthread_t acceptor;
+    bool has_acceptor;
+    // When each HTTPS socket was accepted (CLOCK_MONOTONIC), by descriptor, for the header
+    // deadline: written before the socket is handed to libmicrohttpd, read by the worker that
+    // starts it (the hand-over passes through libmicrohttpd's lock, which orders the two).
+    struct timespec *accepted_at;
+    size_t accepted_cap;
 };
 
 // Per-request state, from the first call of the handler to the completion notice.
@@ -746,27 +761,33 @@ parse_listen(const char *spec, struct sockaddr_storage *ss, bool *v6, char *err,
     return 0;
 }
 
-// Counts the HTTPS listener's open connections (the drain waits for every connection the server
-// accepted, not only for the requests whose headers have arrived) and gives each its wire and its
-// record for the header deadline.
+static void conn_gone(struct http *h);
+
+// Gives each HTTPS connection its wire and its record for the header deadline (whose clock
+// starts at accept), and counts it out when it closes (it was counted in at accept: hand_over).
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
     struct http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        size_t s = fd != NULL ? (size_t)fd->connect_fd : SIZE_MAX;
         struct conn *k = xmalloc(sizeof *k);
         k->wire = wire_new(c);
-        k->reap = reaper_opened(h->reaper, c);
+        k->reap = reaper_opened(h->reaper, c, s < h->accepted_cap ? &h->accepted_at[s] : NULL);
         *socket_context = k;
-    } else if (*socket_context != NULL) {
+        return;
+    }
+    if (*socket_context != NULL) {
         struct conn *k = *socket_context;
         reaper_closed(h->reaper, k->reap);
         wire_free(k->wire); // after libmicrohttpd released the TLS session
         free(k);
         *socket_context = NULL;
     }
-    atomic_fetch_add(&h->connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    conn_gone(h);
 }
 
 static void
@@ -781,12 +802,186 @@ mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(LOGL_DEBUG, "libmicrohttpd", "detail", msg, NULL);
 }
 
+// Pending connections the kernel queues for the HTTPS listener.
+#define LISTEN_BACKLOG 1024
+
+// Opens the HTTPS listener as libmicrohttpd would (SO_REUSEADDR, IPv6 only on an IPv6 address),
+// non-blocking, and notes its port (for a port of 0).
+static int
+listen_on(struct http *h, const struct sockaddr_storage *ss, bool v6, char *err, size_t errlen)
+{
+    int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot serve HTTPS on %s (address in use?): %s", h->opts.listen,
+                 strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+        h->listen_port =
+            ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)&bound)->sin_port);
+    h->listen_fd = fd;
+    // Descriptors are numbered from the lowest free one, so the connections at the limit, a
+    // backlog adopted by the drain and the process's other files fit; one past the table (many
+    // other files) has its deadline start when a worker starts it.
+    h->accepted_cap = (size_t)h->opts.connection_limit + LISTEN_BACKLOG + 256;
+    h->accepted_at = xcalloc(h->accepted_cap, sizeof *h->accepted_at);
+    return 0;
+}
+
+static void
+wake_acceptor(struct http *h)
+{
+    char b = 0;
+    // A full pipe already holds a wake-up.
+    while (write(h->wake[1], &b, 1) == -1 && errno == EINTR)
+        ;
+}
+
+// A connection counted at accept is gone: a slot is free. At the limit the acceptor sleeps on
+// its pipe (closing connections do not otherwise reach it), so it is woken.
+static void
+conn_gone(struct http *h)
+{
+    if (atomic_fetch_sub(&h->connections, 1) >= (int)h->opts.connection_limit)
+        wake_acceptor(h);
+}
+
+// Hands an accepted socket to libmicrohttpd. It is counted from here, not from libmicrohttpd's
+// STARTED notice, which its worker sends later: the acceptor must see a burst's connections
+// before they start, or the burst overshoots the limit. Returns whether libmicrohttpd took it.
+static bool
+hand_over(struct http *h, int s, const struct sockaddr_storage *ss, socklen_t len)
+{
+    if ((size_t)s < h->accepted_cap)
+        clock_gettime(CLOCK_MONOTONIC, &h->accepted_at[s]);
+    atomic_fetch_add(&h->connections, 1);
+    // libmicrohttpd closes the socket itself if it cannot take it (out of memory, or a TLS
+    // session it cannot create): then no notice comes for it.
+    if (MHD_add_connection(h->https, s, (const struct sockaddr *)ss, len) == MHD_YES)
+        return true;
+    log_msg(LOGL_WARN, "a connection could not be started; closed", "error", strerror(errno), NULL);
+    conn_gone(h);
+    return false;
+}
+
+static void
+nap_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&t, NULL);
+}
+
+// Accepts what waits in the backlog, while under the limit. *starved: the last accept failed
+// for want of descriptors or memory (warned once, until an accept succeeds again).
+static void
+accept_waiting(struct http *h, bool *starved)
+{
+    for (int i = 0; i < 64 && !atomic_load(&h->stop_accepting) &&
+                    atomic_load(&h->connections) < (int)h->opts.connection_limit;
+         i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int s = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (s == -1) {
+            if (errno == EINTR || errno == ECONNABORTED) // the next one may be there
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays in the backlog, and the
+            // listener stays readable; look again in a while rather than spin.
+            if (!*starved)
+                log_msg(LOGL_WARN,
+                        "cannot accept connections; they wait in the listen backlog meanwhile",
+                        "error", strerror(errno), NULL);
+            *starved = true;
+            nap_ms(100);
+            return;
+        }
+        if (*starved)
+            log_msg(LOGL_INFO, "accepting connections again", NULL);
+        *starved = false;
+        hand_over(h, s, &ss, len);
+    }
+}
+
+// The server accepts its HTTPS connections itself and hands each to libmicrohttpd
+// (MHD_add_connection), instead of letting libmicrohttpd own the listener: stopping
+// libmicrohttpd's own accepting takes MHD_quiesce_daemon, which in 0.9.75's epoll mode races the
+// worker threads for the listener's place in their epoll sets and aborts the process when it
+// loses ("Failed to remove listen FD from epoll set"): a SIGTERM under load could drop every
+// request in flight. Nothing in libmicrohttpd touches the listener now.
+//
+// At --connection-limit (counted from accept to close) this thread stops polling the listener,
+// so a new connection waits in the backlog until a connection closes and wakes it.
+static void *
+acceptor_main(void *arg)
+{
+    struct http *h = arg;
+    bool starved = false;
+    while (!atomic_load(&h->stop_accepting)) {
+        bool full = atomic_load(&h->connections) >= (int)h->opts.connection_limit;
+        struct pollfd p[2] = {{.fd = h->wake[0], .events = POLLIN},
+                              {.fd = h->listen_fd, .events = POLLIN}};
+        if (poll(p, full ? 1 : 2, -1) < 0) {
+            if (errno != EINTR)
+                nap_ms(100); // ENOMEM: try again
+            continue;
+        }
+        if (p[0].revents != 0) {
+            char b[64];
+            while (read(h->wake[0], b, sizeof b) > 0)
+                ;
+        }
+        if (p[1].revents != 0)
+            accept_waiting(h, &starved);
+    }
+    return NULL;
+}
+
+static int
+acceptor_start(struct http *h, char *err, size_t errlen)
+{
+    if (pipe2(h->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        h->wake[0] = h->wake[1] = -1;
+        snprintf(err, errlen, "cannot create the acceptor's pipe: %s", strerror(errno));
+        return -1;
+    }
+    int rc = pthread_create(&h->acceptor, NULL, acceptor_main, h);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the acceptor thread: %s", strerror(rc));
+        return -1;
+    }
+    h->has_acceptor = true;
+    return 0;
+}
+
+// Stops the acceptor: once this returns nothing accepts from the listener but the drain.
+static void
+acceptor_stop(struct http *h)
+{
+    if (!h->has_acceptor)
+        return;
+    atomic_store(&h->stop_accepting, true);
+    wake_acceptor(h);
+    pthread_join(h->acceptor, NULL);
+    h->has_acceptor = false;
+}
+
 struct http *
 http_start(const struct http_options *o, const struct http_deps *d, char *err, size_t errlen)
 {
     struct http *h = xcalloc(1, sizeof *h);
     h->opts = *o;
     h->deps = *d;
+    h->listen_fd = h->wake[0] = h->wake[1] = -1;
     pthread_mutex_init(&h->detail_lock, NULL);
     h->budget = budget_new(o->body_memory);
     if (o->request_timeout > 0) {
@@ -803,14 +998,19 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     }
     struct sockaddr_storage ss;
     bool v6;
-    if (parse_listen(o->listen, &ss, &v6, err, errlen) != 0)
+    if (parse_listen(o->listen, &ss, &v6, err, errlen) != 0 ||
+        listen_on(h, &ss, v6, err, errlen) != 0)
         goto fail;
 
     struct MHD_OptionItem opts[24];
     size_t n = tls_mhd_options(d->tls, opts);
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, NULL};
+    // The acceptor keeps to --connection-limit. libmicrohttpd's own limit, shared out among its
+    // threads, must never refuse what it is handed (it would close the socket unannounced, a
+    // slot lost): each thread may hold the limit and a whole backlog adopted by the drain.
+    unsigned workers = o->threads > 1 ? o->threads : 1;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (o->connection_limit + LISTEN_BACKLOG + 1) * workers, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout, NULL};
     // libmicrohttpd zeroes a connection's pool after every request (all of it, and half of it
     // again when the read buffer shrinks), so its size is paid per request: 32 KiB was 50 k of
@@ -818,21 +1018,21 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     // headers must fit in it: 16 KiB serves an 8 KiB header beside 64 more lines (10 KiB in
     // all; the API server sends under 1 KiB); bodies stream through it into our own buffer.
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET;
     h->https =
         MHD_start_daemon(flags, 0, NULL, NULL, on_https, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (h->https == NULL) {
-        snprintf(err, errlen, "cannot serve HTTPS on %s (address in use, or TLS setup failed)",
-                 o->listen);
+        snprintf(err, errlen, "cannot serve HTTPS on %s (TLS setup failed)", o->listen);
         goto fail;
     }
+    if (acceptor_start(h, err, errlen) != 0)
+        goto fail;
     if (o->metrics_listen != NULL) {
         if (parse_listen(o->metrics_listen, &ss, &v6, err, errlen) != 0)
             goto fail;
@@ -886,7 +1086,7 @@ port_of(struct MHD_Daemon *d)
 unsigned
 http_port(struct http *h)
 {
-    return port_of(h->https);
+    return h->listen_port;
 }
 
 unsigned
@@ -897,26 +1097,24 @@ http_metrics_port(struct http *h)
 
 // Closing the listener resets the connections the kernel completed that nobody accepted yet,
 // though their clients already count them as open: accept them and give them to
-// libmicrohttpd, which answers them like the others. Returns how many were taken.
+// libmicrohttpd, which answers them like the others, past --connection-limit (its own limit
+// leaves room for a whole backlog). Returns how many were taken.
 static int
-adopt_backlog(struct http *h, MHD_socket fd)
+adopt_backlog(struct http *h)
 {
-    int n = 0, flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
-        return 0;
-    for (;;) {
+    int n = 0;
+    while (atomic_load(&h->connections) < (int)(h->opts.connection_limit + LISTEN_BACKLOG + 1)) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int s = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int s = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (s == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            return n; // EAGAIN: none left
+            break; // EAGAIN: none left
         }
-        // libmicrohttpd closes the socket itself if it cannot take it.
-        if (MHD_add_connection(h->https, s, (struct sockaddr *)&ss, len) == MHD_YES)
-            n++;
+        n += hand_over(h, s, &ss, len);
     }
+    return n;
 }
 
 void
@@ -926,11 +1124,12 @@ http_drain(struct http *h, unsigned delay_s, unsigned drain_s)
     log_msg(LOGL_INFO, "draining: readiness fails, still serving until endpoints are updated",
             NULL);
     sleep(delay_s);
-    MHD_socket fd = MHD_quiesce_daemon(h->https);
+    acceptor_stop(h);
     int adopted = 0;
-    if (fd != MHD_INVALID_SOCKET) {
-        adopted = adopt_backlog(h, fd);
-        close(fd);
+    if (h->listen_fd != -1) {
+        adopted = adopt_backlog(h);
+        close(h->listen_fd);
+        h->listen_fd = -1;
     }
     char a[16], open_now[16];
     snprintf(a, sizeof a, "%d", adopted);
@@ -968,10 +1167,17 @@ http_stop(struct http *h)
     // libmicrohttpd must not be stopped with suspended connections: let every waiter go.
     budget_stop(h->budget);
     reaper_stop(h->reaper); // no shutdown(2) once the daemon closes the sockets
+    acceptor_stop(h);       // nothing handed to the daemon once it stops
+    if (h->listen_fd != -1)
+        close(h->listen_fd);
     if (h->https != NULL)
         MHD_stop_daemon(h->https);
     if (h->plain != NULL)
         MHD_stop_daemon(h->plain);
+    for (int i = 0; i < 2; i++) // after the daemon: its closing notices write to it
+        if (h->wake[i] != -1)
+            close(h->wake[i]);
+    free(h->accepted_at);
     free(h->detail);
     free(h->cert_failure);
     pthread_mutex_destroy(&h->detail_lock);

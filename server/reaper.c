@@ -3,9 +3,10 @@
 // close, saying where its current request stands; a thread looks at them four times a second
 // and shuts down (shutdown(2), so libmicrohttpd sees the end of the stream and closes the
 // connection itself) each one whose request began more than the timeout ago and has still not
-// sent its headers. A request begins with the connection's TLS handshake for its first request,
-// and with its first bytes after the previous answer otherwise (found from the kernel's
-// last-receive time, since libmicrohttpd says nothing before the whole request line is read).
+// sent its headers. A request begins with the connection's accept for its first request (its TLS
+// handshake included), and with its first bytes after the previous answer otherwise (found from
+// the kernel's last-receive time, since libmicrohttpd says nothing before the whole request line
+// is read).
 // A connection waiting for its client's next request is never closed here: only its idle
 // timeout closes it, later than the API server's own keep-alive.
 //
@@ -225,7 +226,7 @@ on_finished(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming
 }
 
 struct reaper_conn *
-reaper_opened(struct reaper *r, struct MHD_Connection *c)
+reaper_opened(struct reaper *r, struct MHD_Connection *c, const struct timespec *accepted)
 {
     if (r == NULL)
         return NULL;
@@ -239,7 +240,12 @@ reaper_opened(struct reaper *r, struct MHD_Connection *c)
     rc->r = r;
     rc->fd = fd->connect_fd;
     rc->phase = P_HANDSHAKE;
-    rc->since = rc->began = now_s();
+    // The server accepts a connection before a worker starts it (a busy worker starts it
+    // later): its handshake's deadline counts from accept.
+    double now = now_s(), at = accepted != NULL && accepted->tv_sec != 0
+                                   ? (double)accepted->tv_sec + accepted->tv_nsec / 1e9
+                                   : now;
+    rc->since = rc->began = at < now ? at : now;
     rc->begun = true;
     if (tls != NULL && tls->tls_session != NULL)
         gnutls_handshake_set_hook_function(tls->tls_session, GNUTLS_HANDSHAKE_FINISHED,

@@ -8,6 +8,7 @@
 #define TABLEGUARD_REAPER_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -31,10 +32,12 @@ void reaper_stop(struct reaper *r);
 // Frees it, after the daemon whose connections it watches has stopped. NULL: a no-op.
 void reaper_free(struct reaper *r);
 
-// From the connection notice: a connection was accepted (its first request begins with its TLS
-// handshake); returns its record (NULL with r NULL). Then it is closing: its record is freed,
-// and the socket never touched again. Both take NULL.
-struct reaper_conn *reaper_opened(struct reaper *r, struct MHD_Connection *c);
+// From the connection notice: a connection was accepted at `accepted` (CLOCK_MONOTONIC; NULL:
+// now), and its first request begins with its TLS handshake, whose deadline counts from then;
+// returns its record (NULL with r NULL). Then it is closing: its record is freed, and the
+// socket never touched again. Both take NULL.
+struct reaper_conn *reaper_opened(struct reaper *r, struct MHD_Connection *c,
+                                  const struct timespec *accepted);
 void reaper_closed(struct reaper *r, struct reaper_conn *rc);
 
 // The calls below take NULL (no record: nothing to do).

@@ -74,3 +74,14 @@ def test_no_long_function_without_a_comment_saying_why():
                 if n > MAX_LINES and not commented:
                     long_ones.append(f"{path.relative_to(ROOT)}:{line}: {name} ({n} lines)")
     assert long_ones == []
+
+
+def test_the_drain_never_asks_libmicrohttpd_to_quiesce():
+    """libmicrohttpd 0.9.75's MHD_quiesce_daemon races its epoll workers for the listener and
+    aborts the process when it loses; the race cannot be forced from outside, so this guards the
+    design that avoids it: the server owns the HTTPS listener and stops its own acceptor."""
+    calls = [f"{p.relative_to(ROOT)}" for layer in LAYERS for p in sources(layer, "c")
+             if re.search(r"\bMHD_quiesce_daemon\s*\(", p.read_text())]
+    assert not calls, f"MHD_quiesce_daemon is called in {calls}"
+    http = (ROOT / "server" / "http.c").read_text()
+    assert "MHD_USE_NO_LISTEN_SOCKET" in http and "MHD_add_connection" in http
