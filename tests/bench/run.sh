@@ -448,6 +448,28 @@ if [ "${BENCH_PROFILE:-1}" = 1 ] && command -v valgrind >/dev/null &&
         wait "$cgpid" || true
         rm -f "$W/audit.log"*
     done
+
+    # The UPDATE target's worst rows in instructions, which the machine's other work does not
+    # move: core_bench's UPDATE (the CREATE with its Application as oldObject) against the CREATE.
+    say "profile: callgrind of the core, UPDATE against CREATE at 1000 components"
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+rq = d["request"]
+del rq["operation"], rq["oldObject"]
+rq["operation"], rq["oldObject"] = "UPDATE", rq["object"]
+sys.stdout.write(json.dumps(d, separators=(",", ":"), ensure_ascii=False))' \
+        "$W/payloads/c1000-trait-allow.json" >"$W/update-1000.json"
+    ir() { # BODY WEBHOOK: instructions of one review, (N=3 - N=1) / 2 under callgrind
+        for n in 1 3; do
+            valgrind --tool=callgrind --callgrind-out-file=/dev/null "$B/core_bench" --profile \
+                policy/default.yaml "$1" "$2" $n 2>&1 | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+        done | awk 'NR == 1 {a = $1} NR == 2 {printf "%d", ($1 - a) / 2}'
+    }
+    printf '#update_ir\tcomponents\twebhook\tcreate_ir\tupdate_ir\n' >"$W/core-ir.tsv"
+    for hook in mutate validate; do
+        printf 'update_ir\t1000\t%s\t%s\t%s\n' $hook "$(ir "$W/payloads/c1000-trait-allow.json" $hook)" \
+            "$(ir "$W/update-1000.json" $hook)" >>"$W/core-ir.tsv"
+    done
 fi
 
 # ---- the report --------------------------------------------------------------------------------
@@ -478,6 +500,7 @@ python3 $HERE/audit_report.py --binary "$TG" --dir "$W/audit-report" --mib "${BE
     --out "$W/audit-report.md" --json "$W/audit-report.json"
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+[ -s "$W/core-ir.tsv" ] && cat "$W/core-ir.tsv" >>"$W/core.tsv"
 python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/performance.md \
     --command "make bench  (BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS${BENCH_SOAK:+ BENCH_SOAK=$BENCH_SOAK})" \
     --machine "$(nproc) CPUs, $CPU_MODEL, $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)" \
