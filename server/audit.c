@@ -515,7 +515,7 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
     if (a->start_pending) {
         char inner[160];
         int n = snprintf(inner, sizeof(inner), "\"chain\":\"%s\",\"after\":\"%s\"",
-                         a->chain.mac != NULL ? "hmac-sha256" : "sha256", a->start_after);
+                         a->chain.key != NULL ? "hmac-sha256" : "sha256", a->start_after);
         if (a->start_repaired)
             n += snprintf(inner + n, sizeof(inner) - (size_t)n, ",\"repairedBytes\":%" PRIu64,
                           a->start_repaired);

@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
 
 // A hash as hex digits.
 #define CHAIN_HASH_HEX 64
@@ -21,11 +20,8 @@
 
 // How lines are hashed. Zero-initialise it; chain_free releases what it holds.
 struct chain {
-    EVP_MAC_CTX *mac; // keyed template, duplicated per digest; NULL: plain SHA-256
-    // Plain SHA-256: fetched once and reused, since an implicit fetch per record costs more
-    // than hashing a short line. Used by one thread at a time (the writer holds its lock).
-    EVP_MD *md;
-    EVP_MD_CTX *ctx;
+    unsigned char *key; // HMAC-SHA256 key; NULL: plain SHA-256
+    size_t key_len;
 };
 
 // The chain members of one line.
@@ -48,7 +44,7 @@ int chain_load_key(struct chain *c, const char *path, char *err, size_t errlen);
 void chain_free(struct chain *c);
 
 // Digest of data as 64 lowercase hex digits: HMAC-SHA256 with a key, else SHA-256. Returns 0 or
-// -1. Not thread-safe for one chain: callers serialise.
+// -1. Keeps no state between calls.
 int chain_digest(struct chain *c, const char *data, size_t len, char out[CHAIN_HASH_HEX + 1]);
 
 // Whether s (n bytes) is 64 lowercase hex digits.

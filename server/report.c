@@ -411,7 +411,7 @@ follows(struct reader *r, const struct recview_record *rec, const struct chain_r
         return -1;
     }
     if (strcmp(digest, p->hash) != 0) {
-        if (r->chain.mac != NULL)
+        if (r->chain.key != NULL)
             snprintf(msg, msglen,
                      "hash mismatch: the record was modified, or the HMAC key is wrong");
         else if (same_str(rec->chain, "hmac-sha256"))

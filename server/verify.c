@@ -101,7 +101,7 @@ verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen
     }
     if (strcmp(digest, p.hash) != 0) {
         chain_seterr(msg, msglen, "hash mismatch: the record was modified%s",
-                     v->chain.mac != NULL ? " (or the HMAC key is wrong)"
+                     v->chain.key != NULL ? " (or the HMAC key is wrong)"
                                           : " (or the log is HMAC-chained: pass --hmac-key)");
         return -1;
     }
@@ -269,7 +269,7 @@ verify_main(int argc, char **argv)
             goto out;
         } else if (c == 's') {
             sealed = true;
-        } else if (c == 'k' && v.chain.mac == NULL) {
+        } else if (c == 'k' && v.chain.key == NULL) {
             if (chain_load_key(&v.chain, optarg, err, sizeof(err)) < 0) {
                 fprintf(stderr, "tableguard audit verify: %s\n", err);
                 goto out;
