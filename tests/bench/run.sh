@@ -443,6 +443,8 @@ if [ "${BENCH_PROFILE:-1}" = 1 ] && command -v valgrind >/dev/null &&
             echo "$requests" >"$PROF/cg-$hook.$part.requests"
             callgrind_annotate --threshold=100 --inclusive=no "$PROF/cg-$hook.out.$part" \
                 >"$PROF/cg-$hook.$part.txt" 2>/dev/null || true
+            callgrind_annotate --threshold=100 --inclusive=yes "$PROF/cg-$hook.out.$part" \
+                >"$PROF/cg-$hook.$part.incl.txt" 2>/dev/null || true
         done
         kill "$cgpid"
         wait "$cgpid" || true
