@@ -466,6 +466,70 @@ byte_checks_hold_at_every_alignment(void **state)
     }
 }
 
+// A random value: objects of up to 40 members with keys from a small pool (so that some repeat),
+// arrays, strings and numbers, `depth` levels at most.
+static cJSON *
+random_value(int depth)
+{
+    int what = depth > 0 ? rand() % 4 : 2 + rand() % 2;
+    if (what == 0 || what == 1) {
+        cJSON *c = what == 0 ? cJSON_CreateObject() : cJSON_CreateArray();
+        int n = rand() % 8 == 0 ? 17 + rand() % 24 : rand() % 6;
+        for (int i = 0; i < n; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d", rand() % (n < 6 ? 12 : 400));
+            if (what == 0)
+                cJSON_AddItemToObject(c, key, random_value(depth - 1));
+            else
+                cJSON_AddItemToArray(c, random_value(depth - 1));
+        }
+        return c;
+    }
+    return what == 2 ? cJSON_CreateString("v") : cJSON_CreateNumber(rand() % 10);
+}
+
+static bool
+repeats_plainly(const cJSON *v)
+{
+    for (const cJSON *c = v->child; c != NULL; c = c->next) {
+        if (cJSON_IsObject(v))
+            for (const cJSON *d = c->next; d != NULL; d = d->next)
+                if (strcmp(c->string, d->string) == 0)
+                    return true;
+        if (repeats_plainly(c))
+            return true;
+    }
+    return false;
+}
+
+static void
+duplicate_keys_are_found_at_any_depth(void **state)
+{
+    (void)state;
+    srand(17);
+    int dups = 0, rounds = 3000;
+    for (int round = 0; round < rounds; round++) {
+        cJSON *object = random_value(1 + rand() % 5);
+        char *text = cJSON_PrintUnformatted(object);
+        size_t cap = strlen(text) + 256;
+        char *body = malloc(cap), err[160];
+        int n = snprintf(body, cap,
+                         HEAD "\"request\":{\"uid\":\"u\",\"operation\":\"CREATE\","
+                              "\"object\":%s}}",
+                         text);
+        bool want = repeats_plainly(object);
+        int rc = decode(body, (size_t)n, err);
+        if (want ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
+            fail_msg("round %d: rc %d (%s), expected %s", round, rc, rc ? err : "",
+                     want ? "a duplicate" : "none");
+        dups += want;
+        free(body);
+        cJSON_free(text);
+        cJSON_Delete(object);
+    }
+    assert_true(dups > rounds / 10 && dups < rounds * 9 / 10);
+}
+
 int
 main(void)
 {
@@ -479,6 +543,7 @@ main(void)
         cmocka_unit_test(encodes_allow_with_patch_and_deny),
         cmocka_unit_test(encodes_the_bytes_cjson_printed),
         cmocka_unit_test(byte_checks_hold_at_every_alignment),
+        cmocka_unit_test(duplicate_keys_are_found_at_any_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
