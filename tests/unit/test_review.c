@@ -186,6 +186,46 @@ decodes_escaped_nul_and_says_where(void **state)
     free(body);
 }
 
+// An escaped NUL is found wherever it sits in the body: random strings of escapes (an escaped
+// backslash before "u0000" is not one) at every offset, against the escapes read left to right.
+static void
+escaped_nul_found_at_any_offset(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"a",       "\\\\", "\\u0000", "u0000",  "\\\"",
+                                         "\\u0041", "\\n",  "0",       "\\u0030"};
+    srand(17);
+    int found = 0, rounds = 20000;
+    for (int round = 0; round < rounds; round++) {
+        char text[512] = "";
+        for (int k = rand() % 12; k > 0; k--)
+            strcat(text, pieces[(size_t)rand() % (sizeof pieces / sizeof *pieces)]);
+        char *obj = malloc(strlen(text) + 64);
+        sprintf(obj, "{\"pad\":\"%.*s\",\"v\":\"%s\"}", rand() % 40,
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", text);
+        bool has_nul = false;
+        for (const char *p = text; *p; p++) {
+            if (p[0] == '\\' && p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0) {
+                has_nul = true;
+                break;
+            }
+            if (p[0] == '\\')
+                p++; // the escaped character is not the start of another escape
+        }
+        char *body = review_of("u1", obj), err[160];
+        struct review_request req;
+        assert_int_equal(review_decode(body, strlen(body), &req, err, sizeof err), 0);
+        if (has_nul != (req.unreadable != NULL))
+            fail_msg("round %d: %s: unreadable %s", round, text,
+                     req.unreadable ? req.unreadable : "none");
+        found += has_nul;
+        review_request_free(&req);
+        free(body);
+        free(obj);
+    }
+    assert_true(found > rounds / 10 && found < rounds * 9 / 10);
+}
+
 // `depth` nested arrays around `inner`, in a buffer the caller frees.
 static char *
 nest(size_t depth, const char *inner)
@@ -539,6 +579,7 @@ main(void)
         cmocka_unit_test(rejects_what_the_api_server_never_sends),
         cmocka_unit_test(rejects_deep_nesting),
         cmocka_unit_test(decodes_escaped_nul_and_says_where),
+        cmocka_unit_test(escaped_nul_found_at_any_offset),
         cmocka_unit_test(decodes_nesting_deeper_than_cjson_holds),
         cmocka_unit_test(encodes_allow_with_patch_and_deny),
         cmocka_unit_test(encodes_the_bytes_cjson_printed),
