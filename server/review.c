@@ -131,9 +131,14 @@ utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        // Runs of ASCII, the bulk of a review, eight bytes at a time.
-        uint64_t w;
-        if (i + 8 <= n && (memcpy(&w, s + i, 8), (w & 0x8080808080808080u) == 0)) {
+        // Runs of ASCII, the bulk of a review, thirty-two bytes at a time, then eight.
+        const uint64_t high = 0x8080808080808080u;
+        uint64_t w[4];
+        if (i + 32 <= n && (memcpy(w, s + i, 32), ((w[0] | w[1] | w[2] | w[3]) & high) == 0)) {
+            i += 32;
+            continue;
+        }
+        if (i + 8 <= n && (memcpy(w, s + i, 8), (w[0] & high) == 0)) {
             i += 8;
             continue;
         }

@@ -226,6 +226,67 @@ escaped_nul_found_at_any_offset(void **state)
     assert_true(found > rounds / 10 && found < rounds * 9 / 10);
 }
 
+// The UTF-8 check reads runs of ASCII 32 and 8 bytes at a time: against a plain byte-by-byte
+// reading of RFC 3629 on random texts, with invalid sequences at every offset.
+static bool
+utf8_plain(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : 3;
+        if (c < 0xC2 || c > 0xF4 || i + need >= n)
+            return false;
+        unsigned long cp = need == 1 ? c & 0x1Fu : need == 2 ? c & 0x0Fu : c & 0x07u;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static void
+utf8_check_matches_the_plain_one(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"a",
+                                       "abcdefghijklmnopqrstuvwxyz0123456789",
+                                       "\xc3\xa9",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x98\x80",
+                                       "\x7f"};
+    static const char *const bad[] = {"\xc3",    "\xed\xa0\x80", "\xc0\x80", "\xf4\x90\x80\x80",
+                                      "\xff",    "\x80",         "\xe2\x82", "\xe0\x80\x80",
+                                      "\xf5\x80"};
+    srand(17);
+    int valid = 0, rounds = 50000;
+    for (int round = 0; round < rounds; round++) {
+        char text[2048];
+        size_t n = 0;
+        for (int k = rand() % 40; k > 0; k--) {
+            const char *piece = rand() % 60 == 0
+                                    ? bad[(size_t)rand() % (sizeof bad / sizeof *bad)]
+                                    : good[(size_t)rand() % (sizeof good / sizeof *good)];
+            memcpy(text + n, piece, strlen(piece));
+            n += strlen(piece);
+        }
+        bool want = utf8_plain((const unsigned char *)text, n);
+        if (review_utf8_valid(text, n) != want)
+            fail_msg("round %d: plain says %d", round, want);
+        valid += want;
+    }
+    assert_true(valid > rounds / 10 && valid < rounds * 9 / 10);
+}
+
 // `depth` nested arrays around `inner`, in a buffer the caller frees.
 static char *
 nest(size_t depth, const char *inner)
@@ -580,6 +641,7 @@ main(void)
         cmocka_unit_test(rejects_deep_nesting),
         cmocka_unit_test(decodes_escaped_nul_and_says_where),
         cmocka_unit_test(escaped_nul_found_at_any_offset),
+        cmocka_unit_test(utf8_check_matches_the_plain_one),
         cmocka_unit_test(decodes_nesting_deeper_than_cjson_holds),
         cmocka_unit_test(encodes_allow_with_patch_and_deny),
         cmocka_unit_test(encodes_the_bytes_cjson_printed),
