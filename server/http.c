@@ -58,6 +58,10 @@ struct http {
     // starts it (the hand-over passes through libmicrohttpd's lock, which orders the two).
     struct timespec *accepted_at;
     size_t accepted_cap;
+    // libmicrohttpd's worker threads (1 without a pool), and how many reviews each is judging
+    // (see steer).
+    unsigned workers;
+    atomic_int *judging;
 };
 
 // Per-request state, from the first call of the handler to the completion notice.
@@ -254,8 +258,35 @@ unheld_admit(struct http *h, const struct policy *p, const struct exceptions *x,
     }
 }
 
+// The worker thread serving a connection: libmicrohttpd 0.9.75 gives an added socket to the
+// worker of its number modulo the pool's size, which always has room (see http_start).
+static atomic_int *
+judging_of(struct http *h, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return h->workers > 1 && fd != NULL ? &h->judging[(unsigned)fd->connect_fd % h->workers] : NULL;
+}
+
+static enum MHD_Result admission_judged(struct http *h, struct MHD_Connection *c,
+                                        struct request *rq);
+
+// A worker judging a review serves nothing else until it is done: the acceptor steers new
+// connections away from it meanwhile.
 static enum MHD_Result
 admission(struct http *h, struct MHD_Connection *c, struct request *rq)
+{
+    atomic_int *judging = judging_of(h, c);
+    if (judging != NULL)
+        atomic_fetch_add(judging, 1);
+    enum MHD_Result ret = admission_judged(h, c, rq);
+    if (judging != NULL)
+        atomic_fetch_sub(judging, 1);
+    return ret;
+}
+
+static enum MHD_Result
+admission_judged(struct http *h, struct MHD_Connection *c, struct request *rq)
 {
     enum admit_webhook w = rq->route == R_MUTATE ? ADMIT_MUTATE : ADMIT_VALIDATE;
     struct policy *p = holder_get(h->deps.policies);
@@ -891,12 +922,41 @@ conn_gone(struct http *h)
         wake_acceptor(h);
 }
 
+// libmicrohttpd's own listener sat in every worker's epoll set, so an idle worker took a new
+// connection while another was judging a review. Handed over, a socket goes to the worker of its
+// number (judging_of) whether it is busy or not, and its handshake and request would wait for
+// that judgement (a second or more for a large review) while another worker idles. So a socket
+// for a worker that is judging is given another number, one of an idle worker, if there is one.
+static int
+steer(struct http *h, int s)
+{
+    unsigned n = h->workers;
+    if (n < 2 || atomic_load(&h->judging[(unsigned)s % n]) == 0)
+        return s;
+    // Numbers are taken from the lowest free one above the last tried; those in use are
+    // skipped, so a few tries find the number of an idle worker if there is one.
+    int from = s + 1;
+    for (unsigned tries = 0; tries < 4 * n; tries++) {
+        int d = fcntl(s, F_DUPFD_CLOEXEC, from);
+        if (d == -1)
+            return s; // out of descriptors: the busy worker serves it later
+        if (atomic_load(&h->judging[(unsigned)d % n]) == 0) {
+            close(s);
+            return d;
+        }
+        close(d);
+        from = d + 1;
+    }
+    return s;
+}
+
 // Hands an accepted socket to libmicrohttpd. It is counted from here, not from libmicrohttpd's
 // STARTED notice, which its worker sends later: the acceptor must see a burst's connections
 // before they start, or the burst overshoots the limit. Returns whether libmicrohttpd took it.
 static bool
 hand_over(struct http *h, int s, const struct sockaddr_storage *ss, socklen_t len)
 {
+    s = steer(h, s);
     if ((size_t)s < h->accepted_cap)
         clock_gettime(CLOCK_MONOTONIC, &h->accepted_at[s]);
     atomic_fetch_add(&h->connections, 1);
@@ -1046,6 +1106,8 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     // threads, must never refuse what it is handed (it would close the socket unannounced, a
     // slot lost): each thread may hold the limit and a whole backlog adopted by the drain.
     unsigned workers = o->threads > 1 ? o->threads : 1;
+    h->workers = workers;
+    h->judging = xcalloc(workers, sizeof *h->judging);
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                         (o->connection_limit + LISTEN_BACKLOG + 1) * workers, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout, NULL};
@@ -1215,6 +1277,7 @@ http_stop(struct http *h)
         if (h->wake[i] != -1)
             close(h->wake[i]);
     free(h->accepted_at);
+    free(h->judging);
     free(h->detail);
     free(h->cert_failure);
     pthread_mutex_destroy(&h->detail_lock);

@@ -137,3 +137,63 @@ def test_out_of_file_descriptors_connections_wait_and_are_served_later(start_ser
     starved = "cannot accept connections; they wait in the listen backlog meanwhile"
     assert msgs.count(starved) == 1, "one warning per episode, not one per attempt"
     assert "accepting connections again" in msgs
+
+
+def unread(port, client_port):
+    """Bytes sent on the connection from `client_port` to the listener on `port` that the
+    server has not read yet: in flight (the client's send queue) or in its receive queue."""
+    left = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+            tx, rx = (int(q, 16) for q in fields[4].split(":"))
+            if (local, remote) == (client_port, port):
+                left += tx
+            elif (local, remote) == (port, client_port):
+                left += rx
+    return left
+
+
+def test_a_new_connection_is_not_left_behind_a_worker_busy_judging(start_server):
+    """With two workers, one judging a large review, connections that arrive meanwhile are
+    answered by the idle one, not queued behind the judgement (libmicrohttpd's own listener
+    sat in every worker's epoll set, so an idle worker took them; handed over by the acceptor,
+    a socket went to the worker of its number, busy or not: half of them waited)."""
+    app = application([table(f"t{i}", f"t{i}-prod") for i in range(150000)])
+    big = json.dumps(review(app)).encode()
+    rev = review(application([table("orders", "orders-prod")]))
+    req = validate_request(json.dumps(rev).encode())
+    server = start_server(threads=2, audit=False, log_level="info")
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    busy = server.context().wrap_socket(raw, server_hostname="localhost")
+    busy.sendall(validate_request(big))
+    # Once the server has read the whole body, one worker is judging it (for most of a second).
+    deadline = time.monotonic() + 30 * SLOW
+    while unread(server.port, busy.getsockname()[1]) != 0:
+        assert time.monotonic() < deadline, "the server did not read the review"
+        time.sleep(0.005)
+    raws = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+    answered = [None] * len(raws)
+
+    def client(i):
+        s = server.context().wrap_socket(raws[i], server_hostname="localhost")
+        s.sendall(req)
+        status, _, body = read_response(s)
+        check_envelope(json.loads(body), rev)
+        answered[i] = (status, time.monotonic())
+        s.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(raws))]
+    for t in threads:
+        t.start()
+    assert read_response(busy)[0] == 200
+    big_done = time.monotonic()
+    busy.close()
+    for t in threads:
+        t.join(60 * SLOW)
+    assert [a and a[0] for a in answered] == [200] * len(raws), answered
+    assert any(at < big_done for _, at in answered), "the judgement ended before any answer"
+    late = [i for i, (_, at) in enumerate(answered) if at >= big_done]
+    assert not late, f"connections {late} waited for the other worker's judgement"
