@@ -976,6 +976,20 @@ nap_ms(long ms)
     nanosleep(&t, NULL);
 }
 
+// The next connection waiting on the listener; -1 with errno when there is none (EAGAIN) or it
+// cannot be taken now. A connection the client already gave up (ECONNABORTED) or an interrupted
+// call is passed over: the next one may be there.
+static int
+accept_next(struct http *h, struct sockaddr_storage *ss, socklen_t *len)
+{
+    for (;;) {
+        *len = sizeof *ss;
+        int s = accept4(h->listen_fd, (struct sockaddr *)ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (s != -1 || (errno != EINTR && errno != ECONNABORTED))
+            return s;
+    }
+}
+
 // Accepts what waits in the backlog, while under the limit. *starved: the last accept failed
 // for want of descriptors or memory (warned once, until an accept succeeds again).
 static void
@@ -985,11 +999,9 @@ accept_waiting(struct http *h, bool *starved)
                     atomic_load(&h->connections) < (int)h->opts.connection_limit;
          i++) {
         struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int s = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        socklen_t len;
+        int s = accept_next(h, &ss, &len);
         if (s == -1) {
-            if (errno == EINTR || errno == ECONNABORTED) // the next one may be there
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
             // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays in the backlog, and the
@@ -1204,13 +1216,10 @@ adopt_backlog(struct http *h)
     int n = 0;
     while (atomic_load(&h->connections) < (int)(h->opts.connection_limit + LISTEN_BACKLOG + 1)) {
         struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int s = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (s == -1) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        socklen_t len;
+        int s = accept_next(h, &ss, &len);
+        if (s == -1)
             break; // EAGAIN: none left
-        }
         n += hand_over(h, s, &ss, len);
     }
     return n;
