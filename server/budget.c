@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "util/mono.h"
 #include "util/xalloc.h"
 #include "server/log.h"
 
@@ -108,11 +109,7 @@ budget_new(size_t limit)
     struct budget *b = xcalloc(1, sizeof *b);
     b->limit = limit;
     pthread_mutex_init(&b->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&b->wake);
     if (pthread_create(&b->timer, NULL, timer_main, b) != 0) {
         fprintf(stderr, "tableguard: cannot start a thread\n");
         abort();

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/mono.h"
 #include "util/xalloc.h"
 
 // Headers plus the largest body plus chunk framing: anything longer is refused.
@@ -276,14 +277,6 @@ send_all(gnutls_session_t s, const char *p, size_t n)
     return 0;
 }
 
-static double
-now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 // Reads until the peer closes; a close without close_notify is how many servers end too.
 // GnuTLS also answers GNUTLS_E_AGAIN after a TLS 1.3 post-handshake message (a session
 // ticket), so only the clock says when the socket's receive timeout really ran out.
@@ -292,12 +285,12 @@ read_all(gnutls_session_t s, int timeout, char **out, size_t *outlen, char *err,
 {
     size_t cap = 16384, len = 0;
     char *buf = xmalloc(cap);
-    double deadline = now_seconds() + timeout;
+    double deadline = mono_now() + timeout;
     for (;;) {
         if (cap - len < 4096)
             buf = xrealloc(buf, cap *= 2);
         ssize_t r = gnutls_record_recv(s, buf + len, cap - len);
-        if ((r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) && now_seconds() < deadline)
+        if ((r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) && mono_now() < deadline)
             continue;
         if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
             free(buf);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/mono.h"
 #include "util/xalloc.h"
 #include "server/admit.h"
 #include "server/budget.h"
@@ -120,14 +121,6 @@ conn_reap(struct MHD_Connection *c)
 // A request target with more query arguments is refused: the API server sends
 // "/validate?timeout=10s".
 #define HTTP_MAX_ARGS 16
-
-static double
-since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static enum MHD_Result
 send_body(struct http *h, struct MHD_Connection *c, unsigned status, const char *type, char *body,
@@ -326,7 +319,7 @@ admission_judged(struct http *h, struct MHD_Connection *c, struct request *rq)
             }
         }
     }
-    metrics_observe(h->deps.metrics, w, res.operation, res.decision, since(&rq->start));
+    metrics_observe(h->deps.metrics, w, res.operation, res.decision, mono_since(&rq->start));
     enum MHD_Result ret = send_body(h, c, (unsigned)res.status, "application/json", res.body,
                                     res.body_len, MHD_RESPMEM_MUST_FREE);
     res.body = NULL; // libmicrohttpd frees it
@@ -656,7 +649,7 @@ refuse_and_close(struct http *h, struct MHD_Connection *c, const char *why)
 static double
 time_left(const struct http *h, const struct request *rq)
 {
-    return (double)h->opts.request_timeout - since(&rq->deadline_from);
+    return (double)h->opts.request_timeout - mono_since(&rq->deadline_from);
 }
 
 static void
@@ -1251,7 +1244,7 @@ http_drain(struct http *h, unsigned delay_s, unsigned drain_s)
     // cannot be told before its next request, and closing it could race that request (the
     // API server does not retry a POST), so it stays open until the client sends on it or
     // closes it, or until the drain timeout.
-    while (atomic_load(&h->connections) > 0 && since(&t0) < drain_s) {
+    while (atomic_load(&h->connections) > 0 && mono_since(&t0) < drain_s) {
         struct timespec nap = {0, 10 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "util/mono.h"
 #include "util/xalloc.h"
 #include "server/log.h"
 
@@ -64,14 +65,6 @@ struct reaper {
     double last_look;
 };
 
-static double
-now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
 // GnuTLS's hook has only the session to go by (libmicrohttpd sets its pointer to the connection),
 // so the way from a connection to its record is kept here, for the one server of the process; set
 // before any connection is accepted.
@@ -86,16 +79,12 @@ reaper_new(unsigned timeout_s, struct metrics *m,
     r->metrics = m;
     record_of_conn = record_of;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    r->last_look = now_s();
+    mono_cond_init(&r->wake);
+    r->last_look = mono_now();
     return r;
 }
 
-// When the kernel last received data on the socket, on the clock of now_s; -1 if unknown.
+// When the kernel last received data on the socket, on the clock of mono_now; -1 if unknown.
 static double
 last_data_at(MHD_socket fd, double now)
 {
@@ -141,13 +130,12 @@ run(void *arg)
     struct reaper *r = arg;
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
-        double next = now_s() + REAPER_PERIOD;
-        struct timespec until = {(time_t)next, (long)((next - (double)(time_t)next) * 1e9)};
+        struct timespec until = mono_at(mono_now() + REAPER_PERIOD);
         while (!r->stop && pthread_cond_timedwait(&r->wake, &r->lock, &until) == 0)
             ;
         if (r->stop)
             break;
-        size_t closed = look(r, now_s());
+        size_t closed = look(r, mono_now());
         if (closed == 0)
             continue;
         pthread_mutex_unlock(&r->lock);
@@ -218,7 +206,7 @@ on_finished(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming
     pthread_mutex_lock(&rc->r->lock);
     if (rc->phase == P_HANDSHAKE) {
         rc->phase = P_WAITING;
-        rc->since = now_s();
+        rc->since = mono_now();
         rc->begun = false;
     }
     pthread_mutex_unlock(&rc->r->lock);
@@ -242,9 +230,8 @@ reaper_opened(struct reaper *r, struct MHD_Connection *c, const struct timespec 
     rc->phase = P_HANDSHAKE;
     // The server accepts a connection before a worker starts it (a busy worker starts it
     // later): its handshake's deadline counts from accept.
-    double now = now_s(), at = accepted != NULL && accepted->tv_sec != 0
-                                   ? (double)accepted->tv_sec + accepted->tv_nsec / 1e9
-                                   : now;
+    double now = mono_now(),
+           at = accepted != NULL && accepted->tv_sec != 0 ? mono_seconds(accepted) : now;
     rc->since = rc->began = at < now ? at : now;
     rc->begun = true;
     if (tls != NULL && tls->tls_session != NULL)
@@ -280,7 +267,7 @@ enter(struct reaper_conn *rc, enum phase p)
     if (rc == NULL)
         return;
     pthread_mutex_lock(&rc->r->lock);
-    double now = now_s();
+    double now = mono_now();
     if (p == P_HEADERS && (!rc->begun || rc->phase == P_BODY)) {
         // It begins now unless its first bytes were seen earlier (or, after a handshake whose
         // end the hook did not see, with the handshake).
