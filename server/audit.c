@@ -49,7 +49,8 @@ struct audit {
     pthread_cond_t synced_cv; // a leader's fsync finished
     pthread_cond_t tick_cv;   // wakes the batch thread early (close)
     pthread_t batcher;
-    bool has_batcher, stopping;
+    bool has_batcher; // --audit-sync batch, its thread running (set once, at open)
+    bool stopping;
     bool ready; // audit_open finished: audit_close writes a "stop" record
 
     char *path;
@@ -408,7 +409,7 @@ retire_later_locked(struct audit *a)
 static int
 reopen_locked(struct audit *a, char *err, size_t errlen)
 {
-    if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
+    if (a->has_batcher) {
         // Flushing the file here would stall every request behind the lock (SIGHUP under
         // load): the batch thread fsyncs and closes it instead, as it does a rotated file.
         retire_later_locked(a);
@@ -456,14 +457,14 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
         }
         a->synced_gen = a->written_gen;
         close(a->fd);
-    } else if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher) {
+    } else if (a->has_batcher) {
         retire_later_locked(a);
     } else {
         close(a->fd);
     }
     a->fd = -1;
     char from[PATH_MAX], to[PATH_MAX];
-    if (a->sync == AUDIT_SYNC_BATCH && a->has_batcher && a->doomed_fd < 0) {
+    if (a->has_batcher && a->doomed_fd < 0) {
         rotated_name(a, a->max_files, from, sizeof(from));
         a->doomed_fd = open(from, O_RDONLY | O_CLOEXEC);
     }
@@ -503,7 +504,7 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
         reopen_locked(a, err, errlen) < 0)
         return -1;
     while (a->max_size && a->regular && a->size > 0 && a->size + len > a->max_size) {
-        if (a->syncing && !(a->sync == AUDIT_SYNC_BATCH && a->has_batcher)) {
+        if (a->syncing && !a->has_batcher) {
             // The leader's fd must stay open until its fsync returns (batch: the file goes to
             // the batch thread, nothing closes it here).
             pthread_cond_wait(&a->synced_cv, &a->mu);
