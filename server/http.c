@@ -365,9 +365,7 @@ wait_end(const struct http *h, struct MHD_Connection *c, const struct request *r
         s = h->opts.request_timeout;
     if (s == 0)
         return false;
-    long long ns = rq->start.tv_nsec + (long long)s * 500000000LL;
-    until->tv_sec = rq->start.tv_sec + (time_t)(ns / 1000000000LL);
-    until->tv_nsec = (long)(ns % 1000000000LL);
+    *until = mono_at(mono_seconds(&rq->start) + s / 2.0);
     return true;
 }
 
