@@ -14,6 +14,7 @@
 #include "policy/transition.h"
 #include "util/xalloc.h"
 #include "util/jsonr.h"
+#include "util/jsonw.h"
 
 // The trait's own CUE defaults: a present trait with a missing property renders as true.
 static const bool TRAIT_CUE_DEFAULT = true;
@@ -961,18 +962,11 @@ judge_transitions(const struct policy_spec *s, const struct eval_input *in, cons
     transition_slots_free(&old);
 }
 
-// Writes v in decimal at q; returns the end.
+// Writes v in decimal at q (room for JSONW_UINT_MAX bytes); returns the end.
 static char *
 put_size(char *q, size_t v)
 {
-    char digits[24];
-    size_t k = 0;
-    do
-        digits[k++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (k > 0)
-        *q++ = digits[--k];
-    return q;
+    return q + jsonw_format_uint(q, v);
 }
 
 static bool
