@@ -7,8 +7,14 @@
 //        core_bench --profile POLICY_FILE PAYLOAD mutate|validate N [EXCEPTIONS_FILE]
 //                                     (N reviews, for a profiler; exceptions judged at BENCH_NOW)
 // Prints tab-separated rows: "review", "update", "apply", "guarded", "scale", "rules", "load" and
-// "patch", each described by its header line (starting with '#'). Times are medians of five
-// batches of at least 50 ms each. PAYLOAD_DIR is what tests/bench/payloads.py writes.
+// "patch", each described by its header line (starting with '#'). Every time is the calling
+// thread's CPU time (CLOCK_THREAD_CPUTIME_ID): while the thread waits for the CPU, preempted by
+// other work on the machine, its clock does not run. An absolute figure is the median of five
+// batches of at least 50 ms. A ratio (UPDATE to CREATE, with profiles and exceptions to without,
+// a guarded object to the Application) is measured in pairs: short batches of its two sides in
+// turn, PAIRS times, and the ratio is the median of the pairs' ratios, with the middle half of
+// them beside it, so that a change in the machine's speed moves both sides of a pair alike.
+// PAYLOAD_DIR is what tests/bench/payloads.py writes.
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +28,12 @@
 #include "server/admit.h"
 #include "server/review.h"
 
+// The calling thread's CPU time, in seconds.
 static double
 now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
@@ -37,31 +44,95 @@ cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-// One timed operation: fn(arg) repeated; returns the median seconds per call.
+// One timed operation: fn(arg) repeated.
 typedef void (*bench_fn)(void *arg);
 
-static double
-median_per_call(bench_fn fn, void *arg)
+// The repetitions that make a batch of fn last at least min_s seconds.
+static size_t
+calibrate(bench_fn fn, void *arg, double min_s)
 {
-    // Calibrate the batch so it lasts at least 50 ms.
     size_t reps = 1;
     for (;;) {
         double t0 = now();
         for (size_t i = 0; i < reps; i++)
             fn(arg);
-        if (now() - t0 >= 0.05 || reps >= (1u << 24))
-            break;
-        reps *= 2;
+        double t = now() - t0;
+        if (t >= min_s || reps >= (1u << 24))
+            return reps;
+        // Straight to about the right count once a batch is long enough to time.
+        reps = t > min_s / 64 ? (size_t)(reps * 1.2 * min_s / t) + 1 : reps * 2;
     }
-    double batch[5];
-    for (int b = 0; b < 5; b++) {
-        double t0 = now();
-        for (size_t i = 0; i < reps; i++)
-            fn(arg);
-        batch[b] = (now() - t0) / (double)reps;
+}
+
+// Seconds per call of one batch of reps calls.
+static double
+batch(bench_fn fn, void *arg, size_t reps)
+{
+    double t0 = now();
+    for (size_t i = 0; i < reps; i++)
+        fn(arg);
+    return (now() - t0) / (double)reps;
+}
+
+// Batches per absolute figure, and the least CPU time of each.
+#define BATCHES 5
+#define BATCH_S 0.05
+
+// The median seconds per call of BATCHES batches of at least BATCH_S.
+static double
+median_per_call(bench_fn fn, void *arg)
+{
+    size_t reps = calibrate(fn, arg, BATCH_S);
+    double t[BATCHES];
+    for (int b = 0; b < BATCHES; b++)
+        t[b] = batch(fn, arg, reps);
+    qsort(t, BATCHES, sizeof *t, cmp_double);
+    return t[BATCHES / 2];
+}
+
+// Pairs per ratio, and the least CPU time of each side's batch in a pair.
+#define PAIRS 21
+#define PAIR_BATCH_S 0.01
+
+struct ratio {
+    double a, b;          // seconds per call of each side in the median pair
+    double ratio, lo, hi; // b/a: the median of the pairs' ratios, the middle half's bounds
+};
+
+static const double *pair_ratios; // what cmp_pair sorts by
+
+static int
+cmp_pair(const void *x, const void *y)
+{
+    return cmp_double(&pair_ratios[*(const int *)x], &pair_ratios[*(const int *)y]);
+}
+
+// Times b against a: PAIRS pairs of batches, in the order A B, then B A, and so on, so that
+// neither side always runs first. The times given are those of the median pair, so that they
+// show the ratio given; each side's own median may come from a moment when the machine ran
+// faster or slower than the other side's.
+static struct ratio
+paired_per_call(bench_fn fa, void *a, bench_fn fb, void *b)
+{
+    size_t ra = calibrate(fa, a, PAIR_BATCH_S), rb = calibrate(fb, b, PAIR_BATCH_S);
+    double ta[PAIRS], tb[PAIRS], q[PAIRS];
+    int order[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        if (i % 2 == 0) {
+            ta[i] = batch(fa, a, ra);
+            tb[i] = batch(fb, b, rb);
+        } else {
+            tb[i] = batch(fb, b, rb);
+            ta[i] = batch(fa, a, ra);
+        }
+        q[i] = tb[i] / ta[i];
+        order[i] = i;
     }
-    qsort(batch, 5, sizeof *batch, cmp_double);
-    return batch[2];
+    pair_ratios = q;
+    qsort(order, PAIRS, sizeof *order, cmp_pair);
+    int mid = order[PAIRS / 2];
+    return (struct ratio){ta[mid], tb[mid], q[mid], q[order[PAIRS / 4]],
+                          q[order[PAIRS - 1 - PAIRS / 4]]};
 }
 
 static char *
@@ -303,9 +374,9 @@ update_rows(const char *dir, const struct policy *policy, bool apply)
 {
     if (apply)
         printf("#apply\tcomponents\twebhook\tcreate_bytes\tupdate_bytes\tcreate_us\tupdate_us"
-               "\tratio\n");
+               "\tratio\tratio_lo\tratio_hi\n");
     else
-        printf("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio\n");
+        printf("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio\tratio_lo\tratio_hi\n");
     for (size_t k = 0; k < NCOUNTS; k++) {
         struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0}, u = c;
         char *create = payload(dir, COUNTS[k], "trait", "allow", &c.len);
@@ -315,14 +386,13 @@ update_rows(const char *dir, const struct policy *policy, bool apply)
         u.body = update;
         for (int w = 0; w < 2; w++) {
             c.webhook = u.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
-            double cu = median_per_call(run_admit, &c) * 1e6;
-            double uu = median_per_call(run_admit, &u) * 1e6;
+            struct ratio r = paired_per_call(run_admit, &c, run_admit, &u);
             const char *hook = w ? "validate" : "mutate";
             if (apply)
-                printf("apply\t%zu\t%s\t%zu\t%zu\t%.2f\t%.2f\t%.2f\n", COUNTS[k], hook, c.len,
-                       u.len, cu, uu, uu / cu);
+                printf("apply\t%zu\t%s\t%zu\t%zu\t", COUNTS[k], hook, c.len, u.len);
             else
-                printf("update\t%zu\t%s\t%.2f\t%.2f\t%.2f\n", COUNTS[k], hook, cu, uu, uu / cu);
+                printf("update\t%zu\t%s\t", COUNTS[k], hook);
+            printf("%.2f\t%.2f\t%.3f\t%.3f\t%.3f\n", r.a * 1e6, r.b * 1e6, r.ratio, r.lo, r.hi);
             fflush(stdout);
         }
         if (apply)
@@ -331,6 +401,58 @@ update_rows(const char *dir, const struct policy *policy, bool apply)
             cJSON_free(update);
         free(create);
     }
+}
+
+// Guarded objects against the 1-component Application, both webhooks: the ACK Table bare (as the
+// newest guidewire graph renders it: /mutate patches, /validate denies), protected, and updated
+// by its controller; the kro DynamoDBTable KubeVela creates and re-applies. Each is paired with
+// the Application review it is held to: the same operation, and for the bare Table the
+// Application /mutate patches and /validate denies (a production table without the trait). The
+// Application's own rows (its CREATE, allowed; its bare CREATE; its `kubectl apply` UPDATE) come
+// first, timed alone.
+static void
+guarded_rows(const char *dir, const struct policy *policy)
+{
+    static const struct {
+        const char *object, *file;
+        int against; // index of the Application row it is held to, or -1
+    } guarded[] = {{"application-1", "c1-trait-allow", -1},
+                   {"application-1-bare", "c1-notrait-deny", -1},
+                   {"application-1-update", "c1-trait-allow-update", -1},
+                   {"table-bare", "table-bare", 1},
+                   {"table-protected", "table-protected", 0},
+                   {"table-update", "table-update", 2},
+                   {"dynamodbtable-create", "dynamodbtable-create", 0},
+                   {"dynamodbtable-update", "dynamodbtable-update", 2}};
+    enum { N = sizeof guarded / sizeof *guarded };
+    struct review_case c[N];
+    char *text[N];
+    for (size_t g = 0; g < N; g++) {
+        c[g] = (struct review_case){policy, ADMIT_MUTATE, NULL, 0, NULL, 0};
+        text[g] = named_payload(dir, guarded[g].file, &c[g].len);
+        c[g].body = text[g];
+    }
+    printf("#guarded\tobject\twebhook\tbytes\tus_per_review\tagainst\tagainst_us\tratio\tratio_lo"
+           "\tratio_hi\n");
+    for (size_t g = 0; g < N; g++)
+        for (int w = 0; w < 2; w++) {
+            const char *hook = w ? "validate" : "mutate";
+            for (size_t k = 0; k < N; k++)
+                c[k].webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
+            if (guarded[g].against < 0) {
+                printf("guarded\t%s\t%s\t%zu\t%.2f\t-\t-\t-\t-\t-\n", guarded[g].object, hook,
+                       c[g].len, median_per_call(run_admit, &c[g]) * 1e6);
+            } else {
+                int a = guarded[g].against;
+                struct ratio r = paired_per_call(run_admit, &c[a], run_admit, &c[g]);
+                printf("guarded\t%s\t%s\t%zu\t%.2f\t%s\t%.2f\t%.3f\t%.3f\t%.3f\n",
+                       guarded[g].object, hook, c[g].len, r.b * 1e6, guarded[a].object, r.a * 1e6,
+                       r.ratio, r.lo, r.hi);
+            }
+            fflush(stdout);
+        }
+    for (size_t g = 0; g < N; g++)
+        free(text[g]);
 }
 
 // 10-component reviews against the shipped policy, then with payloads.py's 100 team profiles
@@ -360,13 +482,13 @@ scale_rows(const char *dir, const struct policy *policy)
     static const struct {
         int profiles, exceptions;
     } variants[] = {{100, 0}, {0, 100}, {100, 100}};
-    printf("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio\n");
+    printf("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio\tratio_lo"
+           "\tratio_hi\n");
     for (size_t r = 0; r < sizeof reviews / sizeof *reviews; r++) {
         struct review_case base = {policy, reviews[r].webhook, NULL, 0, NULL, now};
         char *body = named_payload(dir, reviews[r].name, &base.len);
         base.body = body;
         enum admit_decision want = admit_once(&base);
-        double bu = median_per_call(run_admit, &base) * 1e6;
         for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
             struct review_case c = base;
             if (variants[v].profiles)
@@ -378,10 +500,10 @@ scale_rows(const char *dir, const struct policy *policy)
                         reviews[r].name);
                 exit(1);
             }
-            double su = median_per_call(run_admit, &c) * 1e6;
-            printf("scale\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.3f\n", reviews[r].name,
+            struct ratio q = paired_per_call(run_admit, &base, run_admit, &c);
+            printf("scale\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.3f\t%.3f\t%.3f\n", reviews[r].name,
                    admit_webhook_name(reviews[r].webhook), variants[v].profiles,
-                   variants[v].exceptions, bu, su, su / bu);
+                   variants[v].exceptions, q.a * 1e6, q.b * 1e6, q.ratio, q.lo, q.hi);
             fflush(stdout);
         }
         free(body);
@@ -406,6 +528,9 @@ main(int argc, char **argv)
     struct policy *policy = load_policy(ptext, plen, argv[2]);
     free(ptext);
 
+    printf("#method\tclock\tbatches\tbatch_ms\tpairs\tpair_batch_ms\n");
+    printf("method\tCLOCK_THREAD_CPUTIME_ID\t%d\t%.0f\t%d\t%.0f\n", BATCHES, BATCH_S * 1e3, PAIRS,
+           PAIR_BATCH_S * 1e3);
     static const char *const traits[] = {"notrait", "trait"};
     static const char *const decisions[] = {"allow", "deny"};
     printf("#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review\tus_per_component"
@@ -431,35 +556,7 @@ main(int argc, char **argv)
     update_rows(dir, policy, false);
     update_rows(dir, policy, true);
 
-    // Guarded objects against the 1-component Application, both webhooks: the ACK Table bare (as
-    // the newest guidewire graph renders it: /mutate patches, /validate denies), protected, and
-    // updated by its controller; the kro DynamoDBTable KubeVela creates and re-applies; the
-    // Application's own CREATE (allowed), its bare CREATE (a production table without the trait:
-    // /mutate patches, /validate denies, as for the bare Table) and `kubectl apply` UPDATE.
-    printf("#guarded\tobject\twebhook\tbytes\tus_per_review\n");
-    static const char *const guarded[][2] = {{"table-bare", "table-bare"},
-                                             {"table-protected", "table-protected"},
-                                             {"table-update", "table-update"},
-                                             {"dynamodbtable-create", "dynamodbtable-create"},
-                                             {"dynamodbtable-update", "dynamodbtable-update"},
-                                             {"application-1", "c1-trait-allow"},
-                                             {"application-1-bare", "c1-notrait-deny"},
-                                             {"application-1-update", "c1-trait-allow-update"}};
-    for (size_t g = 0; g < sizeof guarded / sizeof *guarded; g++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.json", dir, guarded[g][1]);
-        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0};
-        char *text = read_all(path, &c.len);
-        c.body = text;
-        for (int w = 0; w < 2; w++) {
-            c.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
-            printf("guarded\t%s\t%s\t%zu\t%.2f\n", guarded[g][0], w ? "validate" : "mutate", c.len,
-                   median_per_call(run_admit, &c) * 1e6);
-            fflush(stdout);
-        }
-        free(text);
-    }
-
+    guarded_rows(dir, policy);
     scale_rows(dir, policy);
 
     // Rules: a 10-component review whose production tables satisfy every rule.

@@ -31,26 +31,46 @@ def load_run(target, payload, hook, mode, rnd, cpu_us, p99_us, requests=100000):
             "hwm_kib": 20000}
 
 
-def core_tsv(path, update_ratio, table_us, scale_ratio):
-    rows = ["#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review\tus_per_component"
-            "\tdecode_us"]
+def core_tsv(path, update_ratio, table_us, scale_ratio, paired=True):
+    """A core.tsv as core_bench writes it: ratios measured in pairs (the median pair's times, the
+    median of the pairs' ratios and the middle half of them), or, with paired=False, as it wrote
+    them before (wall-clock medians, ratios between rows), which --replay still reads."""
+    def ratio(q):
+        return f"\t{q:.3f}\t{q - 0.05:.3f}\t{q + 0.05:.3f}" if paired else f"\t{q:.3f}"
+
+    more = "\tratio\tratio_lo\tratio_hi" if paired else "\tratio"
+    rows = ["#method\tclock\tbatches\tbatch_ms\tpairs\tpair_batch_ms",
+            "method\tCLOCK_THREAD_CPUTIME_ID\t5\t50\t21\t10"] if paired else []
+    rows.append("#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review"
+                "\tus_per_component\tdecode_us")
     for n in (1, 10, 100, 1000):
         rows.append(f"review\t{n}\ttrait\tallow\tvalidate\t{n * 1000}\t{n * 1.5:.2f}\t1.500\t1.00")
-    rows.append("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio")
-    rows.append(f"update\t1\tvalidate\t10.00\t{10 * update_ratio:.2f}\t{update_ratio:.2f}")
+    rows.append("#update\tcomponents\twebhook\tcreate_us\tupdate_us" + more)
+    rows.append(f"update\t1\tvalidate\t10.00\t{10 * update_ratio:.2f}" + ratio(update_ratio))
     rows.append("#apply\tcomponents\twebhook\tcreate_bytes\tupdate_bytes\tcreate_us\tupdate_us"
-                "\tratio")
-    rows.append("apply\t1\tvalidate\t3000\t9000\t10.00\t30.00\t3.00")
-    rows.append("#guarded\tobject\twebhook\tbytes\tus_per_review")
-    rows.append("guarded\tapplication-1\tvalidate\t3000\t20.00")
-    rows.append("guarded\tapplication-1-update\tvalidate\t7000\t30.00")
-    rows.append("guarded\tapplication-1-bare\tvalidate\t2900\t22.00")
-    rows.append(f"guarded\ttable-bare\tvalidate\t2000\t{table_us + 2:.2f}")
-    rows.append(f"guarded\ttable-protected\tvalidate\t2000\t{table_us:.2f}")
-    rows.append("guarded\ttable-update\tvalidate\t4000\t25.00")
-    rows.append("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio")
+                + more)
+    rows.append("apply\t1\tvalidate\t3000\t9000\t10.00\t30.00" + ratio(3.0))
+    apps = {"application-1": 20.0, "application-1-update": 30.0, "application-1-bare": 22.0}
+    if paired:
+        rows.append("#guarded\tobject\twebhook\tbytes\tus_per_review\tagainst\tagainst_us"
+                    + more)
+        for name, us in apps.items():
+            rows.append(f"guarded\t{name}\tvalidate\t3000\t{us:.2f}\t-\t-\t-\t-\t-")
+        for name, us, against in (("table-bare", table_us + 2, "application-1-bare"),
+                                  ("table-protected", table_us, "application-1"),
+                                  ("table-update", 25.0, "application-1-update")):
+            rows.append(f"guarded\t{name}\tvalidate\t2000\t{us:.2f}\t{against}"
+                        f"\t{apps[against]:.2f}" + ratio(us / apps[against]))
+    else:
+        rows.append("#guarded\tobject\twebhook\tbytes\tus_per_review")
+        for name, us in apps.items():
+            rows.append(f"guarded\t{name}\tvalidate\t3000\t{us:.2f}")
+        rows.append(f"guarded\ttable-bare\tvalidate\t2000\t{table_us + 2:.2f}")
+        rows.append(f"guarded\ttable-protected\tvalidate\t2000\t{table_us:.2f}")
+        rows.append("guarded\ttable-update\tvalidate\t4000\t25.00")
+    rows.append("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us" + more)
     rows.append(f"scale\tc10-trait-allow\tvalidate\t100\t100\t50.00\t{50 * scale_ratio:.2f}"
-                f"\t{scale_ratio:.3f}")
+                + ratio(scale_ratio))
     rows.append("#rules\trules\tcomponents\twebhook\tus_per_review\tus_per_rule_component")
     rows.append("rules\t10\t10\tvalidate\t60.00\t0.6000")
     rows.append("#load\trules\tbytes\tms_per_load")
@@ -63,7 +83,7 @@ def core_tsv(path, update_ratio, table_us, scale_ratio):
 
 
 def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ratio, mb_s,
-            reload_above):
+            reload_above, paired=True):
     """Runs report.py on a synthetic run; returns ({target text: met?}, the document)."""
     tmp_path.mkdir()
     runs = []
@@ -103,7 +123,7 @@ def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ra
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in runs))
     core = tmp_path / "core.tsv"
-    core_tsv(core, update_ratio, table_us, scale_ratio)
+    core_tsv(core, update_ratio, table_us, scale_ratio, paired)
     size = 1 << 30
     audit = tmp_path / "audit-report.json"
     audit.write_text(json.dumps({"records": 1000000, "rows": [
@@ -160,9 +180,18 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     assert "queueing floor 32 / 20000 req/s = 1.60 ms" in bad_doc
     assert "**the verdict is the closed-loop row in the Targets\ntable.**" in doc
     assert "| `c10-trait-allow` | /validate | 1000 | 1000 | 0.30/0.50/3.00 | 60.0 | 0 |" in doc
-    # The UPDATE target is judged on the core benchmark's times; instructions are beside them.
-    assert "2.30× (worst: 1 components /validate); information, in instructions (callgrind) at " \
-        "1000 components: /validate 1.95×" in bad_doc
+    # The UPDATE target is judged on the core benchmark's paired times, and says so; instructions
+    # are beside them.
+    assert "2.30× (worst: 1 components /validate, middle half of the pairs 2.25–2.35; the median " \
+        "of 21 paired ratios of the review thread's CPU time); information, in instructions " \
+        "(callgrind) at 1000 components: /validate 1.95×" in bad_doc
+    assert "+12.0% (50.00 → 56.00 µs, middle half of the pairs 1.07–1.17; the median of 21 " \
+        "paired ratios" in bad_doc
+    assert "worst `table-protected` /validate: 21.00 µs against `application-1` 20.00 µs (1.05×" \
+        in bad_doc
+    # The method the core section states is the one its rows carry.
+    assert "(`CLOCK_THREAD_CPUTIME_ID`)" in doc
+    assert "21 times in turn (A B, B A, A B, …)" in doc
     # The whole run's peak RSS is judged on the shipped defaults (--peak, 19.5 MiB); the run
     # under a smaller body budget (39.1 MiB here) is information beside it.
     assert pick(good, "peak RSS", "whole run") is True
@@ -171,4 +200,22 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     assert "without reloads, against the p99.9 of the run before: 0.080%" in doc
     # The realistic kubectl-apply UPDATE is reported with its byte ratio, not judged.
     assert not any("kubectl apply" in k for k in good)
-    assert "| 1 | /validate | 3000 | 9000 | 10.00 | 30.00 | 3.00 | 3.00 | 1.00 |" in doc
+    assert "| 1 | /validate | 3000 | 9000 | 10.00 | 30.00 | 3.00 | 2.95–3.05 | 3.00 | 1.00 |" in doc
+
+
+def test_report_reads_a_core_benchmark_of_unpaired_wall_clock_rows(tmp_path):
+    # A run saved before the core benchmark paired its ratios (report.py --replay): judged on its
+    # rows, and said to be wall-clock medians divided.
+    good, doc = targets(tmp_path / "a", cpu_validate=21.0, p99_c10=1900.0, update_ratio=2.1,
+                        table_us=19.0, scale_ratio=1.08, mb_s=250, reload_above=0.0009,
+                        paired=False)
+    bad, bad_doc = targets(tmp_path / "b", cpu_validate=23.0, p99_c10=2100.0, update_ratio=2.3,
+                           table_us=21.0, scale_ratio=1.12, mb_s=150, reload_above=0.0011,
+                           paired=False)
+    for words in (("UPDATE with oldObject",), ("guarded",), ("100 exceptions",)):
+        assert pick(good, *words) is True, words
+        assert pick(bad, *words) is False, words
+    assert "2.30× (worst: 1 components /validate; the ratio of two wall-clock medians)" in bad_doc
+    assert "worst `table-protected` /validate: 21.00 µs against `application-1` 20.00 µs (1.05×;" \
+        in bad_doc
+    assert "median of five wall-clock batches" in doc
