@@ -10,6 +10,7 @@
 #include <fnmatch.h>
 #include <openssl/evp.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1077,48 +1078,344 @@ policy_digest(const char *buf, size_t len, char out[65])
     out[mdlen ? 64 : 0] = '\0';
 }
 
-// Walks the parser's events only, stopping at the first nesting or node count past the limits,
-// so the cost of refusing a hostile file is bounded by the limits, not by the file. Returns 0
-// when the document stays inside them (syntax errors are left for the real load to report).
+// The limits on a stream's shape: nesting and node count, over every document of the stream.
+struct bounds {
+    size_t depth, nodes;
+};
+
+// Called on each event before it is composed, so the cost of refusing a hostile file is bounded by
+// the limits, not by the file. Returns -1, with a diagnostic, at the first event past a limit.
 static int
-check_bounds(const char *buf, size_t len, const char *file, const char *what, struct diag *diags)
+bounds_check(struct bounds *b, const yaml_event_t *ev, const char *file, const char *what,
+             struct diag *diags)
 {
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser))
+    yaml_event_type_t t = ev->type;
+    yaml_mark_t at = ev->start_mark;
+    if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT)
+        b->depth--;
+    if (t != YAML_SEQUENCE_START_EVENT && t != YAML_MAPPING_START_EVENT && t != YAML_SCALAR_EVENT &&
+        t != YAML_ALIAS_EVENT)
         return 0;
+    if ((t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) &&
+        ++b->depth > POLICY_MAX_DEPTH) {
+        diag_add(diags, file, at.line + 1, at.column + 1,
+                 "%s: nested deeper than %d levels; a %s needs a handful", what, POLICY_MAX_DEPTH,
+                 what);
+        return -1;
+    }
+    if (++b->nodes > POLICY_MAX_NODES) {
+        diag_add(diags, file, at.line + 1, at.column + 1,
+                 "%s: more than %d YAML nodes; split the rules or simplify their lists", what,
+                 POLICY_MAX_NODES);
+        return -1;
+    }
+    return 0;
+}
+
+// Why a document did not load, as libyaml states it (a syntax error, or an alias error).
+struct yaml_problem {
+    const char *problem, *context;
+    yaml_mark_t problem_mark, context_mark;
+};
+
+// A composed document: libyaml's node structure, so that the checks read it through libyaml's
+// accessors, but its item lists, pair lists, scalar values and tags live in chunks freed at once
+// (yaml_parser_load's document takes two to three allocations per node, and as many frees).
+// Only doc_free frees it; never yaml_document_delete.
+struct chunk {
+    struct chunk *next;
+    size_t used, size;
+    _Alignas(max_align_t) unsigned char data[];
+};
+
+struct doc {
+    yaml_document_t y;
+    size_t node_cap;
+    struct chunk *chunks;
+};
+
+static void *
+doc_alloc(struct doc *d, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    struct chunk *c = d->chunks;
+    if (c == NULL || c->size - c->used < n) {
+        size_t size = n > 32768 ? n : 32768;
+        c = xmalloc(sizeof *c + size);
+        c->used = 0;
+        c->size = size;
+        c->next = d->chunks;
+        d->chunks = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+static void
+doc_free(struct doc *d)
+{
+    free(d->y.nodes.start);
+    while (d->chunks != NULL) {
+        struct chunk *next = d->chunks->next;
+        free(d->chunks);
+        d->chunks = next;
+    }
+    *d = (struct doc){0};
+}
+
+// A new node's id; its tag is the event's or, for none or "!", the default of its kind (as
+// yaml_parser_load gives it).
+static int
+doc_add(struct doc *d, yaml_node_type_t type, const yaml_char_t *tag, const char *fallback,
+        const yaml_event_t *ev)
+{
+    size_t count = (size_t)(d->y.nodes.top - d->y.nodes.start);
+    if (count == d->node_cap) {
+        d->node_cap = d->node_cap ? 2 * d->node_cap : 64;
+        d->y.nodes.start = xrealloc(d->y.nodes.start, d->node_cap * sizeof *d->y.nodes.start);
+        d->y.nodes.top = d->y.nodes.start + count;
+        d->y.nodes.end = d->y.nodes.start + d->node_cap;
+    }
+    yaml_node_t *n = d->y.nodes.top++;
+    *n = (yaml_node_t){.type = type, .start_mark = ev->start_mark, .end_mark = ev->end_mark};
+    if (tag == NULL || strcmp((const char *)tag, "!") == 0)
+        n->tag = (yaml_char_t *)fallback;
+    else {
+        size_t len = strlen((const char *)tag) + 1;
+        n->tag = memcpy(doc_alloc(d, len), tag, len);
+    }
+    return (int)(count + 1);
+}
+
+struct anchor {
+    char *name;
+    int id;
+    yaml_mark_t mark;
+};
+
+// An open collection's members so far (a mapping's as key, value, key, ...); the list moves into
+// the document when the collection closes.
+struct members {
+    int *ids;
+    size_t count, cap;
+};
+
+// Builds a document from the parser's events as yaml_parser_load does (the same nodes, tags,
+// styles and marks; an anchor known from its node on), so that the events the limits are checked
+// on are the ones composed and a file is scanned once, not twice.
+struct composer {
+    struct doc *doc;            // NULL: not composing
+    int open[POLICY_MAX_DEPTH]; // the collections being filled, innermost last
+    struct members members[POLICY_MAX_DEPTH];
+    size_t depth;
+    struct anchor *anchors;
+    size_t anchor_count, anchor_cap;
+    struct yaml_problem why;
+};
+
+static int
+compose_anchor(struct composer *m, int id, const yaml_char_t *anchor, yaml_mark_t at)
+{
+    if (anchor == NULL)
+        return 0;
+    for (size_t i = 0; i < m->anchor_count; i++)
+        if (strcmp(m->anchors[i].name, (const char *)anchor) == 0) {
+            m->why = (struct yaml_problem){.context = "found duplicate anchor; first occurrence",
+                                           .context_mark = m->anchors[i].mark,
+                                           .problem = "second occurrence",
+                                           .problem_mark = at};
+            return -1;
+        }
+    if (m->anchor_count == m->anchor_cap) {
+        m->anchor_cap = m->anchor_cap ? 2 * m->anchor_cap : 8;
+        m->anchors = xrealloc(m->anchors, m->anchor_cap * sizeof *m->anchors);
+    }
+    m->anchors[m->anchor_count++] = (struct anchor){xstrdup((const char *)anchor), id, at};
+    return 0;
+}
+
+// Adds node `id` (new, or an alias's target) to the open collection, if any.
+static void
+compose_attach(struct composer *m, int id)
+{
+    if (m->depth == 0)
+        return;
+    struct members *l = &m->members[m->depth - 1];
+    if (l->count == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    l->ids[l->count++] = id;
+}
+
+// Closes the innermost collection: its members move into the document.
+static void
+compose_close(struct composer *m, const yaml_event_t *ev)
+{
+    struct members *l = &m->members[--m->depth];
+    yaml_node_t *n = &m->doc->y.nodes.start[m->open[m->depth] - 1];
+    n->end_mark = ev->end_mark;
+    if (n->type == YAML_SEQUENCE_NODE) {
+        yaml_node_item_t *items = doc_alloc(m->doc, l->count * sizeof *items);
+        for (size_t i = 0; i < l->count; i++)
+            items[i] = l->ids[i];
+        n->data.sequence.items.start = items;
+        n->data.sequence.items.top = n->data.sequence.items.end = items + l->count;
+    } else {
+        size_t pairs = l->count / 2; // the parser gives every key a value
+        yaml_node_pair_t *p = doc_alloc(m->doc, pairs * sizeof *p);
+        for (size_t i = 0; i < pairs; i++)
+            p[i] = (yaml_node_pair_t){l->ids[2 * i], l->ids[2 * i + 1]};
+        n->data.mapping.pairs.start = p;
+        n->data.mapping.pairs.top = n->data.mapping.pairs.end = p + pairs;
+    }
+    l->count = 0;
+}
+
+// Composes one node event of the current document; bounds_check has run on it, so the nesting
+// stays within POLICY_MAX_DEPTH.
+static int
+compose_event(struct composer *m, const yaml_event_t *ev)
+{
+    int id;
+    const yaml_char_t *anchor;
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT: {
+        id = doc_add(m->doc, YAML_SCALAR_NODE, ev->data.scalar.tag, YAML_DEFAULT_SCALAR_TAG, ev);
+        size_t len = ev->data.scalar.length;
+        yaml_char_t *value = doc_alloc(m->doc, len + 1);
+        memcpy(value, ev->data.scalar.value, len);
+        value[len] = '\0';
+        yaml_node_t *n = &m->doc->y.nodes.start[id - 1];
+        n->data.scalar.value = value;
+        n->data.scalar.length = len;
+        n->data.scalar.style = ev->data.scalar.style;
+        anchor = ev->data.scalar.anchor;
+        break;
+    }
+    case YAML_SEQUENCE_START_EVENT:
+        id = doc_add(m->doc, YAML_SEQUENCE_NODE, ev->data.sequence_start.tag,
+                     YAML_DEFAULT_SEQUENCE_TAG, ev);
+        m->doc->y.nodes.start[id - 1].data.sequence.style = ev->data.sequence_start.style;
+        anchor = ev->data.sequence_start.anchor;
+        break;
+    case YAML_MAPPING_START_EVENT:
+        id = doc_add(m->doc, YAML_MAPPING_NODE, ev->data.mapping_start.tag,
+                     YAML_DEFAULT_MAPPING_TAG, ev);
+        m->doc->y.nodes.start[id - 1].data.mapping.style = ev->data.mapping_start.style;
+        anchor = ev->data.mapping_start.anchor;
+        break;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        compose_close(m, ev);
+        return 0;
+    case YAML_ALIAS_EVENT:
+        for (size_t i = 0; i < m->anchor_count; i++)
+            if (strcmp(m->anchors[i].name, (const char *)ev->data.alias.anchor) == 0) {
+                compose_attach(m, m->anchors[i].id);
+                return 0;
+            }
+        m->why = (struct yaml_problem){.problem = "found undefined alias",
+                                       .problem_mark = ev->start_mark};
+        return -1;
+    default:
+        return 0;
+    }
+    if (compose_anchor(m, id, anchor, ev->start_mark) != 0)
+        return -1;
+    compose_attach(m, id);
+    if (ev->type != YAML_SCALAR_EVENT)
+        m->open[m->depth++] = id;
+    return 0;
+}
+
+// Anchors name nodes within one document.
+static void
+compose_reset(struct composer *m, struct doc *doc)
+{
+    for (size_t i = 0; i < m->anchor_count; i++)
+        free(m->anchors[i].name);
+    m->anchor_count = 0;
+    for (size_t i = 0; i < POLICY_MAX_DEPTH; i++)
+        m->members[i].count = 0;
+    m->depth = 0;
+    m->doc = doc;
+}
+
+static void
+compose_free(struct composer *m)
+{
+    compose_reset(m, NULL);
+    free(m->anchors);
+    for (size_t i = 0; i < POLICY_MAX_DEPTH; i++)
+        free(m->members[i].ids);
+}
+
+// A stream parsed once: its first document, whether a second one loads (and where its root is),
+// and why the first did not load. yaml_parser_load reported a syntax error in the first document,
+// and ignored one in the second; the limits are checked over the whole stream, as before any load.
+struct stream {
+    struct doc doc, next;
+    bool doc_failed, next_loaded;
+    struct yaml_problem why;
+};
+
+// Returns -1 (with a diagnostic) when the stream is past the limits or no parser could be made,
+// 0 otherwise; `s`'s documents are set either way, for doc_free.
+static int
+parse_stream(const char *buf, size_t len, const char *file, const char *what, struct diag *diags,
+             struct stream *s)
+{
+    *s = (struct stream){0};
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        diag_add(diags, file, 0, 0, "cannot initialise the YAML parser");
+        return -1;
+    }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-    size_t depth = 0, nodes = 0;
+    struct bounds b = {0};
+    struct composer m = {0};
+    size_t started = 0, ended = 0; // documents
     int rc = 0;
     for (;;) {
         yaml_event_t ev;
-        if (!yaml_parser_parse(&parser, &ev))
+        if (!yaml_parser_parse(&parser, &ev)) {
+            if (ended == 0 && !s->doc_failed) {
+                s->doc_failed = true;
+                s->why = (struct yaml_problem){parser.problem, parser.context, parser.problem_mark,
+                                               parser.context_mark};
+            }
             break;
-        yaml_event_type_t t = ev.type;
-        yaml_mark_t at = ev.start_mark;
+        }
+        if (ev.type == YAML_STREAM_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        if (bounds_check(&b, &ev, file, what, diags) != 0) {
+            yaml_event_delete(&ev);
+            rc = -1;
+            break;
+        }
+        if (ev.type == YAML_DOCUMENT_START_EVENT) {
+            started++;
+            compose_reset(&m, started == 1                     ? &s->doc
+                              : started == 2 && !s->doc_failed ? &s->next
+                                                               : NULL);
+        } else if (ev.type == YAML_DOCUMENT_END_EVENT) {
+            if (++ended == 2 && m.doc != NULL)
+                s->next_loaded = true;
+            m.doc = NULL;
+        } else if (m.doc != NULL && compose_event(&m, &ev) != 0) {
+            if (started == 1) {
+                s->doc_failed = true;
+                s->why = m.why;
+            }
+            m.doc = NULL;
+        }
         yaml_event_delete(&ev);
-        if (t == YAML_STREAM_END_EVENT)
-            break;
-        if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT)
-            depth--;
-        if (t != YAML_SEQUENCE_START_EVENT && t != YAML_MAPPING_START_EVENT &&
-            t != YAML_SCALAR_EVENT && t != YAML_ALIAS_EVENT)
-            continue;
-        if ((t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) &&
-            ++depth > POLICY_MAX_DEPTH) {
-            diag_add(diags, file, at.line + 1, at.column + 1,
-                     "%s: nested deeper than %d levels; a %s needs a handful", what,
-                     POLICY_MAX_DEPTH, what);
-            rc = -1;
-            break;
-        }
-        if (++nodes > POLICY_MAX_NODES) {
-            diag_add(diags, file, at.line + 1, at.column + 1,
-                     "%s: more than %d YAML nodes; split the rules or simplify their lists", what,
-                     POLICY_MAX_NODES);
-            rc = -1;
-            break;
-        }
     }
+    compose_free(&m);
     yaml_parser_delete(&parser);
     return rc;
 }
@@ -1135,47 +1432,40 @@ load_document(const char *buf, size_t len, const char *file, const char *what, s
               policy_yaml_root_fn fn, void *arg)
 {
     size_t first = diags->count;
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (check_bounds(buf, len, file, what, diags) != 0)
-        return 1;
-    if (!yaml_parser_initialize(&parser)) {
-        diag_add(diags, file, 0, 0, "cannot initialise the YAML parser");
-        return 1;
+    struct stream s;
+    size_t errors = 0;
+    if (parse_stream(buf, len, file, what, diags, &s) != 0) {
+        errors = 1;
+        goto done;
     }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        const char *problem = parser.problem ? parser.problem : "unknown problem";
-        if (parser.context != NULL)
-            diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+    if (s.doc_failed) {
+        const char *problem = s.why.problem ? s.why.problem : "unknown problem";
+        if (s.why.context != NULL)
+            diag_add(diags, file, s.why.problem_mark.line + 1, s.why.problem_mark.column + 1,
                      "YAML syntax error: %s (%s that starts at line %zu, column %zu)", problem,
-                     parser.context, parser.context_mark.line + 1, parser.context_mark.column + 1);
+                     s.why.context, s.why.context_mark.line + 1, s.why.context_mark.column + 1);
         else
-            diag_add(diags, file, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+            diag_add(diags, file, s.why.problem_mark.line + 1, s.why.problem_mark.column + 1,
                      "YAML syntax error: %s", problem);
-        yaml_parser_delete(&parser);
-        return 1;
+        errors = 1;
+        goto done;
     }
 
-    size_t doc_nodes = (size_t)(doc.nodes.top - doc.nodes.start);
+    size_t doc_nodes = (size_t)(s.doc.y.nodes.top - s.doc.y.nodes.start);
     struct policy_yaml y = {
-        .c = {.doc = &doc,
+        .c = {.doc = &s.doc.y,
               .file = file,
               .diags = diags,
               .max_visits = POLICY_MAX_VISITS + POLICY_VISITS_PER_NODE * doc_nodes}};
     struct ctx *c = &y.c;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    yaml_node_t *root = yaml_document_get_root_node(&s.doc.y);
     fn(&y, root != NULL && !is_null(root) ? root : NULL, arg);
-    if (root != NULL && !is_null(root)) {
-        yaml_document_t next;
-        if (yaml_parser_load(&parser, &next)) {
-            yaml_node_t *extra = yaml_document_get_root_node(&next);
-            if (extra != NULL) {
-                diag_add(diags, file, extra->start_mark.line + 1, extra->start_mark.column + 1,
-                         "%s: a second YAML document; a %s file holds exactly one", what, what);
-                c->errors++;
-            }
-            yaml_document_delete(&next);
+    if (root != NULL && !is_null(root) && s.next_loaded) {
+        yaml_node_t *extra = yaml_document_get_root_node(&s.next.y);
+        if (extra != NULL) {
+            diag_add(diags, file, extra->start_mark.line + 1, extra->start_mark.column + 1,
+                     "%s: a second YAML document; a %s file holds exactly one", what, what);
+            c->errors++;
         }
     }
     if (over_budget(c)) {
@@ -1183,10 +1473,12 @@ load_document(const char *buf, size_t len, const char *file, const char *what, s
                  c->max_visits);
         c->errors++;
     }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    errors = c->errors;
     diag_sort(diags, first);
-    return c->errors;
+done:
+    doc_free(&s.doc);
+    doc_free(&s.next);
+    return errors;
 }
 
 static void

@@ -336,6 +336,43 @@ test_every_error_in_one_pass_in_file_order(void **state)
     free(got);
 }
 
+// The loader composes libyaml's events itself (one pass for the limits and the document): an
+// alias is the node its anchor names, and alias errors read as libyaml's own loader gives them.
+static void
+test_anchors_and_aliases(void **state)
+{
+    (void)state;
+    struct policy *p =
+        load_ok(HEAD "spec:\n  rules:\n"
+                     "    - name: a\n      tables: &t ['*-prod', orders]\n"
+                     "      namespaces: &ns [shop-*]\n"
+                     "      require: &req {deletionProtection: true}\n"
+                     "    - {name: b, tables: *t, namespaces: *ns, require: *req}\n");
+    const struct policy_spec *s = policy_spec(p);
+    assert_int_equal(s->rule_count, 2);
+    const struct policy_rule *b = &s->rules[1];
+    assert_int_equal(b->tables.count, 2);
+    assert_string_equal(b->tables.items[0], "*-prod");
+    assert_string_equal(b->tables.items[1], "orders");
+    assert_string_equal(b->namespaces.items[0], "shop-*");
+    assert_int_equal(b->require[POLICY_DELETION_PROTECTION], 1);
+    policy_unref(p);
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: &n a, tables: &n [x]}\n",
+                "p.yaml:6:28: YAML syntax error: second occurrence (found duplicate anchor; first "
+                "occurrence that starts at line 6, column 14)");
+    assert_diag(HEAD "spec:\n  rules:\n    - {name: a, tables: *t}\n",
+                "p.yaml:6:25: YAML syntax error: found undefined alias");
+    // The limits are checked over the whole stream before anything else is reported.
+    size_t n;
+    char *got = load_fail("a: *x\n---\n"
+                          "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+                          &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(got, "p.yaml:3:65: policy: nested deeper than 64 levels; a policy needs a "
+                             "handful\n");
+    free(got);
+}
+
 // A valid policy whose one rule, anchored, is aliased 2000 times, each copy with the same
 // 1000 tables: the loader would walk two million table nodes for a document of about a
 // thousand. The walk stops at its budget and says so, instead of expanding the graph.
@@ -700,6 +737,7 @@ main(void)
         cmocka_unit_test(test_semantic_checks),
         cmocka_unit_test(test_templates),
         cmocka_unit_test(test_empty_and_syntax_errors),
+        cmocka_unit_test(test_anchors_and_aliases),
         cmocka_unit_test(test_every_error_in_one_pass_in_file_order),
         cmocka_unit_test(test_alias_bomb_is_bounded),
         cmocka_unit_test(test_print_normalises_and_round_trips),
