@@ -438,14 +438,15 @@ Every time is the CPU time of the thread that runs the reviews (`CLOCK_THREAD_CP
 the wall clock: while the thread is preempted by other work on the machine its clock stops, and
 that time is not the core's cost. It still counts what the thread's own work costs on a busy
 machine (caches shared with other work, page faults, the kernel work it causes). An absolute
-figure (µs/review, decode µs, rules, policy load, patch) is the median of {m["batches"]} batches of
+figure (µs/review, rules, policy load, patch) is the median of {m["batches"]} batches of
 at least {float(m["batch_ms"]):.0f} ms. A ratio (an UPDATE to its CREATE, a review with 100 profiles
 and 100 exceptions to the same without, a guarded object to the Application review it is held
 to) is measured in pairs: a batch of at least {pair_ms:.0f} ms of one side, then one of the other,
 {pairs} times in turn (A B, B A, A B, …), so that both sides of a pair see the same machine a few
 milliseconds apart. The ratio is the median of the {pairs} pairs' ratios; beside it the middle half
 of them (the {lo}th to the {hi}th of the {pairs}, sorted), and the two sides' µs in the median pair.
-`decode µs` is `review_decode` alone."""
+`decode µs` is `review_decode` alone, timed in pairs with the whole review in the same way: its share
+of the review (the median of the pairs' ratios, beside it) times µs/review."""
     return text, f"the median of {pairs} paired ratios of the review thread's CPU time"
 
 
@@ -510,7 +511,9 @@ def main():
         return float("nan")
 
     core_rows = [[r["components"], r["trait"], r["decision"], f"/{r['webhook']}", r["bytes"],
-                  r["us_per_review"], r["us_per_component"], r["decode_us"]] for r in review]
+                  r["us_per_review"], r["us_per_component"], r["decode_us"]]
+                 + ([f"{float(r['decode_share']):.2f}"] if "decode_share" in r else [])
+                 for r in review]
     rules_rows = [[r["rules"], r["components"], r["us_per_review"], r["us_per_rule_component"]]
                   for r in core["rules"]]
     load_rows = [[r["rules"], r["bytes"], r["ms_per_load"]] for r in core["load"]]
@@ -791,7 +794,8 @@ The first row is the same server without an audit log, for the cost of the log i
 ![time per review against components](perf-components.png)
 
 {table(["components", "trait", "decision", "webhook", "bytes", "µs/review", "µs/component",
-        "decode µs"], core_rows)}
+        "decode µs"] + (["decode share"] if review and "decode_share" in review[0] else []),
+        core_rows)}
 
 An `UPDATE` carrying the same Application as `oldObject` (what a sync that changes nothing the
 policy reads sends) against its `CREATE` (`cN-trait-allow`): the transition checks pair every
