@@ -68,8 +68,23 @@ struct audit {
     time_t time_sec;    // the second time_text shows
     char time_text[24]; // YYYY-MM-DDTHH:MM:SS of time_sec
     size_t time_len;
-    char *line;      // the line being written, reused from record to record
-    size_t line_cap; // its allocated size
+    // The lines formatted and not yet written (format_locked), written with one write(2)
+    // (flush_locked): one record's, or a group's. Empty whenever mu is free. out_seq, out_prev
+    // and out_gen are the chain as it was before them, restored when their write fails.
+    char *out;
+    size_t out_len, out_cap;
+    uint64_t out_seq, out_gen;
+    char out_prev[CHAIN_HASH_HEX + 1];
+    // The group being written: its records whose lines are in out lie in [grp_unflushed,
+    // grp_cur) of its list.
+    struct audit_pending *grp_unflushed, *grp_cur;
+
+    // The writer's thread and the records submitted to it, under qmu.
+    pthread_mutex_t qmu;
+    pthread_cond_t q_cv; // a record queued, or stop
+    pthread_t writer;
+    bool has_writer, writer_waiting, q_stop;
+    struct audit_pending *q_head, *q_tail;
 
     uint64_t seq;                  // seq of the last record written
     char prev[CHAIN_HASH_HEX + 1]; // hash of the last record written
@@ -121,6 +136,12 @@ audit_sync_parse(const char *s, enum audit_sync *out)
             return 0;
         }
     return -1;
+}
+
+static bool
+is_record(const char *record, size_t len)
+{
+    return record != NULL && len >= 2 && record[0] == '{' && record[len - 1] == '}';
 }
 
 static int
@@ -185,27 +206,83 @@ cut_partial(struct audit *a)
     a->damaged = ftruncate(a->fd, (off_t)a->size) != 0;
 }
 
-// Writes the next record of the chain: event and the caller's members (inner, without braces),
-// under the lock. On success advances seq and prev and fills w; on failure leaves the chain as it
-// was.
-static int
-write_record_locked(struct audit *a, const char *event, const char *inner, size_t inner_len,
-                    struct written *w, char *err, size_t errlen)
+// Settles the group's records whose lines were in out: rc 0, or -1 with err.
+static void
+settle_locked(struct audit *a, int rc, const char *err)
 {
-    if (a->damaged) {
-        cut_partial(a);
-        if (a->damaged) {
-            chain_seterr(err, errlen, "audit log %s: cannot cut off a partial record: %s", a->path,
-                         strerror(errno));
-            return -1;
+    for (struct audit_pending *p = a->grp_unflushed; p != NULL && p != a->grp_cur; p = p->next)
+        if (p->buffered) {
+            p->buffered = false;
+            p->rc = rc;
+            if (rc < 0)
+                snprintf(p->err, sizeof p->err, "%s", err);
         }
+    a->grp_unflushed = a->grp_cur;
+}
+
+// Writes the lines in out with one write(2). On failure the chain goes back to where it was
+// before them (a partial line is cut off) and every record among them fails.
+static int
+flush_locked(struct audit *a, char *err, size_t errlen)
+{
+    if (a->out_len == 0)
+        return 0;
+    size_t len = a->out_len;
+    a->out_len = 0;
+    int rc = write_all(a->fd, a->out, len);
+    int e = errno;
+    // The copy goes out under the lock too, so stdout carries the file's lines in the file's
+    // order: the same chain, verifiable on its own. The file is the durable copy.
+    if (rc == 0 && a->copy_stdout && write_all(STDOUT_FILENO, a->out, len) < 0)
+        a->copy_errors++;
+    if (a->out_cap > LINE_KEEP_MAX) {
+        // A rare huge record (a 1000-component review) does not pin its buffer for good.
+        free(a->out);
+        a->out = NULL;
+        a->out_cap = 0;
     }
-    size_t cap = inner_len + a->replica_json_len + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN;
-    if (cap > a->line_cap) {
-        a->line = xrealloc(a->line, cap);
-        a->line_cap = cap;
+    if (rc < 0) {
+        cut_partial(a);
+        a->seq = a->out_seq;
+        memcpy(a->prev, a->out_prev, sizeof(a->prev));
+        a->written_gen = a->out_gen;
+        chain_seterr(err, errlen, "audit log %s: write: %s", a->path, strerror(e));
+        settle_locked(a, -1, err);
+        return -1;
     }
-    char *line = a->line;
+    a->size += len;
+    if (!a->regular)
+        a->synced_gen = a->written_gen; // nothing to fsync on a pipe or device
+    settle_locked(a, 0, NULL);
+    return 0;
+}
+
+// Formats the next record of the chain into out: event and the caller's members (inner,
+// without braces), under the lock. Advances seq and prev and fills w; flush_locked writes it.
+static int
+format_locked(struct audit *a, const char *event, const char *inner, size_t inner_len,
+              struct written *w, char *err, size_t errlen)
+{
+    if (a->out_len == 0) {
+        if (a->damaged) {
+            cut_partial(a);
+            if (a->damaged) {
+                chain_seterr(err, errlen, "audit log %s: cannot cut off a partial record: %s",
+                             a->path, strerror(errno));
+                return -1;
+            }
+        }
+        a->out_seq = a->seq;
+        memcpy(a->out_prev, a->prev, sizeof(a->prev));
+        a->out_gen = a->written_gen;
+    }
+    size_t cap = a->out_len + inner_len + a->replica_json_len + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN;
+    if (cap > a->out_cap) {
+        size_t grown = a->out_cap * 2 > cap ? a->out_cap * 2 : cap;
+        a->out = xrealloc(a->out, grown);
+        a->out_cap = grown;
+    }
+    char *line = a->out + a->out_len;
     format_time(a, w->time);
     w->seq = a->seq + 1;
     memcpy(w->prev, a->prev, sizeof(w->prev));
@@ -234,30 +311,22 @@ write_record_locked(struct audit *a, const char *event, const char *inner, size_
     len += put(line + len, CHAIN_HASH_PREFIX, sizeof(CHAIN_HASH_PREFIX) - 1);
     len += put(line + len, w->hash, CHAIN_HASH_HEX);
     len += put(line + len, "\"}\n", 3);
-    int rc = write_all(a->fd, line, len);
-    int e = errno;
-    if (a->line_cap > LINE_KEEP_MAX) {
-        // A rare huge record (a 1000-component review) does not pin its buffer for good.
-        free(a->line);
-        a->line = NULL;
-        a->line_cap = 0;
-    }
-    if (rc < 0) {
-        cut_partial(a);
-        chain_seterr(err, errlen, "audit log %s: write: %s", a->path, strerror(e));
-        return -1;
-    }
-    // The copy goes out under the lock too, so stdout carries the file's lines in the file's
-    // order: the same chain, verifiable on its own. The file is the durable copy.
-    if (a->copy_stdout && write_all(STDOUT_FILENO, line, len) < 0)
-        a->copy_errors++;
+    a->out_len += len;
     a->seq = w->seq;
     memcpy(a->prev, w->hash, sizeof(a->prev));
-    a->size += len;
     w->gen = ++a->written_gen;
-    if (!a->regular)
-        a->synced_gen = a->written_gen; // nothing to fsync on a pipe or device
     return 0;
+}
+
+// Writes the next record of the chain (after any of a group's lines formatted before it).
+// On success advances seq and prev and fills w; on failure leaves the chain as it was.
+static int
+write_record_locked(struct audit *a, const char *event, const char *inner, size_t inner_len,
+                    struct written *w, char *err, size_t errlen)
+{
+    if (format_locked(a, event, inner, inner_len, w, err, errlen) < 0)
+        return -1;
+    return flush_locked(a, err, errlen);
 }
 
 // After a failed fsync the kernel may have dropped those pages: every record written since the
@@ -409,6 +478,10 @@ retire_later_locked(struct audit *a)
 static int
 reopen_locked(struct audit *a, char *err, size_t errlen)
 {
+    // A group's lines formatted before the path changed go to the file they were checked
+    // against (a failure fails those records only).
+    char ignored[256];
+    (void)flush_locked(a, ignored, sizeof ignored);
     if (a->has_batcher) {
         // Flushing the file here would stall every request behind the lock (SIGHUP under
         // load): the batch thread fsyncs and closes it instead, as it does a rotated file.
@@ -488,9 +561,11 @@ rotate_locked(struct audit *a, char *err, size_t errlen)
     return 0;
 }
 
-// Makes the log ready for a record of about len bytes: reopen, start record, rotation.
+// Makes the log ready for a record of about len bytes: reopen, start record, rotation. look:
+// check that the path still names the file (a group checks once, after its records were
+// submitted and before the write that carries them).
 static int
-prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
+prepare_locked(struct audit *a, size_t len, bool look, char *err, size_t errlen)
 {
     if (a->batch_errno) {
         chain_seterr(err, errlen, "audit log %s: background fsync: %s", a->path,
@@ -500,10 +575,11 @@ prepare_locked(struct audit *a, size_t len, char *err, size_t errlen)
     }
     if (a->fd < 0 && open_file(a, err, errlen) < 0)
         return -1;
-    if (a->regular && (atomic_exchange(&a->reopen, false) || file_gone(a)) &&
+    if (a->regular && look && (atomic_exchange(&a->reopen, false) || file_gone(a)) &&
         reopen_locked(a, err, errlen) < 0)
         return -1;
-    while (a->max_size && a->regular && a->size > 0 && a->size + len > a->max_size) {
+    while (a->max_size && a->regular && a->size + a->out_len > 0 &&
+           a->size + a->out_len + len > a->max_size) {
         if (a->syncing && !a->has_batcher) {
             // The leader's fd must stay open until its fsync returns (batch: the file goes to
             // the batch thread, nothing closes it here).
@@ -683,6 +759,8 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->synced_cv, NULL);
     pthread_cond_init(&a->tick_cv, NULL);
+    pthread_mutex_init(&a->qmu, NULL);
+    pthread_cond_init(&a->q_cv, NULL);
     a->fd = -1;
     a->retired_fd = a->doomed_fd = -1;
     a->watch_fd = a->watch_wd = -1;
@@ -728,7 +806,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     // A log that cannot be written yet (disk full) still opens: each append reports it.
     pthread_mutex_lock(&a->mu);
     char ignored[256];
-    if (prepare_locked(a, 0, ignored, sizeof(ignored)) < 0 ||
+    if (prepare_locked(a, 0, true, ignored, sizeof(ignored)) < 0 ||
         (a->sync == AUDIT_SYNC_ALWAYS && sync_locked(a, a->written_gen, NULL, 0) < 0))
         atomic_fetch_add(&a->write_errors, 1);
     a->ready = true;
@@ -743,13 +821,13 @@ int
 audit_append_text(struct audit *a, const char *record, size_t len, struct audit_written *out,
                   char *err, size_t errlen)
 {
-    if (a == NULL || record == NULL || len < 2 || record[0] != '{' || record[len - 1] != '}') {
+    if (a == NULL || !is_record(record, len)) {
         chain_seterr(err, errlen, "audit log: no record");
         return -1;
     }
     struct written w;
     pthread_mutex_lock(&a->mu);
-    int rc = prepare_locked(a, len + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN, err, errlen);
+    int rc = prepare_locked(a, len + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN, true, err, errlen);
     if (rc == 0)
         rc = write_record_locked(a, "decision", record + 1, len - 2, &w, err, errlen);
     if (rc == 0 && a->sync == AUDIT_SYNC_ALWAYS)
@@ -768,6 +846,122 @@ audit_append_text(struct audit *a, const char *record, size_t len, struct audit_
         memcpy(out->hash, w.hash, sizeof(out->hash));
     }
     return 0;
+}
+
+// ---- the writer's thread: the records the server submits, written in groups ----
+
+// Writes a group of records in their order, each checked and chained as audit_append_text
+// does, their lines with one write(2) (an earlier one when a rotation or reopen comes between
+// two, so that each line lands in its file), then for "always" one fdatasync for them all;
+// then tells each its result.
+static void
+write_group(struct audit *a, struct audit_pending *list)
+{
+    pthread_mutex_lock(&a->mu);
+    a->grp_unflushed = list;
+    bool look = true;
+    for (struct audit_pending *p = list; p != NULL; p = p->next) {
+        a->grp_cur = p;
+        p->buffered = false;
+        p->rc = 0;
+        struct written w;
+        if (!is_record(p->record, p->len)) {
+            p->rc = -1;
+            snprintf(p->err, sizeof p->err, "audit log: no record");
+            continue;
+        }
+        if (prepare_locked(a, p->len + LINE_OVERHEAD + CHAIN_HASH_TAIL_LEN, look, p->err,
+                           sizeof p->err) < 0 ||
+            format_locked(a, "decision", p->record + 1, p->len - 2, &w, p->err, sizeof p->err) <
+                0) {
+            p->rc = -1;
+            continue;
+        }
+        look = false;
+        p->buffered = true;
+        p->gen = w.gen;
+        p->out.seq = w.seq;
+        memcpy(p->out.hash, w.hash, sizeof(p->out.hash));
+    }
+    a->grp_cur = NULL;
+    char err[256];
+    (void)flush_locked(a, err, sizeof err);
+    a->grp_unflushed = NULL;
+    int last = 0;
+    for (struct audit_pending *p = list; p != NULL; p = p->next) {
+        // The first waits for one fdatasync covering the group; the others find it done.
+        if (p->rc == 0 && a->sync == AUDIT_SYNC_ALWAYS)
+            p->rc = sync_locked(a, p->gen, p->err, sizeof p->err);
+        if (p->rc < 0) {
+            snprintf(a->failure, sizeof a->failure, "%s", p->err);
+            atomic_fetch_add(&a->write_errors, 1);
+        } else {
+            atomic_fetch_add(&a->records, 1);
+        }
+        last = p->rc;
+    }
+    atomic_store(&a->failing, last < 0);
+    pthread_mutex_unlock(&a->mu);
+    for (struct audit_pending *p = list, *next; p != NULL; p = next) {
+        next = p->next;
+        p->done(p);
+    }
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct audit *a = arg;
+    pthread_mutex_lock(&a->qmu);
+    for (;;) {
+        while (a->q_head == NULL && !a->q_stop) {
+            a->writer_waiting = true;
+            pthread_cond_wait(&a->q_cv, &a->qmu);
+        }
+        a->writer_waiting = false;
+        if (a->q_head == NULL)
+            break;
+        struct audit_pending *list = a->q_head;
+        a->q_head = a->q_tail = NULL;
+        pthread_mutex_unlock(&a->qmu);
+        write_group(a, list);
+        pthread_mutex_lock(&a->qmu);
+    }
+    pthread_mutex_unlock(&a->qmu);
+    return NULL;
+}
+
+void
+audit_submit(struct audit *a, struct audit_pending *p)
+{
+    p->next = NULL;
+    p->buffered = false;
+    pthread_mutex_lock(&a->qmu);
+    if (!a->has_writer && !a->q_stop && pthread_create(&a->writer, NULL, writer_main, a) == 0)
+        a->has_writer = true;
+    if (!a->has_writer || a->q_stop) {
+        // No thread (none could be started, or the log is closing): written here.
+        pthread_mutex_unlock(&a->qmu);
+        write_group(a, p);
+        return;
+    }
+    if (a->q_tail != NULL)
+        a->q_tail->next = p;
+    else
+        a->q_head = p;
+    a->q_tail = p;
+    // One wake-up for the records queued while the writer sleeps.
+    bool wake = a->writer_waiting;
+    a->writer_waiting = false;
+    pthread_mutex_unlock(&a->qmu);
+    if (wake)
+        pthread_cond_signal(&a->q_cv);
+}
+
+bool
+audit_groups(const struct audit *a)
+{
+    return a != NULL && a->sync == AUDIT_SYNC_ALWAYS;
 }
 
 int
@@ -812,6 +1006,13 @@ audit_close(struct audit *a)
 {
     if (a == NULL)
         return;
+    // The records submitted first: the writer empties its queue before it stops.
+    pthread_mutex_lock(&a->qmu);
+    a->q_stop = true;
+    pthread_cond_signal(&a->q_cv);
+    pthread_mutex_unlock(&a->qmu);
+    if (a->has_writer)
+        pthread_join(a->writer, NULL);
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
     pthread_cond_broadcast(&a->tick_cv);
@@ -824,7 +1025,7 @@ audit_close(struct audit *a)
     if (a->ready && a->fd >= 0) {
         char ignored[256];
         struct written w;
-        if (prepare_locked(a, 0, ignored, sizeof(ignored)) == 0 &&
+        if (prepare_locked(a, 0, true, ignored, sizeof(ignored)) == 0 &&
             write_record_locked(a, "stop", "", 0, &w, ignored, sizeof(ignored)) == 0 && a->regular)
             (void)fdatasync(a->fd);
     }
@@ -841,10 +1042,12 @@ audit_close(struct audit *a)
     pthread_cond_destroy(&a->tick_cv);
     pthread_cond_destroy(&a->synced_cv);
     pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->q_cv);
+    pthread_mutex_destroy(&a->qmu);
     free(a->path);
     free(a->replica);
     free(a->replica_json);
-    free(a->line);
+    free(a->out);
     free(a);
 }
 
@@ -866,7 +1069,7 @@ audit_writable(struct audit *a, char *why, size_t whylen)
     char err[256] = "";
     a->start_after = "write-failure";
     a->start_pending = true;
-    int rc = prepare_locked(a, 0, err, sizeof err);
+    int rc = prepare_locked(a, 0, true, err, sizeof err);
     if (rc < 0)
         snprintf(a->failure, sizeof a->failure, "%s", err);
     atomic_store(&a->failing, rc < 0);

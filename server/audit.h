@@ -76,6 +76,37 @@ int audit_append(struct audit *a, cJSON *record, struct audit_written *out, char
 int audit_append_text(struct audit *a, const char *record, size_t len, struct audit_written *out,
                       char *err, size_t errlen);
 
+// A decision record handed to the writer's thread (audit_submit), which writes the records
+// handed over meanwhile together: their lines in one write(2) (and, with "always", one
+// fdatasync), each record still checked and chained in order as audit_append_text does. The
+// caller fills the first members and keeps the struct and the record's text until done runs.
+struct audit_pending {
+    const char *record; // as for audit_append_text
+    size_t len;
+    // Called once, from the writer's thread, when the record is written (rc 0, out filled) or
+    // not (rc -1, err says why; the chain left as it was for it). The writer touches the struct
+    // no more once it calls done.
+    void (*done)(struct audit_pending *p);
+    int rc;
+    struct audit_written out;
+    char err[256];
+    // The writer's.
+    struct audit_pending *next;
+    bool buffered;
+    uint64_t gen;
+};
+
+// Queues a record for the writer's thread (started at the first call) and returns at once; the
+// record is as durable as the sync mode promises when p->done is called with rc 0. Thread-safe.
+void audit_submit(struct audit *a, struct audit_pending *p);
+
+// Whether a server should submit its records (audit_submit) and hold each answer until its
+// record is written, rather than write each with audit_append_text: true with "always", where
+// the records submitted meanwhile then share one fdatasync. With "batch" and "none" one
+// write(2) per record costs less than holding the answer (suspending and resuming its
+// connection). audit_groups(NULL) is false.
+bool audit_groups(const struct audit *a);
+
 // Counters since audit_open: records appended, failed appends. Either pointer may be NULL.
 void audit_stats(const struct audit *a, uint64_t *records, uint64_t *write_errors);
 
@@ -92,7 +123,8 @@ void audit_reopen(struct audit *a);
 // while that fails too. Thread-safe.
 int audit_writable(struct audit *a, char *why, size_t whylen);
 
-// Writes a "stop" record, fsyncs and frees. audit_close(NULL) is a no-op.
+// Writes the records submitted and not yet written, then a "stop" record, fsyncs and frees.
+// audit_close(NULL) is a no-op.
 void audit_close(struct audit *a);
 
 #endif

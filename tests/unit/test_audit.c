@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1002,6 +1003,174 @@ test_corpus(void **state)
     assert_true(cases >= 15);
 }
 
+/* ---- records submitted to the writer's thread (audit_submit) ---- */
+
+enum { GROUP = 40 };
+
+static struct {
+    struct audit *a;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct audit_pending p[GROUP + 1];
+    char text[GROUP + 1][96];
+    int done;
+    bool fail_the_group; /* the first record's done makes the group's write fail */
+    unsigned long long syscw_before;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* The process's write-family syscalls so far (all threads). */
+static unsigned long long
+syscw(void)
+{
+    char *io = slurp("/proc/self/io", NULL);
+    assert_non_null(io);
+    const char *w = strstr(io, "syscw: ");
+    assert_non_null(w);
+    unsigned long long n = strtoull(w + 7, NULL, 10);
+    free(io);
+    return n;
+}
+
+static void
+group_done(struct audit_pending *p)
+{
+    if (p == &g.p[0] && g.a != NULL) {
+        /* The writer is in its done calls: what is submitted now waits, and is then written as
+           one group. */
+        if (g.fail_the_group) {
+            struct stat st;
+            assert_int_equal(stat(logpath, &st), 0);
+            struct rlimit lim = fsize_limit;
+            lim.rlim_cur = (rlim_t)st.st_size + 300; /* room for one record and a part */
+            signal(SIGXFSZ, SIG_IGN);
+            assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        }
+        g.syscw_before = syscw();
+        for (int i = 1; i <= GROUP; i++)
+            audit_submit(g.a, &g.p[i]);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.done++;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+}
+
+static void
+wait_done(int n)
+{
+    pthread_mutex_lock(&g.mu);
+    while (g.done < n)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+}
+
+static void
+group_prepare(struct audit *a, bool fail)
+{
+    g.a = a;
+    g.done = 0;
+    g.fail_the_group = fail;
+    for (int i = 0; i <= GROUP; i++) {
+        snprintf(g.text[i], sizeof g.text[i],
+                 "{\"uid\":\"g-%d\",\"webhook\":\"validate\",\"decision\":\"allow\"}", i);
+        g.p[i] = (struct audit_pending){
+            .record = g.text[i], .len = strlen(g.text[i]), .done = group_done};
+    }
+}
+
+static void
+test_submitted_records_share_one_write(void **state)
+{
+    (void)state;
+    struct audit *a = open_log(logpath, AUDIT_SYNC_ALWAYS, 0, 0, NULL);
+    assert_true(audit_groups(a));
+    group_prepare(a, false);
+    audit_submit(a, &g.p[0]);
+    wait_done(GROUP + 1);
+    /* The 40 records submitted while the writer was busy: one write(2), one fdatasync. */
+    assert_int_equal(syscw() - g.syscw_before, 1);
+    for (int i = 0; i <= GROUP; i++) {
+        assert_int_equal(g.p[i].rc, 0);
+        assert_int_equal(g.p[i].out.seq, g.p[0].out.seq + (uint64_t)i); /* in their order */
+    }
+    uint64_t records, errors;
+    audit_stats(a, &records, &errors);
+    assert_int_equal(records, GROUP + 1);
+    assert_int_equal(errors, 0);
+    audit_close(a);
+    char **lines;
+    size_t n = read_lines(logpath, &lines);
+    assert_int_equal(n, GROUP + 3); /* start, the records, stop */
+    for (int i = 0; i <= GROUP; i++) {
+        char uid[32];
+        snprintf(uid, sizeof uid, "\"uid\":\"g-%d\"", i);
+        assert_non_null(strstr(lines[i + 1], uid));
+        assert_non_null(strstr(lines[i + 1], g.p[i].out.hash));
+    }
+    free_lines(lines, n);
+    char out[2048];
+    assert_int_equal(verify(out, sizeof(out), "--sealed", logpath, NULL), 0);
+}
+
+/* A write that fails fails every record of its group; the chain goes on from the record
+   before them. */
+static void
+test_failed_group_write_fails_every_record(void **state)
+{
+    (void)state;
+    struct audit *a = open_log(logpath, AUDIT_SYNC_ALWAYS, 0, 0, NULL);
+    group_prepare(a, true);
+    audit_submit(a, &g.p[0]);
+    wait_done(GROUP + 1);
+    assert_int_equal(g.p[0].rc, 0);
+    for (int i = 1; i <= GROUP; i++) {
+        assert_int_equal(g.p[i].rc, -1);
+        assert_non_null(strstr(g.p[i].err, "write: File too large"));
+    }
+    struct stat st;
+    assert_int_equal(stat(logpath, &st), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &fsize_limit), 0);
+    char **lines;
+    size_t n = read_lines(logpath, &lines);
+    assert_int_equal(n, 2); /* the partial lines were cut off */
+    free_lines(lines, n);
+    g.a = NULL;
+    g.p[1].rc = -1;
+    audit_submit(a, &g.p[1]);
+    wait_done(GROUP + 2);
+    assert_int_equal(g.p[1].rc, 0);
+    assert_int_equal(g.p[1].out.seq, g.p[0].out.seq + 1);
+    uint64_t records, errors;
+    audit_stats(a, &records, &errors);
+    assert_int_equal(records, 2);
+    assert_int_equal(errors, GROUP);
+    audit_close(a);
+    char out[2048];
+    assert_int_equal(verify(out, sizeof(out), "--sealed", logpath, NULL), 0);
+    assert_non_null(strstr(out, "OK (4 records)"));
+}
+
+/* Records still queued when the log closes are written before its stop record. */
+static void
+test_close_writes_what_was_submitted(void **state)
+{
+    (void)state;
+    struct audit *a = open_log(logpath, AUDIT_SYNC_BATCH, 0, 0, NULL);
+    assert_false(audit_groups(a));
+    group_prepare(a, false);
+    g.a = NULL; /* no follow-up submissions */
+    for (int i = 0; i <= GROUP; i++)
+        audit_submit(a, &g.p[i]);
+    audit_close(a);
+    assert_int_equal(g.done, GROUP + 1);
+    for (int i = 0; i <= GROUP; i++)
+        assert_int_equal(g.p[i].rc, 0);
+    char out[2048];
+    assert_int_equal(verify(out, sizeof(out), "--sealed", logpath, NULL), 0);
+    assert_non_null(strstr(out, "OK (43 records)"));
+    assert_false(audit_groups(NULL));
+}
+
 int
 main(void)
 {
@@ -1023,6 +1192,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_always, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submitted_records_share_one_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_group_write_fails_every_record, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_writes_what_was_submitted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_rotation_retires_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_reopen_hands_the_file_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stdout, setup, teardown),
