@@ -40,6 +40,10 @@ struct http {
     atomic_bool draining;
     atomic_int in_flight;
     atomic_int connections; // on the HTTPS listener, from accept to close (see hand_over)
+    atomic_int holding;     // answers held for their records (struct held)
+    atomic_bool no_holding; // stopping: records are written before their handler returns
+    pthread_mutex_t held_lock;
+    struct woken *woken; // per worker thread (see resume_held)
     pthread_mutex_t detail_lock;
     char *detail;
     char *cert_failure; // why the last certificate reload failed; NULL: it did not
@@ -86,6 +90,28 @@ struct request {
     size_t raw_uri_len;       // the request target's length up to its first NUL, before parsing
     size_t raw_uri_args;      // its '&' and '?' separators
     struct reaper_conn *conn; // its connection's record for the header deadline, or NULL
+    struct held *held;        // its answer, held until its record is written; or NULL
+};
+
+// An answer held back, its connection suspended, while the audit log's writer writes its record
+// with those of other requests (audit_submit); the writer resumes the connection, and the
+// handler, called again, queues the answer.
+struct held {
+    struct audit_pending pend;
+    struct MHD_Connection *c;
+    enum admit_webhook w;
+    struct admit_result res; // the answer and the record; the review and evaluation freed
+    char *uid;               // the review's, for the log of a failed write
+    struct http *h;
+    unsigned worker;   // the worker thread serving its connection
+    struct held *next; // in the list its waker resumes
+};
+
+// A worker's held answers whose records are written: the waker is resumed by the audit log's
+// writer, and its handler resumes the others.
+struct woken {
+    struct held *waker;
+    struct held *head, *tail;
 };
 
 // What the server keeps per HTTPS connection, as libmicrohttpd's socket context: its TLS transport
@@ -263,6 +289,14 @@ judging_of(struct http *h, struct MHD_Connection *c)
 
 static enum MHD_Result admission_judged(struct http *h, struct MHD_Connection *c,
                                         struct request *rq);
+static enum MHD_Result answer(struct http *h, struct MHD_Connection *c, struct request *rq,
+                              enum admit_webhook w, struct admit_result *res, struct policy *p,
+                              struct exceptions *x);
+static void resume_held(struct audit_pending *pend);
+static bool hold(struct http *h, struct MHD_Connection *c, struct request *rq, enum admit_webhook w,
+                 struct admit_result *res, struct policy *p, struct exceptions *x);
+static void audit_failed(struct http *h, struct admit_result *res, const char *uid,
+                         const char *err);
 
 // A worker judging a review serves nothing else until it is done: the acceptor steers new
 // connections away from it meanwhile.
@@ -307,25 +341,137 @@ admission_judged(struct http *h, struct MHD_Connection *c, struct request *rq)
     if (res.unguarded)
         metrics_unguarded(h->deps.metrics, w);
     if (res.record.buf != NULL && h->deps.audit != NULL) {
+        // The answer leaves only once its record is written: held until then ("always"), or
+        // written here.
+        if (audit_groups(h->deps.audit) && hold(h, c, rq, w, &res, p, x))
+            return MHD_YES;
         char err[256];
-        // The answer leaves only once its record is written.
         if (audit_append_text(h->deps.audit, res.record.buf, res.record.len, NULL, err,
-                              sizeof err) != 0) {
-            log_msg(LOGL_ERROR, "audit log write failed", "error", err, "uid", res.req.uid, NULL);
-            if (!h->opts.audit_fail_open) {
-                metrics_rejected(h->deps.metrics, METRICS_REJECT_AUDIT);
-                admit_fail(&res, 500, "the audit log cannot be written; refusing to answer");
-                res.decision = ADMIT_ERROR;
-            }
-        }
+                              sizeof err) != 0)
+            audit_failed(h, &res, res.req.uid, err);
     }
-    metrics_observe(h->deps.metrics, w, res.operation, res.decision, mono_since(&rq->start));
-    enum MHD_Result ret = send_body(h, c, (unsigned)res.status, "application/json", res.body,
-                                    res.body_len, MHD_RESPMEM_MUST_FREE);
-    res.body = NULL; // libmicrohttpd frees it
-    admit_result_free(&res);
+    return answer(h, c, rq, w, &res, p, x);
+}
+
+// Holds the answer, its connection suspended, and hands its record to the audit log's writer,
+// which writes it with those of the other requests held meanwhile (one fdatasync for them all)
+// and then resumes the connection (resume_held). Takes res, p and x. False, with nothing taken,
+// once the server is stopping: libmicrohttpd must not be stopped with suspended connections.
+static bool
+hold(struct http *h, struct MHD_Connection *c, struct request *rq, enum admit_webhook w,
+     struct admit_result *res, struct policy *p, struct exceptions *x)
+{
+    atomic_fetch_add(&h->holding, 1);
+    if (atomic_load(&h->no_holding)) {
+        atomic_fetch_sub(&h->holding, 1);
+        return false;
+    }
+    // Only the answer and the record are kept: the review's tree goes back now.
+    struct held *hd = xmalloc(sizeof *hd);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *hd = (struct held){.c = c,
+                        .w = w,
+                        .uid = xstrdup(res->req.uid ? res->req.uid : ""),
+                        .h = h,
+                        .worker = fd != NULL ? (unsigned)fd->connect_fd % h->workers : 0};
+    eval_result_free(&res->ev);
+    memset(&res->ev, 0, sizeof res->ev);
+    review_request_free(&res->req);
+    hd->res = *res;
+    exceptions_unref(x);
+    policy_unref(p);
+    hd->pend = (struct audit_pending){
+        .record = hd->res.record.buf, .len = hd->res.record.len, .done = resume_held};
+    rq->held = hd;
+    // Suspended before the writer can resume it.
+    MHD_suspend_connection(c);
+    audit_submit(h->deps.audit, &hd->pend);
+    return true;
+}
+
+// Sends a judged request's answer, its record written (or none needed).
+static enum MHD_Result
+answer(struct http *h, struct MHD_Connection *c, struct request *rq, enum admit_webhook w,
+       struct admit_result *res, struct policy *p, struct exceptions *x)
+{
+    metrics_observe(h->deps.metrics, w, res->operation, res->decision, mono_since(&rq->start));
+    enum MHD_Result ret = send_body(h, c, (unsigned)res->status, "application/json", res->body,
+                                    res->body_len, MHD_RESPMEM_MUST_FREE);
+    res->body = NULL; // libmicrohttpd frees it
+    admit_result_free(res);
     exceptions_unref(x);
     policy_unref(p); // last: the result's patch points into the policy
+    return ret;
+}
+
+// The record could not be written: unless --audit-failure open, the answer is a 500 saying so.
+static void
+audit_failed(struct http *h, struct admit_result *res, const char *uid, const char *err)
+{
+    log_msg(LOGL_ERROR, "audit log write failed", "error", err, "uid", uid, NULL);
+    if (!h->opts.audit_fail_open) {
+        metrics_rejected(h->deps.metrics, METRICS_REJECT_AUDIT);
+        admit_fail(res, 500, "the audit log cannot be written; refusing to answer");
+        res->decision = ADMIT_ERROR;
+    }
+}
+
+// The writer's thread: the record is written, or failed. Resuming a connection wakes its
+// worker, which on one core then ran before the writer resumed the next, a pair of thread
+// switches per request: so the writer resumes one connection of each worker (its waker), and
+// the waker's handler resumes the others of that worker, written meanwhile.
+static void
+resume_held(struct audit_pending *pend)
+{
+    struct held *hd = (struct held *)pend; // its first member
+    struct woken *q = &hd->h->woken[hd->worker];
+    hd->next = NULL;
+    pthread_mutex_lock(&hd->h->held_lock);
+    bool waker = q->waker == NULL;
+    if (waker)
+        q->waker = hd;
+    else if (q->tail != NULL)
+        q->tail = q->tail->next = hd;
+    else
+        q->head = q->tail = hd;
+    pthread_mutex_unlock(&hd->h->held_lock);
+    if (waker)
+        MHD_resume_connection(hd->c);
+}
+
+// The waker's handler (or its connection's end): resumes the held answers written since.
+static void
+resume_woken(struct http *h, struct held *hd)
+{
+    struct woken *q = &h->woken[hd->worker];
+    pthread_mutex_lock(&h->held_lock);
+    if (q->waker != hd) {
+        pthread_mutex_unlock(&h->held_lock);
+        return;
+    }
+    struct held *list = q->head;
+    q->waker = q->head = q->tail = NULL;
+    pthread_mutex_unlock(&h->held_lock);
+    for (struct held *next; list != NULL; list = next) {
+        next = list->next;
+        MHD_resume_connection(list->c);
+    }
+}
+
+// The handler's call after the resume: the held answer leaves, or the failure's 500.
+static enum MHD_Result
+answer_held(struct http *h, struct MHD_Connection *c, struct request *rq)
+{
+    struct held *hd = rq->held;
+    rq->held = NULL;
+    resume_woken(h, hd);
+    if (hd->pend.rc != 0)
+        audit_failed(h, &hd->res, hd->uid, hd->pend.err);
+    enum MHD_Result ret = answer(h, c, rq, hd->w, &hd->res, NULL, NULL);
+    free(hd->uid);
+    free(hd);
+    atomic_fetch_sub(&h->holding, 1);
     return ret;
 }
 
@@ -691,6 +837,8 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         rq->raw_uri_len = version > url ? (size_t)(version - url) - 1 : strlen(url);
         *con_cls = rq;
     }
+    if (rq->held != NULL)
+        return answer_held(h, c, rq); // resumed: its record is written
     if (!rq->begun) {
         rq->begun = true;
         wire_request(conn_wire(c), strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
@@ -741,6 +889,16 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     reaper_request_done(rq ? rq->conn : conn_reap(c));
     if (rq == NULL)
         return;
+    if (rq->held != NULL) {
+        // Closed after its resume, before its answer could be queued.
+        struct held *hd = rq->held;
+        resume_woken(h, hd);
+        admit_result_free(&hd->res);
+        free(hd->uid);
+        free(hd);
+        rq->held = NULL;
+        atomic_fetch_sub(&h->holding, 1);
+    }
     if (rq->counted) {
         atomic_fetch_sub(&h->in_flight, 1);
         metrics_in_flight(h->deps.metrics, -1);
@@ -1083,6 +1241,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     h->deps = *d;
     h->listen_fd = h->wake[0] = h->wake[1] = -1;
     pthread_mutex_init(&h->detail_lock, NULL);
+    pthread_mutex_init(&h->held_lock, NULL);
     h->budget = budget_new(o->body_memory);
     if (o->request_timeout > 0) {
         h->reaper = reaper_new(o->request_timeout, d->metrics, conn_reap);
@@ -1111,6 +1270,7 @@ http_start(const struct http_options *o, const struct http_deps *d, char *err, s
     unsigned workers = o->threads > 1 ? o->threads : 1;
     h->workers = workers;
     h->judging = xcalloc(workers, sizeof *h->judging);
+    h->woken = xcalloc(workers, sizeof *h->woken);
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                         (o->connection_limit + LISTEN_BACKLOG + 1) * workers, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout, NULL};
@@ -1263,8 +1423,12 @@ http_stop(struct http *h)
 {
     if (h == NULL)
         return;
-    // libmicrohttpd must not be stopped with suspended connections: let every waiter go.
+    // libmicrohttpd must not be stopped with suspended connections: let every waiter go, and
+    // every held answer leave (its record is written meanwhile; no answer is held from here).
     budget_stop(h->budget);
+    atomic_store(&h->no_holding, true);
+    while (atomic_load(&h->holding) > 0)
+        nap_ms(1);
     reaper_stop(h->reaper); // no shutdown(2) once the daemon closes the sockets
     acceptor_stop(h);       // nothing handed to the daemon once it stops
     if (h->listen_fd != -1)
@@ -1278,9 +1442,11 @@ http_stop(struct http *h)
             close(h->wake[i]);
     free(h->accepted_at);
     free(h->judging);
+    free(h->woken);
     free(h->detail);
     free(h->cert_failure);
     pthread_mutex_destroy(&h->detail_lock);
+    pthread_mutex_destroy(&h->held_lock);
     budget_free(h->budget);
     reaper_free(h->reaper); // after the daemon: its closing notices reach the reaper
     free(h);

@@ -177,6 +177,90 @@ def test_sigkill_under_load_loses_no_answered_record(start_server, tmp_path, syn
     assert start["seq"] == recs[-1]["seq"] + 1
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_always_concurrent_answers_each_after_its_record(start_server, threads):
+    """--audit-sync always holds each answer until the group its record was written with is
+    fsynced: every answer has its record, once, in one verifiable chain."""
+    srv = start_server(audit_sync="always", threads=threads)
+    answered = load(srv, per_thread=40, threads=8)
+    assert len(answered) == 8 * 40
+    assert metric(srv, "tableguard_audit_records_total") == 8 * 40
+    assert srv.stop() == 0
+    recs = verify_both([srv.audit_path], "--sealed")
+    assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
+
+
+def test_always_write_failure_fails_every_held_request(start_server):
+    srv = start_server(audit=False, audit_log="/dev/full", audit_sync="always")
+    statuses, lock = [], threading.Lock()
+
+    def client(t):
+        conn = srv.connect()
+        for i in range(5):
+            status = status_of(srv, "validate", prod_review("full-%d-%d" % (t, i)), conn)
+            with lock:
+                statuses.append(status)
+
+    clients = [threading.Thread(target=client, args=(t,)) for t in range(8)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    assert statuses == [500] * 40
+    assert metric(srv, "tableguard_audit_write_errors_total") >= 40
+    assert metric(srv, "tableguard_audit_records_total") == 0
+    assert srv.stop() == 0
+    assert "audit log write failed" in srv.log_path.read_text()
+
+
+def test_always_sigterm_under_load_answers_every_held_request(start_server, tmp_path):
+    """The drain waits for the answers held for their records: none is dropped, each has its
+    record, and the log closes with a stop record after them."""
+    log = tmp_path / "drained.log"
+    srv = start_server(audit=False, audit_log=log, audit_sync="always", threads=2,
+                       drain_timeout=20)
+    sent, answered, dropped, lock, stop = [], [], [], threading.Lock(), threading.Event()
+
+    def worker(t):
+        conn, i = None, 0
+        while not stop.is_set():
+            if conn is None:
+                conn = srv.connect()
+                try:
+                    conn.connect()
+                except OSError:
+                    return  # not accepted: nothing sent
+            uid = "drain-%d-%d" % (t, i)
+            i += 1
+            with lock:
+                sent.append(uid)
+            try:
+                status, body = srv.admit("validate", prod_review(uid), conn=conn)
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                with lock:
+                    dropped.append((uid, repr(e)))
+                return
+            assert status == 200 and body["response"]["uid"] == uid
+            with lock:
+                answered.append(uid)
+            if conn.sock is None:  # the answer said Connection: close
+                conn = None
+
+    workers = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for w in workers:
+        w.start()
+    time.sleep(1)
+    srv.proc.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(timeout=30) == 0
+    stop.set()
+    for w in workers:
+        w.join(10)
+    assert len(answered) > 50
+    assert not dropped, "requests sent and never answered: %s" % dropped[:3]
+    recs = verify_both([log], "--sealed")
+    assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
+
+
 def test_rotation_under_load_keeps_the_chain(start_server):
     srv = start_server(audit_sync="always", audit_max_size=16384, audit_max_files=1000)
     answered = load(srv, per_thread=80)
