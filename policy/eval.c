@@ -1032,8 +1032,11 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
     struct transition_slots now = {0};
     if (!deleting) {
         transition_slots(s, in->object, &now);
-        for (size_t i = 0; i < now.count; i++)
+        for (size_t i = 0; i < now.count; i++) {
+            if (i + 1 < now.count)
+                json_prefetch(now.items[i + 1].component);
             validate_slot(s, in, app, &now.items[i], out);
+        }
     }
     // An UPDATE without a readable oldObject is judged on the object alone.
     if (deleting ||

@@ -9,4 +9,23 @@
 // such member, or the member is not a string.
 const char *json_str(const cJSON *o, const char *key);
 
+// How far json_prefetch reaches: more than a typical Application component's parsed subtree
+// (about 2.7 KiB: 34 nodes of 64 bytes and their strings).
+#define JSON_PREFETCH_BYTES 4096
+
+// Asks the CPU to start loading the JSON_PREFETCH_BYTES from o on into its caches, without
+// waiting for them. A decoded review's tree is allocated in parse order (server/review.c), so an
+// item's members follow it in memory: a loop over a large array calls this for the next item
+// while it reads the current one, and the next item's lookups, which walk its members pointer by
+// pointer, then find them in the cache instead of waiting on memory at each step. Elsewhere it
+// costs only the requests (one per 64-byte cache line). NULL is ignored.
+static inline void
+json_prefetch(const cJSON *o)
+{
+    if (o == NULL)
+        return;
+    for (int k = 0; k < JSON_PREFETCH_BYTES; k += 64)
+        __builtin_prefetch((const char *)o + k);
+}
+
 #endif
