@@ -261,6 +261,39 @@ def test_always_sigterm_under_load_answers_every_held_request(start_server, tmp_
     assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
 
 
+@pytest.mark.parametrize("sync", ["batch", "always"])
+def test_rename_and_sighup_under_load_keep_every_record(start_server, tmp_path, sync):
+    """A log-rotation tool renames the log and sends SIGHUP while requests are answered: every
+    answered decision is in one of the files, once, and the chain runs through them."""
+    log = tmp_path / "hup.log"
+    srv = start_server(audit=False, audit_log=log, audit_sync=sync, threads=2)
+    answered, stop, workers = load(srv, seconds=0.5, threads=8)
+    moved = []
+    for i in range(3):
+        moved.append(tmp_path / ("hup.log.%d" % i))
+        os.rename(log, moved[-1])
+        srv.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.4)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert srv.stop() == 0
+    # `audit verify` takes a file that ends without a rotate record for a truncated one when
+    # another follows: each file is verified alone, and their links here.
+    for f in moved + [log]:
+        proc = run("audit", "verify", str(f))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    recs = records(moved + [log])
+    assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    assert all(b["prev"] == a["hash"] for a, b in zip(recs, recs[1:]))
+    assert recs[-1]["event"] == "stop"
+    assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
+    assert len(answered) > 50
+    reopened = [r for r in recs if r["event"] == "start" and r["after"] == "reopen"]
+    # Each rename is noticed before the next record, and each SIGHUP reopens again.
+    assert 3 <= len(reopened) <= 6
+
+
 def test_rotation_under_load_keeps_the_chain(start_server):
     srv = start_server(audit_sync="always", audit_max_size=16384, audit_max_files=1000)
     answered = load(srv, per_thread=80)
