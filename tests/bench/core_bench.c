@@ -13,8 +13,10 @@
 // batches of at least 50 ms. A ratio (UPDATE to CREATE, with profiles and exceptions to without,
 // a guarded object to the Application) is measured in pairs: short batches of its two sides in
 // turn, PAIRS times, and the ratio is the median of the pairs' ratios, with the middle half of
-// them beside it, so that a change in the machine's speed moves both sides of a pair alike.
-// PAYLOAD_DIR is what tests/bench/payloads.py writes.
+// them beside it, so that a change in the machine's speed moves both sides of a pair alike; the
+// pairs of all the rows of a table are taken in rounds, so that each row's are spread over the
+// table's whole time ("method" row: pair_order rounds). PAYLOAD_DIR is what tests/bench/payloads.py
+// writes.
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,31 +109,56 @@ cmp_pair(const void *x, const void *y)
     return cmp_double(&pair_ratios[*(const int *)x], &pair_ratios[*(const int *)y]);
 }
 
-// Times b against a: PAIRS pairs of batches, in the order A B, then B A, and so on, so that
-// neither side always runs first. The times given are those of the median pair, so that they
-// show the ratio given; each side's own median may come from a moment when the machine ran
-// faster or slower than the other side's.
-static struct ratio
-paired_per_call(bench_fn fa, void *a, bench_fn fb, void *b)
+// One ratio being measured: b against a, PAIRS pairs of batches of each.
+struct pairing {
+    bench_fn fa, fb;
+    void *a, *b;
+    size_t ra, rb;               // calls per batch
+    double ta[PAIRS], tb[PAIRS]; // seconds per call, pair by pair
+};
+
+// Times every pairing of p: each side calibrated, then PAIRS rounds, each taking one pair of
+// every pairing in turn, in the order A B in even rounds and B A in odd ones, so that neither
+// side always runs first. A pairing's pairs are so spread over the whole set's time: a moment
+// when the machine runs the reviews slower or faster falls on a few pairs of each row, never on
+// all the pairs of one.
+static void
+run_pairings(struct pairing *p, size_t n)
 {
-    size_t ra = calibrate(fa, a, PAIR_BATCH_S), rb = calibrate(fb, b, PAIR_BATCH_S);
-    double ta[PAIRS], tb[PAIRS], q[PAIRS];
+    for (size_t j = 0; j < n; j++) {
+        p[j].ra = calibrate(p[j].fa, p[j].a, PAIR_BATCH_S);
+        p[j].rb = calibrate(p[j].fb, p[j].b, PAIR_BATCH_S);
+    }
+    for (int i = 0; i < PAIRS; i++)
+        for (size_t j = 0; j < n; j++) {
+            struct pairing *q = &p[j];
+            if (i % 2 == 0) {
+                q->ta[i] = batch(q->fa, q->a, q->ra);
+                q->tb[i] = batch(q->fb, q->b, q->rb);
+            } else {
+                q->tb[i] = batch(q->fb, q->b, q->rb);
+                q->ta[i] = batch(q->fa, q->a, q->ra);
+            }
+        }
+}
+
+// b/a of a pairing run_pairings timed: the median of its pairs' ratios and the middle half's
+// bounds. The times given are those of the median pair, so that they show the ratio given; each
+// side's own median may come from a moment when the machine ran faster or slower than the other
+// side's.
+static struct ratio
+pairing_ratio(const struct pairing *p)
+{
+    double q[PAIRS];
     int order[PAIRS];
     for (int i = 0; i < PAIRS; i++) {
-        if (i % 2 == 0) {
-            ta[i] = batch(fa, a, ra);
-            tb[i] = batch(fb, b, rb);
-        } else {
-            tb[i] = batch(fb, b, rb);
-            ta[i] = batch(fa, a, ra);
-        }
-        q[i] = tb[i] / ta[i];
+        q[i] = p->tb[i] / p->ta[i];
         order[i] = i;
     }
     pair_ratios = q;
     qsort(order, PAIRS, sizeof *order, cmp_pair);
     int mid = order[PAIRS / 2];
-    return (struct ratio){ta[mid], tb[mid], q[mid], q[order[PAIRS / 4]],
+    return (struct ratio){p->ta[mid], p->tb[mid], q[mid], q[order[PAIRS / 4]],
                           q[order[PAIRS - 1 - PAIRS / 4]]};
 }
 
@@ -364,6 +391,44 @@ profile_main(int argc, char **argv)
     return 0;
 }
 
+// Reviews against components, every shape, both webhooks. The decode of each review is timed in
+// pairs with the review (a part against its whole), and given as that share of the review's own
+// median: two medians timed apart could put the part above the whole.
+static void
+review_rows(const char *dir, const struct policy *policy)
+{
+    static const char *const traits[] = {"notrait", "trait"};
+    static const char *const decisions[] = {"allow", "deny"};
+    enum { SHAPES = NCOUNTS * 4, N = SHAPES * 2 };
+    struct review_case c[N];
+    struct pairing p[N];
+    double us[N];
+    char *body[SHAPES];
+    size_t len = 0;
+    for (size_t j = 0; j < N; j++) {
+        size_t k = j / 8, t = j / 4 % 2, d = j / 2 % 2, w = j % 2;
+        if (w == 0)
+            body[j / 2] = payload(dir, COUNTS[k], traits[t], decisions[d], &len);
+        c[j] = (struct review_case){
+            policy, w ? ADMIT_VALIDATE : ADMIT_MUTATE, body[j / 2], len, NULL, 0};
+        us[j] = median_per_call(run_admit, &c[j]) * 1e6;
+        p[j] = (struct pairing){.fa = run_admit, .a = &c[j], .fb = run_decode, .b = &c[j]};
+    }
+    run_pairings(p, N);
+    printf("#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review\tus_per_component"
+           "\tdecode_us\tdecode_share\n");
+    for (size_t j = 0; j < N; j++) {
+        size_t k = j / 8, t = j / 4 % 2, d = j / 2 % 2, w = j % 2;
+        double share = pairing_ratio(&p[j]).ratio;
+        printf("review\t%zu\t%s\t%s\t%s\t%zu\t%.2f\t%.3f\t%.2f\t%.3f\n", COUNTS[k], traits[t],
+               decisions[d], w ? "validate" : "mutate", c[j].len, us[j], us[j] / (double)COUNTS[k],
+               us[j] * share, share);
+    }
+    fflush(stdout);
+    for (size_t i = 0; i < SHAPES; i++)
+        free(body[i]);
+}
+
 // UPDATE with oldObject against the CREATE of the same Application (the mutated, trait shape
 // both webhooks see). "update": the CREATE body with the same Application as oldObject, the
 // UPDATE the API server sends when a sync changes nothing the policy looks at. "apply": the
@@ -372,34 +437,45 @@ profile_main(int argc, char **argv)
 static void
 update_rows(const char *dir, const struct policy *policy, bool apply)
 {
+    enum { N = NCOUNTS * 2 };
+    struct review_case c[N], u[N];
+    struct pairing p[N];
+    char *create[NCOUNTS], *update[NCOUNTS];
+    for (size_t k = 0; k < NCOUNTS; k++) {
+        size_t clen, ulen;
+        create[k] = payload(dir, COUNTS[k], "trait", "allow", &clen);
+        update[k] = apply ? payload(dir, COUNTS[k], "trait", "allow-update", &ulen)
+                          : update_body(create[k], &ulen);
+        for (int w = 0; w < 2; w++) {
+            size_t j = 2 * k + (size_t)w;
+            enum admit_webhook hook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
+            c[j] = (struct review_case){policy, hook, create[k], clen, NULL, 0};
+            u[j] = (struct review_case){policy, hook, update[k], ulen, NULL, 0};
+            p[j] = (struct pairing){.fa = run_admit, .a = &c[j], .fb = run_admit, .b = &u[j]};
+        }
+    }
+    run_pairings(p, N);
     if (apply)
         printf("#apply\tcomponents\twebhook\tcreate_bytes\tupdate_bytes\tcreate_us\tupdate_us"
                "\tratio\tratio_lo\tratio_hi\n");
     else
         printf("#update\tcomponents\twebhook\tcreate_us\tupdate_us\tratio\tratio_lo\tratio_hi\n");
-    for (size_t k = 0; k < NCOUNTS; k++) {
-        struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0}, u = c;
-        char *create = payload(dir, COUNTS[k], "trait", "allow", &c.len);
-        char *update = apply ? payload(dir, COUNTS[k], "trait", "allow-update", &u.len)
-                             : update_body(create, &u.len);
-        c.body = create;
-        u.body = update;
-        for (int w = 0; w < 2; w++) {
-            c.webhook = u.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
-            struct ratio r = paired_per_call(run_admit, &c, run_admit, &u);
-            const char *hook = w ? "validate" : "mutate";
-            if (apply)
-                printf("apply\t%zu\t%s\t%zu\t%zu\t", COUNTS[k], hook, c.len, u.len);
-            else
-                printf("update\t%zu\t%s\t", COUNTS[k], hook);
-            printf("%.2f\t%.2f\t%.3f\t%.3f\t%.3f\n", r.a * 1e6, r.b * 1e6, r.ratio, r.lo, r.hi);
-            fflush(stdout);
-        }
+    for (size_t j = 0; j < N; j++) {
+        struct ratio r = pairing_ratio(&p[j]);
+        const char *hook = j % 2 ? "validate" : "mutate";
         if (apply)
-            free(update);
+            printf("apply\t%zu\t%s\t%zu\t%zu\t", COUNTS[j / 2], hook, c[j].len, u[j].len);
         else
-            cJSON_free(update);
-        free(create);
+            printf("update\t%zu\t%s\t", COUNTS[j / 2], hook);
+        printf("%.2f\t%.2f\t%.3f\t%.3f\t%.3f\n", r.a * 1e6, r.b * 1e6, r.ratio, r.lo, r.hi);
+    }
+    fflush(stdout);
+    for (size_t k = 0; k < NCOUNTS; k++) {
+        if (apply)
+            free(update[k]);
+        else
+            cJSON_free(update[k]);
+        free(create[k]);
     }
 }
 
@@ -425,32 +501,51 @@ guarded_rows(const char *dir, const struct policy *policy)
                    {"dynamodbtable-create", "dynamodbtable-create", 0},
                    {"dynamodbtable-update", "dynamodbtable-update", 2}};
     enum { N = sizeof guarded / sizeof *guarded };
-    struct review_case c[N];
+    struct review_case c[2][N]; // by webhook: /mutate, /validate
+    struct pairing p[2][N];
+    double alone_us[2][N];
     char *text[N];
+    size_t np = 0;
     for (size_t g = 0; g < N; g++) {
-        c[g] = (struct review_case){policy, ADMIT_MUTATE, NULL, 0, NULL, 0};
-        text[g] = named_payload(dir, guarded[g].file, &c[g].len);
-        c[g].body = text[g];
+        size_t len;
+        text[g] = named_payload(dir, guarded[g].file, &len);
+        for (int w = 0; w < 2; w++)
+            c[w][g] = (struct review_case){
+                policy, w ? ADMIT_VALIDATE : ADMIT_MUTATE, text[g], len, NULL, 0};
     }
+    for (size_t g = 0; g < N; g++)
+        for (int w = 0; w < 2; w++) {
+            int a = guarded[g].against;
+            if (a < 0)
+                alone_us[w][g] = median_per_call(run_admit, &c[w][g]) * 1e6;
+            else
+                p[w][g] = (struct pairing){
+                    .fa = run_admit, .a = &c[w][a], .fb = run_admit, .b = &c[w][g]};
+        }
+    // The pairings, one set: the Application rows above come first in the table.
+    struct pairing set[2 * N];
+    for (size_t g = 0; g < N; g++)
+        for (int w = 0; w < 2; w++)
+            if (guarded[g].against >= 0)
+                set[np++] = p[w][g];
+    run_pairings(set, np);
+    np = 0;
     printf("#guarded\tobject\twebhook\tbytes\tus_per_review\tagainst\tagainst_us\tratio\tratio_lo"
            "\tratio_hi\n");
     for (size_t g = 0; g < N; g++)
         for (int w = 0; w < 2; w++) {
             const char *hook = w ? "validate" : "mutate";
-            for (size_t k = 0; k < N; k++)
-                c[k].webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
             if (guarded[g].against < 0) {
                 printf("guarded\t%s\t%s\t%zu\t%.2f\t-\t-\t-\t-\t-\n", guarded[g].object, hook,
-                       c[g].len, median_per_call(run_admit, &c[g]) * 1e6);
+                       c[w][g].len, alone_us[w][g]);
             } else {
-                int a = guarded[g].against;
-                struct ratio r = paired_per_call(run_admit, &c[a], run_admit, &c[g]);
+                struct ratio r = pairing_ratio(&set[np++]);
                 printf("guarded\t%s\t%s\t%zu\t%.2f\t%s\t%.2f\t%.3f\t%.3f\t%.3f\n",
-                       guarded[g].object, hook, c[g].len, r.b * 1e6, guarded[a].object, r.a * 1e6,
-                       r.ratio, r.lo, r.hi);
+                       guarded[g].object, hook, c[w][g].len, r.b * 1e6,
+                       guarded[guarded[g].against].object, r.a * 1e6, r.ratio, r.lo, r.hi);
             }
-            fflush(stdout);
         }
+    fflush(stdout);
     for (size_t g = 0; g < N; g++)
         free(text[g]);
 }
@@ -482,32 +577,43 @@ scale_rows(const char *dir, const struct policy *policy)
     static const struct {
         int profiles, exceptions;
     } variants[] = {{100, 0}, {0, 100}, {100, 100}};
-    printf("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio\tratio_lo"
-           "\tratio_hi\n");
-    for (size_t r = 0; r < sizeof reviews / sizeof *reviews; r++) {
-        struct review_case base = {policy, reviews[r].webhook, NULL, 0, NULL, now};
-        char *body = named_payload(dir, reviews[r].name, &base.len);
-        base.body = body;
-        enum admit_decision want = admit_once(&base);
-        for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-            struct review_case c = base;
+    enum { R = sizeof reviews / sizeof *reviews, V = sizeof variants / sizeof *variants };
+    struct review_case base[R], c[R][V];
+    struct pairing p[R * V];
+    char *body[R];
+    for (size_t r = 0; r < R; r++) {
+        base[r] = (struct review_case){policy, reviews[r].webhook, NULL, 0, NULL, now};
+        body[r] = named_payload(dir, reviews[r].name, &base[r].len);
+        base[r].body = body[r];
+        enum admit_decision want = admit_once(&base[r]);
+        for (size_t v = 0; v < V; v++) {
+            c[r][v] = base[r];
             if (variants[v].profiles)
-                c.policy = many;
+                c[r][v].policy = many;
             if (variants[v].exceptions)
-                c.exceptions = x;
-            if (admit_once(&c) != want) {
+                c[r][v].exceptions = x;
+            if (admit_once(&c[r][v]) != want) {
                 fprintf(stderr, "core_bench: %s decided otherwise with profiles/exceptions\n",
                         reviews[r].name);
                 exit(1);
             }
-            struct ratio q = paired_per_call(run_admit, &base, run_admit, &c);
+            p[r * V + v] =
+                (struct pairing){.fa = run_admit, .a = &base[r], .fb = run_admit, .b = &c[r][v]};
+        }
+    }
+    run_pairings(p, R * V);
+    printf("#scale\treview\twebhook\tprofiles\texceptions\tbase_us\tscaled_us\tratio\tratio_lo"
+           "\tratio_hi\n");
+    for (size_t r = 0; r < R; r++)
+        for (size_t v = 0; v < V; v++) {
+            struct ratio q = pairing_ratio(&p[r * V + v]);
             printf("scale\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.3f\t%.3f\t%.3f\n", reviews[r].name,
                    admit_webhook_name(reviews[r].webhook), variants[v].profiles,
                    variants[v].exceptions, q.a * 1e6, q.b * 1e6, q.ratio, q.lo, q.hi);
-            fflush(stdout);
         }
-        free(body);
-    }
+    fflush(stdout);
+    for (size_t r = 0; r < R; r++)
+        free(body[r]);
     exceptions_unref(x);
     policy_unref(many);
 }
@@ -528,33 +634,10 @@ main(int argc, char **argv)
     struct policy *policy = load_policy(ptext, plen, argv[2]);
     free(ptext);
 
-    printf("#method\tclock\tbatches\tbatch_ms\tpairs\tpair_batch_ms\n");
-    printf("method\tCLOCK_THREAD_CPUTIME_ID\t%d\t%.0f\t%d\t%.0f\n", BATCHES, BATCH_S * 1e3, PAIRS,
-           PAIR_BATCH_S * 1e3);
-    static const char *const traits[] = {"notrait", "trait"};
-    static const char *const decisions[] = {"allow", "deny"};
-    // The decode of each review is timed in pairs with the review (a part against its whole),
-    // and given as that share of the review's own median: two medians timed apart could put the
-    // part above the whole.
-    printf("#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review\tus_per_component"
-           "\tdecode_us\tdecode_share\n");
-    for (size_t k = 0; k < NCOUNTS; k++)
-        for (int t = 0; t < 2; t++)
-            for (int d = 0; d < 2; d++) {
-                struct review_case c = {policy, ADMIT_MUTATE, NULL, 0, NULL, 0};
-                char *body = payload(dir, COUNTS[k], traits[t], decisions[d], &c.len);
-                c.body = body;
-                for (int w = 0; w < 2; w++) {
-                    c.webhook = w ? ADMIT_VALIDATE : ADMIT_MUTATE;
-                    double us = median_per_call(run_admit, &c) * 1e6;
-                    struct ratio dec = paired_per_call(run_admit, &c, run_decode, &c);
-                    printf("review\t%zu\t%s\t%s\t%s\t%zu\t%.2f\t%.3f\t%.2f\t%.3f\n", COUNTS[k],
-                           traits[t], decisions[d], w ? "validate" : "mutate", c.len, us,
-                           us / (double)COUNTS[k], us * dec.ratio, dec.ratio);
-                    fflush(stdout);
-                }
-                free(body);
-            }
+    printf("#method\tclock\tbatches\tbatch_ms\tpairs\tpair_batch_ms\tpair_order\n");
+    printf("method\tCLOCK_THREAD_CPUTIME_ID\t%d\t%.0f\t%d\t%.0f\trounds\n", BATCHES, BATCH_S * 1e3,
+           PAIRS, PAIR_BATCH_S * 1e3);
+    review_rows(dir, policy);
 
     update_rows(dir, policy, false);
     update_rows(dir, policy, true);

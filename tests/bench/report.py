@@ -433,6 +433,10 @@ def core_method_text(core):
     m = m[0]
     pairs, pair_ms = int(m["pairs"]), float(m["pair_batch_ms"])
     lo, hi = pairs // 4 + 1, pairs - pairs // 4
+    rounds = ("\nThe pairs of all the rows of a table are taken in rounds (one pair of each row, then the"
+              "\nnext), so that each row's pairs are spread over the whole table's time: a slow or fast"
+              "\nspell of the machine falls on a few pairs of every row, not on all the pairs of one.") \
+        if m.get("pair_order") == "rounds" else ""
     text = f"""`core_bench` calls `admit_handle` (decode, evaluate, encode, audit record) on one core.
 Every time is the CPU time of the thread that runs the reviews (`CLOCK_THREAD_CPUTIME_ID`), not
 the wall clock: while the thread is preempted by other work on the machine its clock stops, and
@@ -443,7 +447,8 @@ at least {float(m["batch_ms"]):.0f} ms. A ratio (an UPDATE to its CREATE, a revi
 and 100 exceptions to the same without, a guarded object to the Application review it is held
 to) is measured in pairs: a batch of at least {pair_ms:.0f} ms of one side, then one of the other,
 {pairs} times in turn (A B, B A, A B, …), so that both sides of a pair see the same machine a few
-milliseconds apart. The ratio is the median of the {pairs} pairs' ratios; beside it the middle half
+milliseconds apart.{rounds}
+The ratio is the median of the {pairs} pairs' ratios; beside it the middle half
 of them (the {lo}th to the {hi}th of the {pairs}, sorted), and the two sides' µs in the median pair.
 `decode µs` is `review_decode` alone, timed in pairs with the whole review in the same way: its share
 of the review (the median of the pairs' ratios, beside it) times µs/review."""

@@ -39,8 +39,8 @@ def core_tsv(path, update_ratio, table_us, scale_ratio, paired=True):
         return f"\t{q:.3f}\t{q - 0.05:.3f}\t{q + 0.05:.3f}" if paired else f"\t{q:.3f}"
 
     more = "\tratio\tratio_lo\tratio_hi" if paired else "\tratio"
-    rows = ["#method\tclock\tbatches\tbatch_ms\tpairs\tpair_batch_ms",
-            "method\tCLOCK_THREAD_CPUTIME_ID\t5\t50\t21\t10"] if paired else []
+    rows = ["#method\tclock\tbatches\tbatch_ms\tpairs\tpair_batch_ms\tpair_order",
+            "method\tCLOCK_THREAD_CPUTIME_ID\t5\t50\t21\t10\trounds"] if paired else []
     rows.append("#review\tcomponents\ttrait\tdecision\twebhook\tbytes\tus_per_review"
                 "\tus_per_component\tdecode_us" + ("\tdecode_share" if paired else ""))
     for n in (1, 10, 100, 1000):
@@ -195,6 +195,7 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     # The method the core section states is the one its rows carry.
     assert "(`CLOCK_THREAD_CPUTIME_ID`)" in doc
     assert "21 times in turn (A B, B A, A B, …)" in doc
+    assert "pairs of all the rows of a table are taken in rounds" in doc
     assert "| 1000 | trait | allow | /validate | 1000000 | 1500.00 | 1.500 | 900.00 | 0.60 |" in doc
     # The whole run's peak RSS is judged on the shipped defaults (--peak, 19.5 MiB); the run
     # under a smaller body budget (39.1 MiB here) is information beside it.
