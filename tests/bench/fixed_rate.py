@@ -50,6 +50,25 @@ def cpu_ticks(pids):
     return ns * TICK / 1e9
 
 
+# The request headers, as the API server sends them.
+HEADERS = ["-H", "Content-Type: application/json", "-H", "Accept: application/json, */*",
+           "-H", "User-Agent: kube-apiserver-admission"]
+
+
+def h2load_errors(out, who):
+    """h2load's failed, errored and timed-out requests and its non-2xx answers, from its
+    summary; exits when h2load failed."""
+    if out.returncode != 0:
+        raise SystemExit(f"{who}: h2load failed ({out.returncode}): {out.stdout}{out.stderr}")
+    # requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
+    m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out.stdout)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out.stdout)
+    if not m or not codes:
+        raise SystemExit(f"{who}: unexpected h2load output: {out.stdout}")
+    return sum(int(x) for x in m.groups()[2:]) + sum(int(x) for x in codes.groups()[1:])
+
+
 def percentile(sorted_values, p):
     """The smallest value with at least p of the values at or below it."""
     if not sorted_values:
@@ -87,22 +106,14 @@ def main():
     sampler = threading.Thread(target=sample)
     cmd = ["taskset", "-c", a.load_cpu, "h2load", "--h1", "-c", str(a.connections),
            "--rps", f"{a.rate / a.connections:.6f}", "-D", str(a.duration),
-           f"--warm-up-time={WARM_UP:g}", "-d", a.body, "-H", "Content-Type: application/json",
-           "-H", "Accept: application/json, */*", "-H", "User-Agent: kube-apiserver-admission",
+           f"--warm-up-time={WARM_UP:g}", "-d", a.body, *HEADERS,
            f"--connect-to={a.connect_to}", f"--log-file={log}", a.url]
     sampler.start()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 60)
     sampler.join()
-    if out.returncode != 0 or "c1" not in window:
-        raise SystemExit(f"fixed_rate.py: h2load failed ({out.returncode}): {out.stdout}"
-                         f"{out.stderr}")
-    # requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
-    m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
-                  r"(\d+) errored, (\d+) timeout", out.stdout)
-    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out.stdout)
-    if not m or not codes:
-        raise SystemExit(f"fixed_rate.py: unexpected h2load output: {out.stdout}")
-    errors = sum(int(x) for x in m.groups()[2:]) + sum(int(x) for x in codes.groups()[1:])
+    if "c1" not in window:
+        raise SystemExit("fixed_rate.py: the CPU window was not sampled")
+    errors = h2load_errors(out, "fixed_rate.py")
 
     starts, lat = [], []
     with open(log) as f:

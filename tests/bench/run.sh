@@ -295,41 +295,20 @@ print(round(sum(g) / len(g) / 2))' "$RES" "$name" "$hook")
         done
     done
 
-# ---- a reload under load: a run without reloads, then the same run with them, each round -------
-# The reload run is judged against the p99.9 of the run just before it, on the same server; the
-# run without reloads is held to the previous one's p99.9 too, for the noise of that comparison.
-p999_of_last() { tail -1 "$RES" | sed 's/.*"p999_us":\([0-9.]*\).*/\1/'; }
-TRIGGERS=$((DUR * 2 - 2))
+# ---- a reload under load: a reload every second, the half second after each judged against the --
+# half seconds between them (tests/bench/reload_run.py: h2load's closed loop with a per-request log,
+# the handshakes' warm-up second not measured); then the same run with nothing sent, for the noise
+# of that comparison.
 for r in $(seq "$ROUNDS"); do
-    if [ "$r" = 1 ]; then
-        run_load tableguard c1-trait-allow validate reload-control "$r"
-    else
-        BENCH_ABOVE_US=$BASE_P999 run_load tableguard c1-trait-allow validate reload-control "$r" \
-            ",\"baseline_p999_us\":$BASE_P999"
-    fi
-    BASE_P999=$(p999_of_last)
     reloads_before=$(grep -c '"policy reloaded"' "$W/tableguard.log" || true)
-    (
-        # From the first second to half a second before the end, every half second: a SIGHUP
-        # (policy, exceptions and certificate reloaded, audit log reopened), then a rewritten
-        # policy file (the watcher notices it and reloads it), in turn.
-        i=0
-        sleep 1
-        while [ $i -lt $TRIGGERS ]; do
-            if [ $((i % 2)) = 0 ]; then
-                kill -HUP "$TGPID"
-            else
-                { cat policy/default.yaml; echo "# revision $r.$i"; } >"$W/policy/policy.yaml.new"
-                mv "$W/policy/policy.yaml.new" "$W/policy/policy.yaml"
-            fi
-            i=$((i + 1))
-            sleep 0.5
-        done
-    ) &
-    RLPID=$!
-    BENCH_ABOVE_US=$BASE_P999 run_load tableguard c1-trait-allow validate reload "$r" \
-        ",\"baseline_p999_us\":$BASE_P999,\"sighups\":$(((TRIGGERS + 1) / 2)),\"rewrites\":$((TRIGGERS / 2))"
-    wait $RLPID
+    for dry in "" --dry; do
+        say "$(python3 $HERE/reload_run.py --url "https://localhost:$TGPORT/validate?timeout=10s" \
+            --connect-to "127.0.0.1:$TGPORT" --body "$W/payloads/c1-trait-allow.json" \
+            --results "$RES" --payload c1-trait-allow --webhook validate --pid "$TGPID" \
+            --policy "$W/policy/policy.yaml" --source policy/default.yaml --round "$r" \
+            --connections "$CONNS" --duration "$DUR" --load-cpu "$LCPU" \
+            --log "$W/reload-h2load.log" $dry)"
+    done
     sleep 1
     reloads=$(($(grep -c '"policy reloaded"' "$W/tableguard.log" || true) - reloads_before))
     echo "{\"target\":\"tableguard\",\"kind\":\"reloads\",\"round\":$r,\"count\":$reloads}" >>"$RES"
