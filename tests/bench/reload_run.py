@@ -20,7 +20,8 @@ Appends one line to the results file (JSON):
    "connections", "requests", "duration_us", "errors", "p50_us", "p99_us", "p999_us", "max_us"
    (all requests), "above": the share of the reload windows' requests above the quiet p99.9,
    "baseline_p999_us": the quiet requests' p99.9, "window_requests", "quiet_requests",
-   "window_above": requests above it in the windows, "sighups", "rewrites", "window_s",
+   "window_above": requests above it in the windows, "window_stalls", "quiet_stalls": the
+   stalls the requests above it came from (ending within 5 ms of each other), "sighups", "rewrites", "window_s",
    "cpu_ticks", "hwm_kib": 0}
 
 usage: reload_run.py --url URL --connect-to HOST:PORT --body FILE --results FILE --payload P
@@ -41,6 +42,7 @@ from fixed_rate import HEADERS, h2load_errors, percentile
 
 WARM_UP = 1.0  # seconds: h2load's --warm-up-time, not measured
 WINDOW = 0.5  # seconds after a trigger that its requests are counted in
+STALL_GAP = 0.005  # seconds: requests above the p99.9 ending closer than this share one stall
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,6 +50,13 @@ def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def stalls(requests, base):
+    """How many stalls the requests above `base` came from: a stall of the server delays every
+    request in flight, and they end together when it resumes."""
+    ends = sorted(end for lat, end in requests if lat > base)
+    return sum(1 for i, end in enumerate(ends) if i == 0 or end - ends[i - 1] > STALL_GAP)
 
 
 def main():
@@ -101,19 +110,18 @@ def main():
     c1 = cpu_ticks(pid)
     errors = h2load_errors(out, "reload_run.py")
 
-    window, quiet, every = [], [], []
+    window, quiet, every = [], [], []  # (latency, end) of each request
     with open(log) as f:
         for line in f:
             start_us, _status, us = line.split("\t")[:3]
             lat = float(us)
             end = int(start_us) / 1e6 + lat / 1e6
             k = bisect.bisect_right(fired, end) - 1
-            (window if k >= 0 and end < fired[k] + WINDOW else quiet).append(lat)
+            (window if k >= 0 and end < fired[k] + WINDOW else quiet).append((lat, end))
             every.append(lat)
     every.sort()
-    quiet.sort()
-    base = percentile(quiet, 0.999)
-    above = sum(1 for x in window if x > base)
+    base = percentile(sorted(lat for lat, _ in quiet), 0.999)
+    above = sum(1 for lat, _ in window if lat > base)
     row = {"target": "tableguard", "payload": a.payload, "webhook": a.webhook,
            "mode": "reload-control" if a.dry else "reload", "round": a.round,
            "connections": a.connections, "requests": len(every), "duration_us": length * 1000000,
@@ -122,6 +130,7 @@ def main():
            "above": f"{above / len(window):.6f}" if window else "nan",
            "baseline_p999_us": base, "window_requests": len(window),
            "quiet_requests": len(quiet), "window_above": above,
+           "window_stalls": stalls(window, base), "quiet_stalls": stalls(quiet, base),
            "sighups": 0 if a.dry else (triggers + 1) // 2,
            "rewrites": 0 if a.dry else triggers // 2, "window_s": WINDOW,
            "cpu_ticks": c1 - c0, "hwm_kib": 0}
@@ -129,7 +138,8 @@ def main():
         f.write(json.dumps(row) + "\n")
     print(f"tableguard       {a.payload:20} {a.webhook:8} {row['mode']:14} round {a.round}: "
           f"{len(every) / length:7.0f} req/s  quiet p99.9 {base / 1000:.2f} ms  reload windows "
-          f"above it {above} of {len(window)}  errors {errors}")
+          f"above it {above} of {len(window)} ({row['window_stalls']} stalls; between reloads "
+          f"{row['quiet_stalls']})  errors {errors}")
 
 
 if __name__ == "__main__":

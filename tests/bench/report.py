@@ -688,6 +688,9 @@ def main():
                          f"between reloads ({ms(r['baseline_p999_us'])} ms; 0.1% expected"
                          + (f"; {r['window_above']} of {r['window_requests']}"
                             if "window_requests" in r else "")
+                         + (f", from {r['window_stalls']} stalls of the server, against "
+                            f"{r['quiet_stalls']} above it between reloads"
+                            if "window_stalls" in r else "")
                          + f"), p99.9 of the run {ms(r['p999_us'])} ms, max {ms(r['max_us'])} ms, "
                          f"errors {r['errors']}; "
                          + (f"{r['sighups']} SIGHUPs and {r['rewrites']} rewrites of the policy "

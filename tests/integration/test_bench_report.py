@@ -112,11 +112,12 @@ def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ra
         control = load_run("tableguard", "c1-trait-allow", "validate", "reload-control", rnd,
                            20.0, 1500.0)
         control.update(above="0.000800", baseline_p999_us=3000.0, window_requests=40000,
-                       quiet_requests=60000, window_above=32, sighups=0, rewrites=0)
+                       quiet_requests=60000, window_above=32, window_stalls=1, quiet_stalls=2,
+                       sighups=0, rewrites=0)
         reload = load_run("tableguard", "c1-trait-allow", "validate", "reload", rnd, 20.0, 1600.0)
         reload.update(above=f"{reload_above:.6f}", baseline_p999_us=3000.0, sighups=4,
                       rewrites=4, window_requests=40000, quiet_requests=60000,
-                      window_above=round(reload_above * 40000))
+                      window_above=round(reload_above * 40000), window_stalls=2, quiet_stalls=2)
         runs += [control, reload]
         runs.append(load_run("tableguard", "c1-notrait-allow", "mutate", "audit-batch", rnd, 21.0,
                              1500.0))
@@ -206,7 +207,8 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     assert "`--body-memory 16 MiB` (`--max-body 8 MiB`): 39.1 MiB at 100 req/s" in doc
     # The half seconds after a reload are held to those between reloads of the same run; the
     # noise of that comparison, from a run where nothing was sent, is shown beside it.
-    assert "ended between reloads (3.00 ms; 0.1% expected; 36 of 40000)" in doc
+    assert ("ended between reloads (3.00 ms; 0.1% expected; 36 of 40000, from 2 stalls of the "
+            "server, against 2 above it between reloads)") in doc
     assert "in a run without reloads (the noise of this comparison): 0.080%, 0.080%" in doc
     # The realistic kubectl-apply UPDATE is reported with its byte ratio, not judged.
     assert not any("kubectl apply" in k for k in good)
