@@ -902,6 +902,51 @@ load_profile(struct ctx *c, const yaml_node_t *map, size_t index, const struct p
     load_settings(c, f[P_DEFAULTS], dwhat, pr->defaults);
 }
 
+// Whether a string whose first byte is ch may match a glob of g (as policy_globs_may_match).
+static bool
+may_start(const struct policy_globs *g, unsigned char ch)
+{
+    return g->compiled == NULL || (g->compiled->first[ch >> 6] & (uint64_t)1 << (ch & 63)) != 0;
+}
+
+// Fills s->profile_first_at, profile_first and profile_anywhere (see policy.h). Every table is
+// looked up in every profile, first match wins: with a hundred team profiles that was a hundred
+// tries per table even where the first byte rules all but the shipped ones out. A profile whose
+// globs may start anywhere is listed once (not 256 times), so the index stays within a few
+// entries per glob.
+static void
+index_profiles(struct policy_spec *s)
+{
+    size_t n = s->profile_count, total = 0;
+    bool *anywhere = xcalloc(n ? n : 1, sizeof *anywhere);
+    s->profile_first_at = xcalloc(257, sizeof *s->profile_first_at);
+    for (size_t i = 0; i < n; i++) {
+        size_t starts = 0;
+        for (unsigned ch = 0; ch < 256; ch++)
+            starts += may_start(&s->profiles[i].tables, (unsigned char)ch);
+        anywhere[i] = starts == 256;
+        s->profile_anywhere_count += anywhere[i];
+    }
+    for (unsigned ch = 0; ch < 256; ch++) {
+        s->profile_first_at[ch] = total;
+        for (size_t i = 0; i < n; i++)
+            total += !anywhere[i] && may_start(&s->profiles[i].tables, (unsigned char)ch);
+    }
+    s->profile_first_at[256] = total;
+    s->profile_first = xcalloc(total ? total : 1, sizeof *s->profile_first);
+    s->profile_anywhere =
+        xcalloc(s->profile_anywhere_count ? s->profile_anywhere_count : 1, sizeof(size_t));
+    size_t k = 0, a = 0;
+    for (unsigned ch = 0; ch < 256; ch++)
+        for (size_t i = 0; i < n; i++)
+            if (!anywhere[i] && may_start(&s->profiles[i].tables, (unsigned char)ch))
+                s->profile_first[k++] = i;
+    for (size_t i = 0; i < n; i++)
+        if (anywhere[i])
+            s->profile_anywhere[a++] = i;
+    free(anywhere);
+}
+
 static void
 load_profiles(struct ctx *c, const yaml_node_t *list, struct policy_spec *s)
 {
@@ -921,6 +966,7 @@ load_profiles(struct ctx *c, const yaml_node_t *list, struct policy_spec *s)
     report_duplicate_names(c, "profile", names, nodes, s->profile_count);
     free(names);
     free(nodes);
+    index_profiles(s);
 }
 
 static void
@@ -1054,6 +1100,9 @@ spec_free(struct policy_spec *s)
         globs_free(&pr->namespaces);
     }
     free(s->profiles);
+    free(s->profile_first_at);
+    free(s->profile_first);
+    free(s->profile_anywhere);
     for (size_t i = 0; i < s->resource_count; i++) {
         struct policy_resource *r = &s->resources[i];
         free(r->api_version);
@@ -1566,16 +1615,35 @@ policy_action_name(enum policy_action a)
     return ACTION_NAMES[a];
 }
 
+static bool
+profile_matches(const struct policy_profile *pr, const char *table, size_t n, const char *ns)
+{
+    return policy_globs_may_match(&pr->tables, table) &&
+           policy_globs_match_len(&pr->tables, table, n) &&
+           policy_globs_match(&pr->namespaces, ns ? ns : "");
+}
+
 const struct policy_profile *
 policy_profile_for(const struct policy_spec *s, const char *table, const char *ns)
 {
-    size_t n = s->profile_count > 0 ? strlen(table) : 0; // table may be NULL without profiles
-    for (size_t i = 0; i < s->profile_count; i++) {
-        const struct policy_profile *pr = &s->profiles[i];
-        if (policy_globs_may_match(&pr->tables, table) &&
-            policy_globs_match_len(&pr->tables, table, n) &&
-            policy_globs_match(&pr->namespaces, ns ? ns : ""))
-            return pr;
+    if (s->profile_count == 0)
+        return NULL; // table may be NULL then
+    size_t n = strlen(table);
+    if (s->profile_first_at == NULL) {
+        for (size_t i = 0; i < s->profile_count; i++)
+            if (profile_matches(&s->profiles[i], table, n, ns))
+                return &s->profiles[i];
+        return NULL;
+    }
+    // The profiles the first byte allows and those that start anywhere, merged in file order.
+    unsigned char ch = (unsigned char)table[0];
+    const size_t *a = s->profile_anywhere, *a_end = a + s->profile_anywhere_count;
+    const size_t *b = s->profile_first + s->profile_first_at[ch];
+    const size_t *b_end = s->profile_first + s->profile_first_at[ch + 1];
+    while (a < a_end || b < b_end) {
+        size_t i = b == b_end || (a < a_end && *a < *b) ? *a++ : *b++;
+        if (profile_matches(&s->profiles[i], table, n, ns))
+            return &s->profiles[i];
     }
     return NULL;
 }

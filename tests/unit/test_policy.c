@@ -494,6 +494,55 @@ test_profiles_load_and_the_first_match_wins(void **state)
     policy_unref(p);
 }
 
+// The lookup tries only the profiles a table's first byte allows (and those whose globs may start
+// anywhere), merged in file order: it gives what a scan of every profile in order gives, for
+// random profiles (globs starting with a letter in either case, with '*', or with '?') against
+// random tables and namespaces.
+static void
+test_profile_lookup_is_the_first_match_in_file_order(void **state)
+{
+    (void)state;
+    static const char *const starts[] = {"a", "A", "b", "*", "?", "-"};
+    size_t compared = 0, found = 0;
+    for (int round = 0; round < 300; round++) {
+        char *yaml = xstrdup(HEAD "spec:\n  profiles:\n");
+        for (int i = 0; i < 12; i++) {
+            char g1[16], g2[16], rest[8];
+            random_text(rest, 4, "ab-");
+            snprintf(g1, sizeof g1, "%s%s*", starts[(glob_rng >> 40) % 6], rest);
+            random_text(rest, 4, "aB-");
+            snprintf(g2, sizeof g2, "%s%s", starts[(glob_rng >> 41) % 6], rest);
+            char *more = xasprintf("%s    - {name: p%d, tables: ['%s', '%s']%s}\n", yaml, i, g1, g2,
+                                   i % 3 == 0 ? ", namespaces: [shop-*]" : "");
+            free(yaml);
+            yaml = more;
+        }
+        struct diag d = {0};
+        struct policy *p = policy_load_buffer(yaml, strlen(yaml), "p.yaml", &d);
+        diag_free(&d);
+        free(yaml);
+        if (p == NULL)
+            continue;
+        const struct policy_spec *s = policy_spec(p);
+        for (int t = 0; t < 50; t++) {
+            char table[12];
+            random_text(table, 8, "aAbB-");
+            const char *ns = t % 2 ? "shop-eu" : "billing";
+            const struct policy_profile *want = NULL;
+            for (size_t i = 0; i < s->profile_count && want == NULL; i++)
+                if (policy_globs_match(&s->profiles[i].tables, table) &&
+                    policy_globs_match(&s->profiles[i].namespaces, ns))
+                    want = &s->profiles[i];
+            assert_ptr_equal(policy_profile_for(s, table, ns), want);
+            compared++;
+            found += want != NULL;
+        }
+        policy_unref(p);
+    }
+    assert_true(compared > 5000);
+    assert_true(found > 1000 && found < compared); // both outcomes are met
+}
+
 static void
 test_profile_diagnostics(void **state)
 {
@@ -747,6 +796,7 @@ main(void)
         cmocka_unit_test(test_thousand_rules_load),
         cmocka_unit_test(test_forbid_rules),
         cmocka_unit_test(test_profiles_load_and_the_first_match_wins),
+        cmocka_unit_test(test_profile_lookup_is_the_first_match_in_file_order),
         cmocka_unit_test(test_profile_diagnostics),
         cmocka_unit_test(test_profiles_print_and_round_trip),
     };
