@@ -1252,7 +1252,9 @@ struct members {
 
 // Builds a document from the parser's events as yaml_parser_load does (the same nodes, tags,
 // styles and marks; an anchor known from its node on), so that the events the limits are checked
-// on are the ones composed and a file is scanned once, not twice.
+// on are the ones composed and a file is scanned once, not twice. Anchors are found through a
+// hash table (yaml_parser_load searches them one by one for every anchor and alias: minutes for
+// a megabyte of them).
 struct composer {
     struct doc *doc;            // NULL: not composing
     int open[POLICY_MAX_DEPTH]; // the collections being filled, innermost last
@@ -1260,27 +1262,66 @@ struct composer {
     size_t depth;
     struct anchor *anchors;
     size_t anchor_count, anchor_cap;
+    size_t *slots; // 1 + an index into anchors, or 0: open addressing, a power of two long
+    size_t slot_count;
     struct yaml_problem why;
 };
+
+static size_t
+anchor_hash(const char *name)
+{
+    size_t h = 14695981039346656037u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return h;
+}
+
+// The anchor named `name`, or the empty slot where it would go.
+static size_t *
+anchor_slot(const struct composer *m, const char *name)
+{
+    size_t mask = m->slot_count - 1;
+    for (size_t i = anchor_hash(name) & mask;; i = (i + 1) & mask)
+        if (m->slots[i] == 0 || strcmp(m->anchors[m->slots[i] - 1].name, name) == 0)
+            return &m->slots[i];
+}
+
+static const struct anchor *
+anchor_find(const struct composer *m, const char *name)
+{
+    if (m->anchor_count == 0)
+        return NULL;
+    size_t *slot = anchor_slot(m, name);
+    return *slot ? &m->anchors[*slot - 1] : NULL;
+}
 
 static int
 compose_anchor(struct composer *m, int id, const yaml_char_t *anchor, yaml_mark_t at)
 {
     if (anchor == NULL)
         return 0;
-    for (size_t i = 0; i < m->anchor_count; i++)
-        if (strcmp(m->anchors[i].name, (const char *)anchor) == 0) {
-            m->why = (struct yaml_problem){.context = "found duplicate anchor; first occurrence",
-                                           .context_mark = m->anchors[i].mark,
-                                           .problem = "second occurrence",
-                                           .problem_mark = at};
-            return -1;
-        }
+    const struct anchor *first = anchor_find(m, (const char *)anchor);
+    if (first != NULL) {
+        m->why = (struct yaml_problem){.context = "found duplicate anchor; first occurrence",
+                                       .context_mark = first->mark,
+                                       .problem = "second occurrence",
+                                       .problem_mark = at};
+        return -1;
+    }
     if (m->anchor_count == m->anchor_cap) {
         m->anchor_cap = m->anchor_cap ? 2 * m->anchor_cap : 8;
         m->anchors = xrealloc(m->anchors, m->anchor_cap * sizeof *m->anchors);
     }
     m->anchors[m->anchor_count++] = (struct anchor){xstrdup((const char *)anchor), id, at};
+    if (2 * m->anchor_count > m->slot_count) {
+        // Half full at most: every anchor goes into a table twice as large.
+        free(m->slots);
+        m->slot_count = m->slot_count ? 2 * m->slot_count : 16;
+        m->slots = xcalloc(m->slot_count, sizeof *m->slots);
+        for (size_t i = 0; i < m->anchor_count; i++)
+            *anchor_slot(m, m->anchors[i].name) = i + 1;
+    } else
+        *anchor_slot(m, (const char *)anchor) = m->anchor_count;
     return 0;
 }
 
@@ -1359,15 +1400,16 @@ compose_event(struct composer *m, const yaml_event_t *ev)
     case YAML_MAPPING_END_EVENT:
         compose_close(m, ev);
         return 0;
-    case YAML_ALIAS_EVENT:
-        for (size_t i = 0; i < m->anchor_count; i++)
-            if (strcmp(m->anchors[i].name, (const char *)ev->data.alias.anchor) == 0) {
-                compose_attach(m, m->anchors[i].id);
-                return 0;
-            }
+    case YAML_ALIAS_EVENT: {
+        const struct anchor *target = anchor_find(m, (const char *)ev->data.alias.anchor);
+        if (target != NULL) {
+            compose_attach(m, target->id);
+            return 0;
+        }
         m->why = (struct yaml_problem){.problem = "found undefined alias",
                                        .problem_mark = ev->start_mark};
         return -1;
+    }
     default:
         return 0;
     }
@@ -1386,6 +1428,8 @@ compose_reset(struct composer *m, struct doc *doc)
     for (size_t i = 0; i < m->anchor_count; i++)
         free(m->anchors[i].name);
     m->anchor_count = 0;
+    if (m->slots != NULL)
+        memset(m->slots, 0, m->slot_count * sizeof *m->slots);
     for (size_t i = 0; i < POLICY_MAX_DEPTH; i++)
         m->members[i].count = 0;
     m->depth = 0;
@@ -1397,6 +1441,7 @@ compose_free(struct composer *m)
 {
     compose_reset(m, NULL);
     free(m->anchors);
+    free(m->slots);
     for (size_t i = 0; i < POLICY_MAX_DEPTH; i++)
         free(m->members[i].ids);
 }

@@ -362,6 +362,28 @@ test_anchors_and_aliases(void **state)
                 "occurrence that starts at line 6, column 14)");
     assert_diag(HEAD "spec:\n  rules:\n    - {name: a, tables: *t}\n",
                 "p.yaml:6:25: YAML syntax error: found undefined alias");
+    // Many anchors, each aliased once in reverse order: every alias finds its own node.
+    enum { ANCHORS = 300 };
+    size_t cap = 64 * ANCHORS + 512, len = 0;
+    char *yaml = xmalloc(cap);
+    len += (size_t)snprintf(yaml + len, cap - len, HEAD "spec:\n  rules:\n");
+    for (int i = 0; i < ANCHORS; i++)
+        len +=
+            (size_t)snprintf(yaml + len, cap - len,
+                             "    - {name: r%d, tables: [&t%d t%d], forbid: [delete]}\n", i, i, i);
+    len += (size_t)snprintf(yaml + len, cap - len, "    - {name: all, forbid: [delete], tables: [");
+    for (int i = ANCHORS - 1; i >= 0; i--)
+        len += (size_t)snprintf(yaml + len, cap - len, "*t%d%s", i, i ? ", " : "]}\n");
+    p = load_ok(yaml);
+    const struct policy_rule *all = &policy_spec(p)->rules[ANCHORS];
+    assert_int_equal(all->tables.count, ANCHORS);
+    for (int i = 0; i < ANCHORS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "t%d", ANCHORS - 1 - i);
+        assert_string_equal(all->tables.items[i], want);
+    }
+    policy_unref(p);
+    free(yaml);
     // The limits are checked over the whole stream before anything else is reported.
     size_t n;
     char *got = load_fail("a: *x\n---\n"
