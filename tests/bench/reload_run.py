@@ -5,15 +5,15 @@ connections each sending its next request as soon as the last is answered, as wr
 warm-up second in which the connections and their TLS handshakes are made and which is not
 measured, for 2 x DURATION seconds, with one line per request (h2load's log).
 
-From DURATION's first second on, once a second: a SIGHUP to the server and a rewrite of its
-policy file in turn (the watcher reloads it), TRIGGERS of them. Each request is counted in the
-half second after a trigger that it ended in (a "reload window": a SIGHUP or a changed file
-reloaded there, the serving thread waits for whatever the reload makes it wait for), or in the
-rest of the run (the "quiet" half seconds between them, and the time before the first). The
-reload windows are judged against the p99.9 of the quiet requests of the same run: the same
-server, connections and second of the host, interleaved every half second. With --dry the same
-windows are kept and nothing is sent: the same comparison made where nothing happens, for its
-noise.
+From the measured part's first second on, once a second: a SIGHUP to the server and a rewrite
+of its policy file in turn (the watcher reloads it), 2 x DURATION - 2 of them. Each request is
+counted in the half second after a trigger that it ended in (a "reload window": a SIGHUP or a
+changed file reloaded there, the serving thread waits for whatever the reload makes it wait
+for), or in the rest of the run (the "quiet" half seconds between them, and the time before the
+first). The reload windows are judged against the p99.9 of the quiet requests of the same run:
+the same server, connections and second of the host, interleaved every half second. With --dry
+the same windows are kept and nothing is sent: the same comparison made where nothing happens,
+for its noise.
 
 Appends one line to the results file (JSON):
   {"target": "tableguard", "payload", "webhook", "mode": "reload" or "reload-control", "round",
@@ -21,8 +21,8 @@ Appends one line to the results file (JSON):
    (all requests), "above": the share of the reload windows' requests above the quiet p99.9,
    "baseline_p999_us": the quiet requests' p99.9, "window_requests", "quiet_requests",
    "window_above": requests above it in the windows, "window_stalls", "quiet_stalls": the
-   stalls the requests above it came from (ending within 5 ms of each other), "sighups", "rewrites", "window_s",
-   "cpu_ticks", "hwm_kib": 0}
+   stalls the requests above it came from (ending within 5 ms of each other), "sighups",
+   "rewrites", "window_s", "cpu_ticks", "hwm_kib": 0}
 
 usage: reload_run.py --url URL --connect-to HOST:PORT --body FILE --results FILE --payload P
                      --webhook W --pid PID --policy FILE --source FILE [--dry] [--round 1]
@@ -43,7 +43,6 @@ from fixed_rate import HEADERS, h2load_errors, percentile
 WARM_UP = 1.0  # seconds: h2load's --warm-up-time, not measured
 WINDOW = 0.5  # seconds after a trigger that its requests are counted in
 STALL_GAP = 0.005  # seconds: requests above the p99.9 ending closer than this share one stall
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ticks(pid):
