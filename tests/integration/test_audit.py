@@ -10,6 +10,8 @@ import os
 import random
 import re
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -258,6 +260,72 @@ def test_always_sigterm_under_load_answers_every_held_request(start_server, tmp_
     assert len(answered) > 50
     assert not dropped, "requests sent and never answered: %s" % dropped[:3]
     recs = verify_both([log], "--sealed")
+    assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
+
+
+def post_and_go(srv, uid, reset):
+    """Sends a whole review and goes away without reading the answer: with reset, the close
+    sends an RST."""
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    if reset:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn = srv.context().wrap_socket(raw, server_hostname="127.0.0.1")
+    body = json.dumps(prod_review(uid)).encode()
+    conn.sendall(b"POST /validate?timeout=10s HTTP/1.1\r\nHost: tableguard\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                 + body)
+    conn.close()
+
+
+def test_always_clients_gone_while_held_leave_nothing_held(start_server):
+    """Clients that send a review and close (or reset) while its answer is held for its record:
+    each held answer is let go when its connection ends, the other connections of its worker
+    thread are still resumed, and the server keeps answering, then stops at once."""
+    srv = start_server(audit_sync="always", threads=2)
+    stop, gone = threading.Event(), []
+
+    def leaver(t):
+        i = 0
+        while not stop.is_set():
+            uid = "gone-%d-%d" % (t, i)
+            post_and_go(srv, uid, reset=i % 2 == 0)
+            gone.append(uid)
+            i += 1
+
+    leavers = [threading.Thread(target=leaver, args=(t,)) for t in range(6)]
+    for t in leavers:
+        t.start()
+    answered, stop_load, workers = load(srv, seconds=2, threads=4)
+    stop.set()
+    stop_load.set()
+    for t in leavers + workers:
+        t.join()
+    assert len(gone) > 20 and len(answered) > 20
+    status, body = srv.admit("validate", prod_review("after-the-leavers"))
+    assert status == 200 and body["response"]["uid"] == "after-the-leavers"
+    deadline = time.time() + 10
+    while metric(srv, "tableguard_admission_requests_in_flight") != 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert metric(srv, "tableguard_admission_requests_in_flight") == 0
+    assert srv.stop() == 0
+    recs = verify_both([srv.audit_path], "--sealed")
+    uids = [r["uid"] for r in recs if r["event"] == "decision"]
+    assert len(uids) == len(set(uids))
+    assert set(answered) | {"after-the-leavers"} <= set(uids)
+    assert set(uids) <= set(answered) | set(gone) | {"after-the-leavers"}
+
+
+def test_always_body_memory_wait_then_held(start_server):
+    """A request that waited (suspended) for room under --body-memory is then held
+    (suspended again) for its record: each is answered after its record, once."""
+    size = len(json.dumps(prod_review("load-0-00")))
+    srv = start_server(audit_sync="always", threads=2, max_body=size + 200,
+                       body_memory=2 * size + 400)
+    answered = load(srv, per_thread=20, threads=8)
+    assert len(answered) == 8 * 20
+    assert srv.stop() == 0
+    assert "request waits for room under --body-memory" in srv.log_path.read_text()
+    recs = verify_both([srv.audit_path], "--sealed")
     assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
 
 
