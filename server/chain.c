@@ -3,6 +3,7 @@
 #include "server/chain.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,3 +187,60 @@ chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_
 }
 
 // ---- writing ----
+
+void
+chain_read_head(char *line, size_t len, struct chain_head *h)
+{
+    memset(h, 0, sizeof(*h));
+    size_t body;
+    cJSON *j = NULL;
+    if (chain_parse_record(line, len, &h->rec, &body, &j, NULL, 0) < 0)
+        return;
+    h->found = true;
+    const cJSON *after = cJSON_GetObjectItemCaseSensitive(j, "after");
+    if (cJSON_IsString(after))
+        snprintf(h->after, sizeof(h->after), "%s", after->valuestring);
+    cJSON_Delete(j);
+}
+
+int
+chain_file_end(const struct chain_record *last, const char *name, const struct chain_head *next,
+               const char *next_name, char *err, size_t errlen)
+{
+    if (strcmp(last->event, "rotate") == 0)
+        return 0;
+    bool reopen =
+        next->found && strcmp(next->rec.event, "start") == 0 && strcmp(next->after, "reopen") == 0;
+    if (reopen && next->rec.seq == last->seq + 1 && strcmp(next->rec.prev, last->hash) == 0)
+        return 0;
+    int n = snprintf(err, errlen, "the file ends at seq %" PRIu64 " without a rotate record",
+                     last->seq);
+    if (n < 0 || (size_t)n >= errlen)
+        return -1;
+    err += n;
+    errlen -= (size_t)n;
+    if (!reopen && next->found && strcmp(next->rec.event, "start") == 0)
+        chain_seterr(err, errlen,
+                     ": its tail was truncated (%s begins with a start after \"%s\": only a "
+                     "start after \"reopen\" continues a file without one)",
+                     next_name, next->after);
+    else if (!reopen)
+        chain_seterr(err, errlen, ": its tail was truncated");
+    else if (next->rec.seq > last->seq + 1)
+        chain_seterr(err, errlen,
+                     ", and %s begins with a reopen start at seq %" PRIu64 " where %" PRIu64
+                     " was expected: records are missing (the tail of %s was truncated, or a "
+                     "file between them was not given)",
+                     next_name, next->rec.seq, last->seq + 1, name);
+    else if (next->rec.seq != last->seq + 1)
+        chain_seterr(err, errlen,
+                     ", and %s begins with a reopen start at seq %" PRIu64 " where %" PRIu64
+                     " was expected: the files overlap or are of different logs",
+                     next_name, next->rec.seq, last->seq + 1);
+    else
+        chain_seterr(err, errlen,
+                     ", and the prev of the reopen start that %s begins with is not its hash: "
+                     "the tail of %s was changed or the files are of different logs",
+                     next_name, name);
+    return -1;
+}

@@ -73,4 +73,24 @@ int chain_read_members(const cJSON *j, struct chain_record *p, char *err, size_t
 int chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_len,
                        cJSON **json, char *err, size_t errlen);
 
+// The first record of a file, as the readers of several files see it before walking them.
+struct chain_head {
+    bool found; // the first line is a record with its chain members (its hash is not checked)
+    struct chain_record rec;
+    char after[16]; // its "after" member, "" when it has none
+};
+
+// Reads the first line of a file (without its newline) into h; line is modified.
+void chain_read_head(char *line, size_t len, struct chain_head *h);
+
+/*
+ * Whether the file name, whose last record is last, may end there when the file next
+ * (its head) follows: it was rotated away (last is a rotate record), or the server reopened the
+ * log (next begins with a start record with "after":"reopen" at seq last+1 whose prev is last's
+ * hash). Returns 0, or -1 with a message for the reader in err (it names the truncation or the
+ * gap).
+ */
+int chain_file_end(const struct chain_record *last, const char *name, const struct chain_head *next,
+                   const char *next_name, char *err, size_t errlen);
+
 #endif

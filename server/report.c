@@ -24,6 +24,7 @@ struct rfile {
     const char *name;
     uint64_t first; // seq of its first record; UINT64_MAX: empty or unreadable first line
     size_t order;
+    struct chain_head head; // its first record
 };
 
 struct reader {
@@ -582,12 +583,13 @@ first_seq(struct rfile *f)
     if (in == NULL)
         return;
     char *line = NULL;
-    size_t cap = 0, body;
+    size_t cap = 0;
     ssize_t n = getline(&line, &cap, in);
-    struct chain_record p;
-    if (n > 1 && line[n - 1] == '\n' &&
-        chain_parse_record(line, (size_t)n - 1, &p, &body, NULL, NULL, 0) == 0)
-        f->first = p.seq;
+    if (n > 1 && line[n - 1] == '\n') {
+        chain_read_head(line, (size_t)n - 1, &f->head);
+        if (f->head.found)
+            f->first = f->head.rec.seq;
+    }
     free(line);
     fclose(in);
 }
@@ -625,8 +627,18 @@ report_run(const struct report_options *o, char **files, size_t nfiles, FILE *ou
     if (o->output == REPORT_CSV)
         write_csv_header(out);
     int rc = 0;
-    for (size_t i = 0; i < nfiles && rc == 0; i++)
+    for (size_t i = 0; i < nfiles && rc == 0; i++) {
         rc = read_file(&r, fs[i].name);
+        // A file that another follows ends with its rotate record or continues in a reopened
+        // file, as `audit verify` checks (a next file that is no log is reported when read).
+        char msg[1024];
+        if (rc == 0 && i + 1 < nfiles && fs[i + 1].head.found && r.last_file == fs[i].name &&
+            chain_file_end(&r.last, fs[i].name, &fs[i + 1].head, fs[i + 1].name, msg, sizeof msg) <
+                0) {
+            say(&r, fs[i].name, r.last_line, "chain broken: ", msg);
+            rc = 1;
+        }
+    }
     fflush(out);
     if (rc != 0 && !r.have)
         fprintf(diag, "report: no record verified; nothing is reported\n");

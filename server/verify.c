@@ -40,6 +40,7 @@ struct vfile {
     const char *name;
     uint64_t first; // seq of its first record; 0 unreadable; UINT64_MAX empty
     size_t order;
+    struct chain_head head; // its first record
 };
 
 static void
@@ -62,13 +63,12 @@ verify_first_seq(struct vfile *f)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, in);
-    struct chain_record p;
-    size_t body;
     f->first = UINT64_MAX;
     if (n > 0) {
         if (line[n - 1] == '\n')
             n--;
-        f->first = chain_parse_line(line, (size_t)n, &p, &body, NULL, 0) == 0 ? p.seq : 0;
+        chain_read_head(line, (size_t)n, &f->head);
+        f->first = f->head.found ? f->head.rec.seq : 0;
     }
     free(line);
     fclose(in);
@@ -141,9 +141,10 @@ verify_line(struct verifier *v, char *line, size_t len, char *msg, size_t msglen
     return 0;
 }
 
-// Walks one file. more: a later file continues the chain. Returns 0 intact, 1 broken.
+// Walks one file. next: the file that continues the chain, NULL for the last. Returns 0
+// intact, 1 broken.
 static int
-verify_file(struct verifier *v, const char *name, bool more)
+verify_file(struct verifier *v, const char *name, const struct vfile *next)
 {
     char why[256];
     FILE *in = file_open_stream(name, why, sizeof why);
@@ -151,7 +152,7 @@ verify_file(struct verifier *v, const char *name, bool more)
         printf("%s: %s\n", name, why);
         return 1;
     }
-    char *line = NULL, msg[256];
+    char *line = NULL, msg[1024];
     size_t cap = 0, lineno = 0, count = 0;
     ssize_t n;
     int rc = 0;
@@ -176,10 +177,9 @@ verify_file(struct verifier *v, const char *name, bool more)
         printf("%s: read error\n", name);
         rc = 1;
     }
-    if (rc == 0 && more && count > 0 && strcmp(v->last.event, "rotate") != 0) {
-        printf("%s:%zu: the file ends at seq %" PRIu64 " without a rotate record: its tail was "
-               "truncated\n",
-               name, lineno, v->last.seq);
+    if (rc == 0 && next != NULL && count > 0 &&
+        chain_file_end(&v->last, name, &next->head, next->name, msg, sizeof(msg)) < 0) {
+        printf("%s:%zu: %s\n", name, lineno, msg);
         rc = 1;
     }
     if (rc == 0)
@@ -302,7 +302,7 @@ verify_main(int argc, char **argv)
             last_nonempty = k;
     rc = 0;
     for (size_t k = 0; k < nfiles && rc == 0; k++)
-        rc = verify_file(&v, files[k].name, k < last_nonempty);
+        rc = verify_file(&v, files[k].name, k < last_nonempty ? &files[k + 1] : NULL);
     if (rc == 0)
         rc = verify_end(&v, sealed);
 out:

@@ -346,11 +346,13 @@ def test_rename_and_sighup_under_load_keep_every_record(start_server, tmp_path, 
     for w in workers:
         w.join()
     assert srv.stop() == 0
-    # `audit verify` takes a file that ends without a rotate record for a truncated one when
-    # another follows: each file is verified alone, and their links here.
+    # Each file verifies alone, and the set as one chain across the reopens.
     for f in moved + [log]:
         proc = run("audit", "verify", str(f))
         assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert verify_both(moved + [log], "--sealed") == records(moved + [log])
+    proc = run("audit", "report", *map(str, moved + [log]))
+    assert proc.returncode == 0 and "chain OK: seq 1.." in proc.stderr, proc.stderr
     recs = records(moved + [log])
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
     assert all(b["prev"] == a["hash"] for a, b in zip(recs, recs[1:]))
@@ -360,6 +362,110 @@ def test_rename_and_sighup_under_load_keep_every_record(start_server, tmp_path, 
     reopened = [r for r in recs if r["event"] == "start" and r["after"] == "reopen"]
     # Each rename is noticed before the next record, and each SIGHUP reopens again.
     assert 3 <= len(reopened) <= 6
+
+
+def reopened_set(start_server, tmp_path):
+    """A log split by the server itself: renamed + SIGHUP (a rotation tool), then deleted while
+    another name still holds it (the writer notices the file is gone before the next record),
+    then rotated by size. Returns the files oldest first and the uids answered."""
+    log = tmp_path / "set.log"
+    srv = start_server(audit=False, audit_log=log, audit_sync="always", audit_max_size=6000,
+                       audit_max_files=9)
+    conn, answered = srv.connect(), []
+
+    def send(n, tag):
+        for i in range(n):
+            uid = "%s-%d" % (tag, i)
+            assert status_of(srv, "validate", prod_review(uid), conn) == 200
+            answered.append(uid)
+
+    send(3, "first")
+    renamed = tmp_path / "set.renamed"
+    os.rename(log, renamed)
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)  # the reopen may come from the rename or the signal: both are "reopen"
+    send(3, "hup")
+    deleted = tmp_path / "set.deleted"
+    os.link(log, deleted)
+    os.unlink(log)
+    send(8, "gone")  # enough to rotate the new file by size as well
+    assert srv.stop() == 0
+    files = [renamed, deleted] + log_files(log)
+    recs = records(files)
+    starts = [r["after"] for r in recs if r["event"] == "start"]
+    assert starts[0] == "new" and starts.count("reopen") >= 2, starts
+    assert [r["event"] for r in recs].count("rotate") >= 1 and len(files) >= 4, files
+    assert open(renamed).readlines()[-1].find('"event":"rotate"') < 0  # ends without one
+    return files, answered
+
+
+def test_verify_and_report_accept_a_log_split_by_reopens(start_server, tmp_path):
+    files, answered = reopened_set(start_server, tmp_path)
+    recs = verify_both(files, "--sealed", "--checkpoint", "1")
+    assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    assert sorted(r["uid"] for r in recs if r["event"] == "decision") == sorted(answered)
+    proc = run("audit", "report", "--output", "json", *map(str, reversed(files)))
+    assert proc.returncode == 0, proc.stderr
+    assert "report: %d of %d decisions matched; chain OK: seq 1..%d" % (
+        len(answered), len(answered), recs[-1]["seq"]) in proc.stderr
+    assert [json.loads(l)["uid"] for l in proc.stdout.splitlines()] == answered
+
+
+def both_refuse(files, where, message):
+    """verify and report both refuse the set, each saying message at where (FILE:LINE)."""
+    proc = run("audit", "verify", *map(str, files))
+    assert proc.returncode == 1 and "%s: %s" % (where, message) in proc.stdout, proc.stdout
+    assert "chain OK" not in proc.stdout
+    proc = run("audit", "report", *map(str, files))
+    assert proc.returncode == 1, proc.stderr
+    assert "%s: chain broken: %s" % (where, message) in proc.stderr, proc.stderr
+
+
+def test_verify_and_report_refuse_a_reopened_set_that_was_damaged(start_server, tmp_path):
+    files, _ = reopened_set(start_server, tmp_path)
+    renamed = files[0]
+    lines = open(renamed, "rb").readlines()
+    last = json.loads(lines[-1])["seq"]
+    # The renamed file's last record cut off, at a record boundary.
+    renamed.write_bytes(b"".join(lines[:-1]))
+    both_refuse(files, "%s:%d" % (renamed, len(lines) - 1),
+                "the file ends at seq %d without a rotate record, and %s begins with a reopen "
+                "start at seq %d where %d was expected: records are missing (the tail of %s was "
+                "truncated" % (last - 1, files[1], last + 1, last, renamed))
+    # A reopened file left out: the next reopen start does not link to the file before it.
+    renamed.write_bytes(b"".join(lines))
+    gap = files[:1] + files[2:]
+    first = json.loads(open(files[2], "rb").readline())["seq"]
+    both_refuse(gap, "%s:%d" % (renamed, len(lines)),
+                "the file ends at seq %d without a rotate record" % last)
+    proc = run("audit", "verify", *map(str, gap))
+    assert "where %d was expected: records are missing" % (last + 1) in proc.stdout
+    assert "begins with a reopen start at seq %d" % first in proc.stdout
+
+
+def test_a_start_after_an_unclean_stop_does_not_continue_a_file(start_server, tmp_path):
+    """The server killed, its file moved to FILE.1 and the server started again: the new file's
+    start says "unclean" and links to FILE.1's last record, but only a reopen continues a file
+    that does not end with a rotate record, so the pair is refused (each file alone is OK)."""
+    log = tmp_path / "unclean.log"
+    srv = start_server(audit=False, audit_log=log, audit_sync="always")
+    conn = srv.connect()
+    for i in range(3):
+        assert status_of(srv, "validate", prod_review("before-%d" % i), conn) == 200
+    srv.stop(signal.SIGKILL)
+    older = tmp_path / "unclean.log.1"
+    os.rename(log, older)
+    srv = start_server(audit=False, audit_log=log, audit_sync="always")
+    assert status_of(srv, "validate", prod_review("after"), srv.connect()) == 200
+    assert srv.stop() == 0
+    start = records([log])[0]
+    assert start["event"] == "start" and start["after"] == "unclean"
+    assert start["prev"] == records([older])[-1]["hash"]
+    for f in (older, log):
+        assert run("audit", "verify", str(f)).returncode == 0
+    both_refuse([older, log], "%s:%d" % (older, len(records([older]))),
+                "the file ends at seq %d without a rotate record: its tail was truncated (%s "
+                "begins with a start after \"unclean\"" % (start["seq"] - 1, log))
 
 
 def test_rotation_under_load_keeps_the_chain(start_server):

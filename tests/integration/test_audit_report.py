@@ -249,3 +249,28 @@ def test_audit_stdout_copies_the_file_line_for_line(start_server):
     stream.write_text("\n".join(copied) + "\n")
     rc, out, err = report("--output", "json", stream)
     assert rc == 0, err
+
+
+TAMPER = ROOT / "tests" / "cases" / "audit-tamper"
+
+
+def test_report_accepts_and_refuses_the_files_verify_does():
+    """Each case of the verify corpus given as files (no --checkpoint, no --sealed): report
+    accepts the sets verify accepts (rotated, reopened) and breaks on the damage verify finds,
+    at the same line and, across files, with the same words."""
+    checked = 0
+    for case in sorted(p for p in TAMPER.iterdir() if (p / "args").exists()):
+        args = (case / "args").read_text().split()
+        if "--checkpoint" in args:
+            continue
+        args = [a for a in args if a != "--sealed"]
+        verify = run("audit", "verify", *args, cwd=case)
+        rep = run("audit", "report", *args, cwd=case)
+        assert rep.returncode == verify.returncode, (case.name, verify.stdout, rep.stderr)
+        if verify.returncode == 1:
+            where, _, what = verify.stdout.splitlines()[-1].partition(": ")
+            assert rep.stderr.startswith(where + ": "), (case.name, verify.stdout, rep.stderr)
+            if "without a rotate record" in what:
+                assert "%s: chain broken: %s" % (where, what) in rep.stderr, rep.stderr
+        checked += 1
+    assert checked >= 20

@@ -62,9 +62,9 @@ def chain(first, events, key=None, prev=GENESIS):
         seq = first + i
         if ev in ("d", "D"):
             m = decision(seq, ev == "d")
-        elif ev == "start":
+        elif ev.startswith("start"):  # "start" (after "new") or "start:AFTER"
             m = members(seq, "start", [("chain", "hmac-sha256" if key else "sha256"),
-                                       ("after", "new")])
+                                       ("after", ev.partition(":")[2] or "new")])
         else:
             m = members(seq, ev)
         line, prev = seal(m, prev, key)
@@ -219,6 +219,52 @@ def truncated_rotated_file():
     b, _ = chain(6, ["d", "d"], prev=ha[-1])
     return {"audit.log.1": a[:3], "audit.log": b}, ["audit.log.1", "audit.log"], 1, [
         "audit.log.1:3: the file ends at seq 3 without a rotate record: its tail was truncated"]
+
+
+@case
+def good_reopened():
+    """SIGHUP or a rename: the old file ends without a rotate record, the new one begins with a
+    start after "reopen" chained to the old file's last record."""
+    a, ha = chain(1, ["start", "d", "D"])
+    b, hb = chain(4, ["start:reopen", "d", "rotate"], prev=ha[-1])
+    c, hc = chain(7, ["start:reopen", "d", "stop"], prev=hb[-1])
+    files = {"audit.log.0": a, "audit.log.1": b, "audit.log": c}
+    out = ok_summary([("audit.log.0", 3), ("audit.log.1", 3), ("audit.log", 3)], 1, 9, hc[-1])
+    return files, ["audit.log", "audit.log.0", "audit.log.1", "--sealed"], 0, out
+
+
+@case
+def truncated_reopened_file():
+    """The reopened file's start names a record the old file no longer holds."""
+    a, ha = chain(1, ["start", "d", "D", "d"])
+    b, _ = chain(5, ["start:reopen", "d", "stop"], prev=ha[-1])
+    return {"audit.log.0": a[:3], "audit.log": b}, ["audit.log.0", "audit.log"], 1, [
+        "audit.log.0:3: the file ends at seq 3 without a rotate record, and audit.log begins with "
+        "a reopen start at seq 5 where 4 was expected: records are missing (the tail of "
+        "audit.log.0 was truncated, or a file between them was not given)"]
+
+
+@case
+def reopen_prev_unlinked():
+    """A reopen start whose seq follows but whose prev is not the old file's last hash."""
+    a, _ = chain(1, ["start", "d", "D"])
+    b, _ = chain(4, ["start:reopen", "d", "stop"], prev="ab" * 32)
+    return {"audit.log.0": a, "audit.log": b}, ["audit.log.0", "audit.log"], 1, [
+        "audit.log.0:3: the file ends at seq 3 without a rotate record, and the prev of the "
+        "reopen start that audit.log begins with is not its hash: the tail of audit.log.0 was "
+        "changed or the files are of different logs"]
+
+
+@case
+def unclean_start_after_unrotated_file():
+    """Only a reopen continues a file that was not rotated: a start after "unclean" that links
+    is still a file whose tail is not known to be whole."""
+    a, ha = chain(1, ["start", "d", "D"])
+    b, _ = chain(4, ["start:unclean", "d", "stop"], prev=ha[-1])
+    return {"audit.log.0": a, "audit.log": b}, ["audit.log.0", "audit.log"], 1, [
+        "audit.log.0:3: the file ends at seq 3 without a rotate record: its tail was truncated "
+        "(audit.log begins with a start after \"unclean\": only a start after \"reopen\" "
+        "continues a file without one)"]
 
 
 @case
