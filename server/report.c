@@ -630,11 +630,14 @@ report_run(const struct report_options *o, char **files, size_t nfiles, FILE *ou
     for (size_t i = 0; i < nfiles && rc == 0; i++) {
         rc = read_file(&r, fs[i].name);
         // A file that another follows ends with its rotate record or continues in a reopened
-        // file, as `audit verify` checks (a next file that is no log is reported when read).
+        // file, as `audit verify` checks. A next file that does not link at all and is no
+        // reopen is reported by the walk, which says more (another replica, a missing file).
+        const struct chain_head *h = i + 1 < nfiles ? &fs[i + 1].head : NULL;
         char msg[1024];
-        if (rc == 0 && i + 1 < nfiles && fs[i + 1].head.found && r.last_file == fs[i].name &&
-            chain_file_end(&r.last, fs[i].name, &fs[i + 1].head, fs[i + 1].name, msg, sizeof msg) <
-                0) {
+        if (rc == 0 && h != NULL && h->found && r.last_file == fs[i].name &&
+            ((h->rec.seq == r.last.seq + 1 && strcmp(h->rec.prev, r.last.hash) == 0) ||
+             (strcmp(h->rec.event, "start") == 0 && strcmp(h->after, "reopen") == 0)) &&
+            chain_file_end(&r.last, fs[i].name, h, fs[i + 1].name, msg, sizeof msg) < 0) {
             say(&r, fs[i].name, r.last_line, "chain broken: ", msg);
             rc = 1;
         }
