@@ -697,8 +697,10 @@ def main():
                             f"file, one a second, in {r['duration_us'] / 1e6:.0f} s, "
                             if triggers else "")
                          + f"{count} policy reloads logged"
-                         + (f", about {excess:.0f} requests above it per reload or SIGHUP beyond "
-                            "the 0.1%" if excess is not None and excess >= 0.5 else ""))
+                         + (f", about {excess:.0f} request"
+                            f"{'' if round(excess) == 1 else 's'} above it per reload or "
+                            "SIGHUP beyond the 0.1%"
+                            if excess is not None and excess >= 0.5 else ""))
         noise = [c for c in controls.values() if c["above"] != "nan"]
         if noise:
             parts.append("the same comparison in a run without reloads (the noise of this "
