@@ -1660,35 +1660,24 @@ policy_action_name(enum policy_action a)
     return ACTION_NAMES[a];
 }
 
-static bool
-profile_matches(const struct policy_profile *pr, const char *table, size_t n, const char *ns)
-{
-    return policy_globs_may_match(&pr->tables, table) &&
-           policy_globs_match_len(&pr->tables, table, n) &&
-           policy_globs_match(&pr->namespaces, ns ? ns : "");
-}
-
 const struct policy_profile *
 policy_profile_for(const struct policy_spec *s, const char *table, const char *ns)
 {
     if (s->profile_count == 0)
         return NULL; // table may be NULL then
     size_t n = strlen(table);
-    if (s->profile_first_at == NULL) {
-        for (size_t i = 0; i < s->profile_count; i++)
-            if (profile_matches(&s->profiles[i], table, n, ns))
-                return &s->profiles[i];
-        return NULL;
-    }
-    // The profiles the first byte allows and those that start anywhere, merged in file order.
+    // The profiles the first byte allows and those that start anywhere, merged in file order (so
+    // each of them passes policy_globs_may_match already).
     unsigned char ch = (unsigned char)table[0];
     const size_t *a = s->profile_anywhere, *a_end = a + s->profile_anywhere_count;
     const size_t *b = s->profile_first + s->profile_first_at[ch];
     const size_t *b_end = s->profile_first + s->profile_first_at[ch + 1];
     while (a < a_end || b < b_end) {
         size_t i = b == b_end || (a < a_end && *a < *b) ? *a++ : *b++;
-        if (profile_matches(&s->profiles[i], table, n, ns))
-            return &s->profiles[i];
+        const struct policy_profile *pr = &s->profiles[i];
+        if (policy_globs_match_len(&pr->tables, table, n) &&
+            policy_globs_match(&pr->namespaces, ns ? ns : ""))
+            return pr;
     }
     return NULL;
 }

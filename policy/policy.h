@@ -124,7 +124,8 @@ struct policy_spec {
     size_t profile_count;
     // The profiles a table may match, by the table's first byte c, so that a lookup tries only
     // those: profile_first[profile_first_at[c] .. profile_first_at[c + 1]) (in file order), and
-    // profile_anywhere (those with a glob that may match any first byte). NULL: try them all.
+    // profile_anywhere (those with a glob that may match any first byte). Set whenever
+    // profile_count is not 0.
     size_t *profile_first_at, *profile_first, *profile_anywhere, profile_anywhere_count;
     unsigned exceptions_max_days;      // spec.exceptionsMaxDays
     struct policy_resource *resources; // spec.resources, in file order; none: Applications only
