@@ -902,11 +902,11 @@ load_profile(struct ctx *c, const yaml_node_t *map, size_t index, const struct p
     load_settings(c, f[P_DEFAULTS], dwhat, pr->defaults);
 }
 
-// Whether a string whose first byte is ch may match a glob of g (as policy_globs_may_match).
+// Whether a string whose first byte is ch may match a glob of g.
 static bool
 may_start(const struct policy_globs *g, unsigned char ch)
 {
-    return g->compiled == NULL || (g->compiled->first[ch >> 6] & (uint64_t)1 << (ch & 63)) != 0;
+    return policy_globs_may_match(g, (const char[]){(char)ch, '\0'});
 }
 
 // Fills s->profile_first_at, profile_first and profile_anywhere (see policy.h). Every table is
