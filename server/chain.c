@@ -186,8 +186,6 @@ chain_parse_record(char *line, size_t len, struct chain_record *p, size_t *body_
     return 0;
 }
 
-// ---- writing ----
-
 void
 chain_read_head(char *line, size_t len, struct chain_head *h)
 {
