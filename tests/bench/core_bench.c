@@ -502,7 +502,7 @@ guarded_rows(const char *dir, const struct policy *policy)
                    {"dynamodbtable-update", "dynamodbtable-update", 2}};
     enum { N = sizeof guarded / sizeof *guarded };
     struct review_case c[2][N]; // by webhook: /mutate, /validate
-    struct pairing p[2][N];
+    struct pairing p[2 * N];    // the guarded rows' pairings, in the table's order
     double alone_us[2][N];
     char *text[N];
     size_t np = 0;
@@ -519,16 +519,10 @@ guarded_rows(const char *dir, const struct policy *policy)
             if (a < 0)
                 alone_us[w][g] = median_per_call(run_admit, &c[w][g]) * 1e6;
             else
-                p[w][g] = (struct pairing){
+                p[np++] = (struct pairing){
                     .fa = run_admit, .a = &c[w][a], .fb = run_admit, .b = &c[w][g]};
         }
-    // The pairings, one set: the Application rows above come first in the table.
-    struct pairing set[2 * N];
-    for (size_t g = 0; g < N; g++)
-        for (int w = 0; w < 2; w++)
-            if (guarded[g].against >= 0)
-                set[np++] = p[w][g];
-    run_pairings(set, np);
+    run_pairings(p, np);
     np = 0;
     printf("#guarded\tobject\twebhook\tbytes\tus_per_review\tagainst\tagainst_us\tratio\tratio_lo"
            "\tratio_hi\n");
@@ -539,7 +533,7 @@ guarded_rows(const char *dir, const struct policy *policy)
                 printf("guarded\t%s\t%s\t%zu\t%.2f\t-\t-\t-\t-\t-\n", guarded[g].object, hook,
                        c[w][g].len, alone_us[w][g]);
             } else {
-                struct ratio r = pairing_ratio(&set[np++]);
+                struct ratio r = pairing_ratio(&p[np++]);
                 printf("guarded\t%s\t%s\t%zu\t%.2f\t%s\t%.2f\t%.3f\t%.3f\t%.3f\n",
                        guarded[g].object, hook, c[w][g].len, r.b * 1e6,
                        guarded[guarded[g].against].object, r.a * 1e6, r.ratio, r.lo, r.hi);
