@@ -59,7 +59,7 @@ def ms(us):
 
 def pair_range(r):
     """The middle half of a paired core row's per-pair ratios, or "—" for rows without pairs."""
-    if r.get("ratio_lo", "-") == "-" or "ratio_lo" not in r:
+    if r.get("ratio_lo", "-") == "-":
         return "—"
     return f"{float(r['ratio_lo']):.2f}–{float(r['ratio_hi']):.2f}"
 
