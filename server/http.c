@@ -279,12 +279,18 @@ unheld_admit(struct http *h, const struct policy *p, const struct exceptions *x,
 
 // The worker thread serving a connection: libmicrohttpd 0.9.75 gives an added socket to the
 // worker of its number modulo the pool's size, which always has room (see http_start).
-static atomic_int *
-judging_of(struct http *h, struct MHD_Connection *c)
+static unsigned
+worker_of(struct http *h, struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *fd =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return h->workers > 1 && fd != NULL ? &h->judging[(unsigned)fd->connect_fd % h->workers] : NULL;
+    return fd != NULL ? (unsigned)fd->connect_fd % h->workers : 0;
+}
+
+static atomic_int *
+judging_of(struct http *h, struct MHD_Connection *c)
+{
+    return h->workers > 1 ? &h->judging[worker_of(h, c)] : NULL;
 }
 
 static enum MHD_Result admission_judged(struct http *h, struct MHD_Connection *c,
@@ -368,13 +374,11 @@ hold(struct http *h, struct MHD_Connection *c, struct request *rq, enum admit_we
     }
     // Only the answer and the record are kept: the review's tree goes back now.
     struct held *hd = xmalloc(sizeof *hd);
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     *hd = (struct held){.c = c,
                         .w = w,
                         .uid = xstrdup(res->req.uid ? res->req.uid : ""),
                         .h = h,
-                        .worker = fd != NULL ? (unsigned)fd->connect_fd % h->workers : 0};
+                        .worker = worker_of(h, c)};
     eval_result_free(&res->ev);
     memset(&res->ev, 0, sizeof res->ev);
     review_request_free(&res->req);
