@@ -22,6 +22,7 @@
 #include "server/chain.h"
 #include "util/file.h"
 #include "util/jsonw.h"
+#include "util/mono.h"
 #include "util/xalloc.h"
 
 // Room for the members the module adds around the caller's: time, seq, replica (counted
@@ -728,11 +729,7 @@ batcher_main(void *arg)
         }
         if (a->stopping)
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)BATCH_INTERVAL_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = mono_at(mono_now() + BATCH_INTERVAL_MS / 1000.0);
         pthread_cond_timedwait(&a->tick_cv, &a->mu, &until);
         if (a->retired_fd >= 0)
             continue; // handed over while waiting: its records go to the disk first
@@ -758,7 +755,7 @@ audit_open(const struct audit_options *o, char *err, size_t errlen)
     struct audit *a = xcalloc(1, sizeof(*a));
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->synced_cv, NULL);
-    pthread_cond_init(&a->tick_cv, NULL);
+    mono_cond_init(&a->tick_cv);
     pthread_mutex_init(&a->qmu, NULL);
     pthread_cond_init(&a->q_cv, NULL);
     a->fd = -1;
