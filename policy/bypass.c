@@ -86,7 +86,7 @@ at_pointer(const cJSON *v, const char *rest)
         const char *end = strchr(rest + 1, '/');
         size_t n = end ? (size_t)(end - rest - 1) : strlen(rest + 1);
         snprintf(tok, sizeof tok, "%.*s", (int)n, rest + 1);
-        v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, tok) : NULL;
+        v = cJSON_IsObject(v) ? json_get(v, tok) : NULL;
         rest += n + 1;
     }
     return v;
@@ -95,8 +95,7 @@ at_pointer(const cJSON *v, const char *rest)
 static void
 json_patch(const cJSON *trait, const char *where, struct bypass_result *out)
 {
-    const cJSON *ops = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(trait, "properties"), "operations");
+    const cJSON *ops = json_get(json_get(trait, "properties"), "operations");
     char why[320];
     if (!cJSON_IsArray(ops)) {
         snprintf(why, sizeof why,
@@ -138,7 +137,7 @@ json_patch(const cJSON *trait, const char *where, struct bypass_result *out)
                        "field as false): remove that operation",
                        where, k, field);
             } else if (strcmp(name, "add") == 0 || strcmp(name, "replace") == 0) {
-                const cJSON *v = at_pointer(cJSON_GetObjectItemCaseSensitive(op, "value"), rest);
+                const cJSON *v = at_pointer(json_get(op, "value"), rest);
                 if (v == NULL)
                     weaken(
                         out, i, BYPASS_OFF,
@@ -168,7 +167,7 @@ json_patch(const cJSON *trait, const char *where, struct bypass_result *out)
 static void
 json_merge_patch(const cJSON *trait, const char *where, struct bypass_result *out)
 {
-    const cJSON *patch = cJSON_GetObjectItemCaseSensitive(trait, "properties");
+    const cJSON *patch = json_get(trait, "properties");
     if (patch == NULL || cJSON_IsNull(patch))
         return;
     char why[320];
@@ -196,7 +195,7 @@ json_merge_patch(const cJSON *trait, const char *where, struct bypass_result *ou
                 v = NULL;
                 break;
             }
-            v = cJSON_GetObjectItemCaseSensitive(v, *p);
+            v = json_get(v, *p);
         }
         if (v == NULL || cJSON_IsTrue(v))
             continue;
@@ -240,7 +239,7 @@ static void
 override_trait(const struct policy_spec *s, const cJSON *t, const char *where,
                struct bypass_result *out)
 {
-    const cJSON *disable = cJSON_GetObjectItemCaseSensitive(t, "disable");
+    const cJSON *disable = json_get(t, "disable");
     char why[320];
     if (cJSON_IsTrue(disable)) {
         snprintf(why, sizeof why,
@@ -255,7 +254,7 @@ override_trait(const struct policy_spec *s, const cJSON *t, const char *where,
                  kind_of(disable), s->trait_type);
         weaken_all(out, why);
     }
-    const cJSON *props = cJSON_GetObjectItemCaseSensitive(t, "properties");
+    const cJSON *props = json_get(t, "properties");
     if (props == NULL || cJSON_IsNull(props))
         return;
     if (!cJSON_IsObject(props)) {
@@ -266,7 +265,7 @@ override_trait(const struct policy_spec *s, const cJSON *t, const char *where,
         return;
     }
     for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, POLICY_SETTING_NAMES[i]);
+        const cJSON *v = json_get(props, POLICY_SETTING_NAMES[i]);
         if (cJSON_IsFalse(v))
             weaken(out, i, BYPASS_OFF,
                    "%s sets %s: false on the %.60s trait: remove it from the override, or set "
@@ -285,8 +284,8 @@ override_trait(const struct policy_spec *s, const cJSON *t, const char *where,
 static int
 names_component(const cJSON *c, const struct transition_slot *slot)
 {
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(c, "type");
+    const cJSON *name = json_get(c, "name");
+    const cJSON *type = json_get(c, "type");
     if ((name != NULL && !cJSON_IsString(name) && !cJSON_IsNull(name)) ||
         (type != NULL && !cJSON_IsString(type) && !cJSON_IsNull(type)))
         return -1;
@@ -305,9 +304,9 @@ override_policy(const struct policy_spec *s, const cJSON *policy, const char *pn
 {
     char where[160], why[320];
     snprintf(where, sizeof where, "override policy \"%.60s\"", pname);
-    const cJSON *props = cJSON_GetObjectItemCaseSensitive(policy, "properties");
-    const cJSON *comps = cJSON_GetObjectItemCaseSensitive(props, "components");
-    const cJSON *selector = cJSON_GetObjectItemCaseSensitive(props, "selector");
+    const cJSON *props = json_get(policy, "properties");
+    const cJSON *comps = json_get(props, "components");
+    const cJSON *selector = json_get(props, "selector");
     if (!cJSON_IsArray(comps)) {
         snprintf(why, sizeof why,
                  "%s has no list of components in properties.components, so which tables it "
@@ -338,7 +337,7 @@ override_policy(const struct policy_spec *s, const cJSON *policy, const char *pn
         }
         if (named == 0)
             continue;
-        const cJSON *traits = cJSON_GetObjectItemCaseSensitive(c, "traits");
+        const cJSON *traits = json_get(c, "traits");
         if (traits != NULL && !cJSON_IsArray(traits) && !cJSON_IsNull(traits)) {
             snprintf(why, sizeof why,
                      "%s gives component \"%.60s\" traits that are not a list: fix the policy",
@@ -374,9 +373,8 @@ bypass_weakest(const struct policy_spec *s, const cJSON *app, const struct trans
     memcpy(where, "component \"", 11);
     memcpy(where + 11, slot->name, n);
     memcpy(where + 11 + n, "\"", 2);
-    patch_traits(cJSON_GetObjectItemCaseSensitive(slot->component, "traits"), where, out);
-    const cJSON *policies =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(app, "spec"), "policies");
+    patch_traits(json_get(slot->component, "traits"), where, out);
+    const cJSON *policies = json_get(json_get(app, "spec"), "policies");
     const cJSON *p;
     cJSON_ArrayForEach(p, (cJSON_IsArray(policies) ? policies : NULL))
     {

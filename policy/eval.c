@@ -42,8 +42,8 @@ precheck(const struct policy_spec *s, const struct eval_input *in, const cJSON *
     // An object being deleted (finalizers being removed) is passed over on an UPDATE, and on a
     // DELETE of it. Not on a CREATE: the API server clears deletionTimestamp after the mutating
     // webhooks and before the validating ones, so skipping it would store an unprotected table.
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
-    const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
+    const cJSON *meta = json_get(subject, "metadata");
+    const cJSON *dts = json_get(meta, "deletionTimestamp");
     if (dts != NULL && !cJSON_IsNull(dts) && in->operation != NULL &&
         (strcmp(in->operation, "UPDATE") == 0 || strcmp(in->operation, "DELETE") == 0))
         return EVAL_DELETING;
@@ -97,8 +97,8 @@ eval_exclusion(const struct policy *p, const struct eval_input *in, struct eval_
 static const cJSON *
 components_of(const cJSON *obj)
 {
-    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
-    const cJSON *comps = cJSON_GetObjectItemCaseSensitive(spec, "components");
+    const cJSON *spec = json_get(obj, "spec");
+    const cJSON *comps = json_get(spec, "components");
     return cJSON_IsArray(comps) ? comps : NULL;
 }
 
@@ -159,7 +159,7 @@ not_boolean(struct protection *pr, int i, const char *what, const cJSON *v)
 static void
 protection_of(const struct policy_spec *s, const cJSON *comp, struct protection *pr)
 {
-    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(comp, "traits");
+    const cJSON *traits = json_get(comp, "traits");
     const cJSON *found = NULL, *t;
     size_t count = 0;
     const cJSON *list = cJSON_IsArray(traits) ? traits : NULL;
@@ -169,7 +169,7 @@ protection_of(const struct policy_spec *s, const cJSON *comp, struct protection 
         if (type != NULL && strcmp(type, s->trait_type) == 0 && count++ == 0)
             found = t;
     }
-    const cJSON *props = cJSON_GetObjectItemCaseSensitive(found, "properties");
+    const cJSON *props = json_get(found, "properties");
     for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
         pr->why[i][0] = '\0';
         pr->defaulted[i] = false;
@@ -187,7 +187,7 @@ protection_of(const struct policy_spec *s, const cJSON *comp, struct protection 
             snprintf(pr->why[i], sizeof pr->why[i], "its %s trait's properties are not a mapping",
                      s->trait_type);
         } else {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, POLICY_SETTING_NAMES[i]);
+            const cJSON *v = json_get(props, POLICY_SETTING_NAMES[i]);
             if (v == NULL) {
                 pr->state[i] = TRAIT_CUE_DEFAULT ? ST_ON : ST_OFF;
                 pr->defaulted[i] = true;
@@ -275,7 +275,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, const struct po
     for (int i = 0; i < POLICY_SETTING_COUNT; i++)
         defaults[i] = prof ? prof->defaults[i] : s->defaults[i];
     size_t base = path->len;
-    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(comp, "traits");
+    const cJSON *traits = json_get(comp, "traits");
     patch_path_push(path, "traits");
     if (traits == NULL || cJSON_IsNull(traits)) {
         cJSON *list = cJSON_CreateArray();
@@ -309,7 +309,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, const struct po
         goto done; // ambiguous; validate reports it
 
     patch_path_push_index(path, found_at);
-    const cJSON *props = cJSON_GetObjectItemCaseSensitive(found, "properties");
+    const cJSON *props = json_get(found, "properties");
     if (props == NULL || cJSON_IsNull(props)) {
         patch_path_push(path, "properties");
         patch_add(ops(out), path->buf, trait_properties(defaults));
@@ -320,7 +320,7 @@ mutate_component(const struct policy_spec *s, const cJSON *comp, const struct po
     patch_path_push(path, "properties");
     size_t props_len = path->len;
     for (int i = 0; i < POLICY_SETTING_COUNT; i++) {
-        if (cJSON_GetObjectItemCaseSensitive(props, POLICY_SETTING_NAMES[i]) != NULL)
+        if (json_get(props, POLICY_SETTING_NAMES[i]) != NULL)
             continue;
         patch_path_push(path, POLICY_SETTING_NAMES[i]);
         patch_add(ops(out), path->buf, cJSON_CreateBool(defaults[i]));
@@ -384,7 +384,7 @@ void
 eval_deny_unreadable(const char *kind, const cJSON *subject, const struct eval_input *in,
                      struct eval_result *out)
 {
-    const char *name = json_str(cJSON_GetObjectItemCaseSensitive(subject, "metadata"), "name");
+    const char *name = json_str(json_get(subject, "metadata"), "name");
     char *owned = NULL;
     out->denied = true;
     // The reason names a JSON path, whose keys are the client's: defused like a name.
@@ -1025,7 +1025,7 @@ eval_validate(const struct policy *p, const struct eval_input *in, struct eval_r
         deny_unreadable(subject, in, out);
     if (out->skip != EVAL_EVALUATED)
         return 0;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
+    const cJSON *meta = json_get(subject, "metadata");
     const char *app = json_str(meta, "name");
     if (app == NULL)
         app = "";

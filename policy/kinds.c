@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "util/jsonr.h"
 #include "util/xalloc.h"
 
 static const char *const TABLE_NAME[] = {"spec", "tableName", NULL};
@@ -72,6 +73,6 @@ const cJSON *
 kinds_get(const cJSON *obj, const char *const *path)
 {
     for (; *path != NULL && obj != NULL; path++)
-        obj = cJSON_GetObjectItemCaseSensitive(obj, *path);
+        obj = json_get(obj, *path);
     return obj;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonr.h"
 #include "util/xalloc.h"
 
 static void
@@ -136,8 +137,8 @@ apply_add(cJSON *doc, const char *path, const cJSON *value, struct cursor *cur, 
         s = next_token(s + 1, token, sizeof token);
         if (*s == '\0')
             break;
-        cJSON *child = cJSON_IsArray(parent) ? array_item(parent, atoi(token), cur)
-                                             : cJSON_GetObjectItemCaseSensitive(parent, token);
+        cJSON *child =
+            cJSON_IsArray(parent) ? array_item(parent, atoi(token), cur) : json_get(parent, token);
         if (child == NULL) {
             snprintf(err, errlen, "path \"%s\": \"%s\" does not exist", path, token);
             return -1;
@@ -150,7 +151,7 @@ apply_add(cJSON *doc, const char *path, const cJSON *value, struct cursor *cur, 
         return -1;
     }
     if (cJSON_IsObject(parent)) {
-        if (cJSON_GetObjectItemCaseSensitive(parent, token) != NULL) {
+        if (json_get(parent, token) != NULL) {
             *cur = (struct cursor){0}; // the replaced value may hold the cursor's array
             cJSON_ReplaceItemInObjectCaseSensitive(parent, token, copy);
         } else
@@ -191,9 +192,9 @@ patch_apply(cJSON *doc, const cJSON *ops, char *err, size_t errlen)
     struct cursor cur = {0};
     cJSON_ArrayForEach(op, ops)
     {
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(op, "op");
-        const cJSON *path = cJSON_GetObjectItemCaseSensitive(op, "path");
-        const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
+        const cJSON *kind = json_get(op, "op");
+        const cJSON *path = json_get(op, "path");
+        const cJSON *value = json_get(op, "value");
         if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "add") != 0) {
             snprintf(err, errlen, "only \"add\" operations are supported");
             return -1;

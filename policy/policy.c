@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "util/file.h"
+#include "util/jsonr.h"
 #include "util/xalloc.h"
 
 const char *const POLICY_SETTING_NAMES[POLICY_SETTING_COUNT] = {"deletionProtection",
@@ -1699,7 +1700,7 @@ policy_path_get(const struct policy_path *path, const cJSON *obj)
 {
     const cJSON *v = obj;
     for (size_t i = 0; i < path->depth && v != NULL; i++)
-        v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, path->segments[i]) : NULL;
+        v = cJSON_IsObject(v) ? json_get(v, path->segments[i]) : NULL;
     return v;
 }
 

@@ -40,7 +40,7 @@ walk(const struct policy_path *path, const cJSON *obj, char *why, size_t len)
             snprintf(why, len, "%.*s is %s, not a mapping", (int)(n ? n - 1 : 0), path->text, got);
             return NULL;
         }
-        v = cJSON_GetObjectItemCaseSensitive(v, path->segments[i]);
+        v = json_get(v, path->segments[i]);
         if (v == NULL)
             return NULL;
     }
@@ -52,7 +52,7 @@ resource_read(const struct policy_resource *row, const cJSON *obj, struct resour
 {
     memset(out, 0, sizeof *out);
     out->row = row;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *meta = json_get(obj, "metadata");
     const char *name = json_str(meta, "name");
     out->name = name ? name : "";
     const cJSON *t = walk(&row->table_name, obj, out->table_why, sizeof out->table_why);
@@ -84,7 +84,7 @@ resource_read(const struct policy_resource *row, const cJSON *obj, struct resour
                      row->settings[k].text, got);
         }
     }
-    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+    const cJSON *ann = json_get(meta, "annotations");
     const char *policy = json_str(ann, RESOURCE_RETAIN_ANNOTATION);
     out->retained = policy != NULL && strcmp(policy, "retain") == 0;
 }
@@ -104,8 +104,8 @@ begin(const struct policy_spec *s, const struct eval_input *in, const cJSON *sub
 {
     memset(out, 0, sizeof *out);
     const struct policy_resource *row = resource_row(s, subject);
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(subject, "metadata");
-    const cJSON *dts = cJSON_GetObjectItemCaseSensitive(meta, "deletionTimestamp");
+    const cJSON *meta = json_get(subject, "metadata");
+    const cJSON *dts = json_get(meta, "deletionTimestamp");
     // As for an Application: not on a CREATE, whose deletionTimestamp the API server clears
     // after the mutating webhooks, so skipping it would store an unprotected table.
     if (row == NULL)
@@ -194,9 +194,7 @@ fill(const cJSON *object, struct additions *ad, char *const *segs, size_t depth,
     size_t i = 0;
     for (; i < depth; i++) {
         cJSON *mine = owned ? NULL : added_at(ad, segs, i);
-        const cJSON *next = mine                ? mine
-                            : cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, segs[i])
-                                                : NULL;
+        const cJSON *next = mine ? mine : cJSON_IsObject(v) ? json_get(v, segs[i]) : NULL;
         // A mapping on the way that is null is absent, as for an Application's traits; the "add"
         // replaces it. A null field at the end is a value someone wrote: validate judges it.
         if (next == NULL || (cJSON_IsNull(next) && i + 1 < depth))
@@ -258,10 +256,10 @@ resource_mutate(const struct policy *p, const struct eval_input *in, struct eval
     }
     bool annotate = w.retain && is_ack(row) && !v.retained;
     if (annotate) {
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(in->object, "metadata");
-        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+        const cJSON *meta = json_get(in->object, "metadata");
+        const cJSON *ann = json_get(meta, "annotations");
         // An explicit deletion policy (even "delete") is the owner's choice: never overridden.
-        annotate = cJSON_GetObjectItemCaseSensitive(ann, RESOURCE_RETAIN_ANNOTATION) == NULL;
+        annotate = json_get(ann, RESOURCE_RETAIN_ANNOTATION) == NULL;
     }
     if (!any && !annotate)
         return 0;
@@ -506,10 +504,8 @@ resource_validate(const struct policy *p, const struct eval_input *in, struct ev
         before = &old;
     }
     // The KubeVela labels name the Application that rendered the object, when one did.
-    const cJSON *meta =
-        cJSON_GetObjectItemCaseSensitive(deleting ? in->old_object : in->object, "metadata");
-    const char *app =
-        json_str(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "app.oam.dev/name");
+    const cJSON *meta = json_get(deleting ? in->old_object : in->object, "metadata");
+    const char *app = json_str(json_get(meta, "labels"), "app.oam.dev/name");
     char *component = xconcat(v.row->kind, "/", v.name, NULL);
     struct judge j = {s,  in, app ? app : "", component, table_row(now, before, component, out),
                       out};

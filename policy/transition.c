@@ -24,7 +24,7 @@ transition_component_table(const struct policy_spec *s, const cJSON *comp)
 {
     const cJSON *v = comp;
     for (size_t i = 0; i < s->table_name_depth && v != NULL; i++)
-        v = cJSON_GetObjectItemCaseSensitive(v, s->table_name_path[i]);
+        v = json_get(v, s->table_name_path[i]);
     if (cJSON_IsString(v) && v->valuestring[0] != '\0')
         return v->valuestring;
     return json_str(comp, "name");
@@ -44,8 +44,8 @@ static void
 carried_objects(const struct policy_spec *s, const cJSON *comp, struct transition_slot *slot,
                 struct transition_slots *out)
 {
-    const cJSON *props = cJSON_GetObjectItemCaseSensitive(comp, "properties");
-    const cJSON *objects = cJSON_GetObjectItemCaseSensitive(props, "objects");
+    const cJSON *props = json_get(comp, "properties");
+    const cJSON *objects = json_get(props, "objects");
     const cJSON *o;
     cJSON_ArrayForEach(o, (cJSON_IsArray(objects) ? objects : NULL))
     {
@@ -53,7 +53,7 @@ carried_objects(const struct policy_spec *s, const cJSON *comp, struct transitio
         if (!cJSON_IsObject(o) || row == NULL)
             continue;
         const cJSON *t = kinds_get(o, row->table_name_from);
-        const char *oname = json_str(cJSON_GetObjectItemCaseSensitive(o, "metadata"), "name");
+        const char *oname = json_str(json_get(o, "metadata"), "name");
         slot->object = o;
         slot->kind = row;
         slot->object_name = oname ? oname : "";
@@ -69,8 +69,7 @@ transition_slots(const struct policy_spec *s, const cJSON *app, struct transitio
     memset(out, 0, sizeof *out);
     if (!transition_is_application(app))
         return;
-    const cJSON *comps = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(app, "spec"), "components");
+    const cJSON *comps = json_get(json_get(app, "spec"), "components");
     const cJSON *comp;
     size_t i = 0;
     cJSON_ArrayForEach(comp, (cJSON_IsArray(comps) ? comps : NULL))
@@ -106,8 +105,7 @@ transition_slots_free(struct transition_slots *slots)
 static bool
 has_orphan_finalizer(const cJSON *app)
 {
-    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(app, "metadata"), "finalizers");
+    const cJSON *fin = json_get(json_get(app, "metadata"), "finalizers");
     const cJSON *f;
     cJSON_ArrayForEach(f, (cJSON_IsArray(fin) ? fin : NULL))
     {
@@ -121,8 +119,7 @@ has_orphan_finalizer(const cJSON *app)
 static const char *
 type_now(const cJSON *app, const char *name)
 {
-    const cJSON *comps = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(app, "spec"), "components");
+    const cJSON *comps = json_get(json_get(app, "spec"), "components");
     const cJSON *c;
     cJSON_ArrayForEach(c, (cJSON_IsArray(comps) ? comps : NULL))
     {
@@ -173,23 +170,21 @@ selects(const cJSON *sel, const struct transition_slot *slot)
 static bool
 gc_keeps(const cJSON *app, const struct transition_slot *slot)
 {
-    const cJSON *policies =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(app, "spec"), "policies");
+    const cJSON *policies = json_get(json_get(app, "spec"), "policies");
     const cJSON *p;
     cJSON_ArrayForEach(p, (cJSON_IsArray(policies) ? policies : NULL))
     {
         const char *type = json_str(p, "type");
         if (type == NULL || strcmp(type, "garbage-collect") != 0)
             continue;
-        const cJSON *rules = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(p, "properties"), "rules");
+        const cJSON *rules = json_get(json_get(p, "properties"), "rules");
         const cJSON *r;
         cJSON_ArrayForEach(r, (cJSON_IsArray(rules) ? rules : NULL))
         {
             const char *strategy = json_str(r, "strategy"), *prop = json_str(r, "propagation");
             bool keeps = (strategy != NULL && strcmp(strategy, "never") == 0) ||
                          (prop != NULL && strcmp(prop, "orphan") == 0);
-            if (keeps && selects(cJSON_GetObjectItemCaseSensitive(r, "selector"), slot))
+            if (keeps && selects(json_get(r, "selector"), slot))
                 return true;
         }
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonr.h"
 #include "util/xalloc.h"
 
 // The record's schema version (docs/audit.md): 2 added "tables" and "excluded". Records without
@@ -278,8 +279,8 @@ write_who(struct jsonw *w, const struct review_request *req)
     }
     const char *name = req->name;
     if (name[0] == '\0') {
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(req->object, "metadata");
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(meta, "name");
+        const cJSON *meta = json_get(req->object, "metadata");
+        const cJSON *n = json_get(meta, "name");
         if (cJSON_IsString(n))
             name = n->valuestring;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonr.h"
 #include "util/jsonw.h"
 #include "util/xalloc.h"
 
@@ -602,7 +603,7 @@ has_duplicate_keys(const cJSON *node)
 static int
 opt_string(const cJSON *obj, const char *key, const char *def, const char **out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_get(obj, key);
     if (v == NULL || cJSON_IsNull(v)) {
         *out = def;
         return 0;
@@ -623,7 +624,7 @@ fail(char *err, size_t errlen, const char *msg)
 static int
 decode_user(const cJSON *request, struct review_request *req, char *err, size_t errlen)
 {
-    const cJSON *user = cJSON_GetObjectItemCaseSensitive(request, "userInfo");
+    const cJSON *user = json_get(request, "userInfo");
     req->username = "";
     if (user == NULL || cJSON_IsNull(user))
         return 0;
@@ -631,7 +632,7 @@ decode_user(const cJSON *request, struct review_request *req, char *err, size_t 
         return fail(err, errlen, "request.userInfo is not an object");
     if (opt_string(user, "username", "", &req->username) != 0)
         return fail(err, errlen, "request.userInfo.username is not a string");
-    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(user, "groups");
+    const cJSON *groups = json_get(user, "groups");
     if (groups == NULL || cJSON_IsNull(groups))
         return 0;
     if (!cJSON_IsArray(groups))
@@ -722,7 +723,7 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
     if (opt_string(root, "kind", NULL, &kind) != 0 || kind == NULL ||
         strcmp(kind, "AdmissionReview") != 0)
         return fail(err, errlen, "kind is not AdmissionReview");
-    const cJSON *request = cJSON_GetObjectItemCaseSensitive(root, "request");
+    const cJSON *request = json_get(root, "request");
     if (!cJSON_IsObject(request))
         return fail(err, errlen, "request is missing or not an object");
     if (opt_string(request, "uid", NULL, &req->uid) != 0 || req->uid == NULL || req->uid[0] == '\0')
@@ -745,25 +746,25 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
         return fail(err, errlen, "request.namespace is not a string");
     if (opt_string(request, "name", "", &req->name) != 0)
         return fail(err, errlen, "request.name is not a string");
-    const cJSON *resource = cJSON_GetObjectItemCaseSensitive(request, "resource");
+    const cJSON *resource = json_get(request, "resource");
     if (resource != NULL && !cJSON_IsNull(resource) && !cJSON_IsObject(resource))
         return fail(err, errlen, "request.resource is not an object");
     if (opt_string(resource, "group", "", &req->group) != 0 ||
         opt_string(resource, "version", "", &req->version) != 0 ||
         opt_string(resource, "resource", "", &req->resource) != 0)
         return fail(err, errlen, "request.resource holds a non-string field");
-    const cJSON *dry = cJSON_GetObjectItemCaseSensitive(request, "dryRun");
+    const cJSON *dry = json_get(request, "dryRun");
     if (dry != NULL && !cJSON_IsNull(dry) && !cJSON_IsBool(dry))
         return fail(err, errlen, "request.dryRun is not a boolean");
     req->dry_run = cJSON_IsTrue(dry);
     if (decode_user(request, req, err, errlen) != 0)
         return -1;
-    req->object = cJSON_GetObjectItemCaseSensitive(request, "object");
-    req->old_object = cJSON_GetObjectItemCaseSensitive(request, "oldObject");
+    req->object = json_get(request, "object");
+    req->old_object = json_get(request, "oldObject");
     // The namespace of a namespaced object is in the request; fall back to the object's own.
     if (req->namespace[0] == '\0') {
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(req->object, "metadata");
-        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(meta, "namespace");
+        const cJSON *meta = json_get(req->object, "metadata");
+        const cJSON *ns = json_get(meta, "namespace");
         if (cJSON_IsString(ns))
             req->namespace = ns->valuestring;
     }

@@ -4,5 +4,7 @@
 const char *
 json_str(const cJSON *o, const char *key)
 {
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+    // cJSON_GetStringValue's test, without a library call.
+    const cJSON *v = json_get(o, key);
+    return v != NULL && (v->type & 0xFF) == cJSON_String ? v->valuestring : NULL;
 }

@@ -3,7 +3,26 @@
 #ifndef TABLEGUARD_JSONR_H
 #define TABLEGUARD_JSONR_H
 
+#include <string.h>
+
 #include <cjson/cJSON.h>
+
+// o's member key (case-sensitive): exactly what cJSON_GetObjectItemCaseSensitive returns (the
+// first member of that name; NULL when o or key is NULL, o has no such member, or the walk meets
+// an item without a key first, as it does at once in an array). Inline, and each key's first
+// byte is compared before strcmp is called: a review looks up about 140 keys, and the library
+// call with a strcmp per member it passed was 3% of a 1-component review's instructions.
+static inline cJSON *
+json_get(const cJSON *o, const char *key)
+{
+    if (o == NULL || key == NULL)
+        return NULL;
+    cJSON *c = o->child;
+    for (; c != NULL && c->string != NULL; c = c->next)
+        if (c->string[0] == key[0] && strcmp(c->string, key) == 0)
+            return c;
+    return NULL;
+}
 
 // The string value of o's member key (case-sensitive), or NULL when o is not an object, has no
 // such member, or the member is not a string.
