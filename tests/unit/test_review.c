@@ -631,6 +631,85 @@ duplicate_keys_are_found_at_any_depth(void **state)
     assert_true(dups > rounds / 10 && dups < rounds * 9 / 10);
 }
 
+// Keys whose first bytes repeat, agree in their low six bits ('q' and '1', 'a' and '!'), are
+// empty, are prefixes of one another or are outside ASCII.
+static const char *const DUP_KEYS[] = {
+    "",     "a",         "ab", "!",      "b",      "ba",      "q",           "1",
+    "name", "namespace", "A",  "\u00e9", "\u00e8", "\u00e9t", "requestKind", "requestResource"};
+
+// A random object of up to 20 members with keys from DUP_KEYS (so that some repeat), as text.
+static void
+random_object_text(char *out, size_t cap, int depth, bool *dup)
+{
+    size_t n = (size_t)(rand() % 21), len = 0;
+    bool used[sizeof DUP_KEYS / sizeof DUP_KEYS[0]] = {false};
+    len += (size_t)snprintf(out + len, cap - len, "{");
+    for (size_t i = 0; i < n && len + 64 < cap; i++) {
+        size_t k = (size_t)rand() % (sizeof DUP_KEYS / sizeof DUP_KEYS[0]);
+        *dup = *dup || used[k];
+        used[k] = true;
+        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":", i ? "," : "", DUP_KEYS[k]);
+        if (depth > 0 && rand() % 4 == 0)
+            random_object_text(out + len, cap - len, depth - 1, dup);
+        else
+            snprintf(out + len, cap - len, "%d", rand() % 9);
+        len += strlen(out + len);
+    }
+    snprintf(out + len, cap - len, "}");
+}
+
+static void
+duplicate_keys_are_found_whatever_their_first_bytes(void **state)
+{
+    (void)state;
+    srand(29);
+    int dups = 0, rounds = 3000;
+    for (int round = 0; round < rounds; round++) {
+        static char object[1 << 16], body[(1 << 16) + 256];
+        bool want = false;
+        random_object_text(object, sizeof object, 3, &want);
+        int n = snprintf(body, sizeof body,
+                         HEAD "\"request\":{\"uid\":\"u\",\"operation\":\"CREATE\","
+                              "\"object\":%s}}",
+                         object);
+        char err[160];
+        int rc = decode(body, (size_t)n, err);
+        if (want ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
+            fail_msg("round %d: rc %d (%s), expected %s: %s", round, rc, rc ? err : "",
+                     want ? "a duplicate" : "none", object);
+        dups += want;
+    }
+    assert_true(dups > rounds / 10 && dups < rounds * 9 / 10);
+}
+
+// The check follows any nesting cJSON holds: a duplicate at the bottom of 40 to 900 levels of
+// objects and arrays is found, and none is made up.
+static void
+duplicate_keys_are_found_under_deep_nesting(void **state)
+{
+    (void)state;
+    static const int depths[] = {40, 63, 64, 65, 127, 128, 129, 500, 900};
+    for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+        for (int dup = 0; dup < 2; dup++) {
+            size_t cap = (size_t)depths[d] * 16 + 512, len = 0;
+            char *body = malloc(cap), err[160];
+            len += (size_t)snprintf(body, cap,
+                                    HEAD "\"request\":{\"uid\":\"u\",\"operation\":"
+                                         "\"CREATE\",\"object\":");
+            for (int i = 0; i < depths[d]; i++)
+                len += (size_t)snprintf(body + len, cap - len, i % 2 ? "[1," : "{\"x\":0,\"k\":");
+            len += (size_t)snprintf(body + len, cap - len, dup ? "{\"z\":1,\"z\":2}" : "{\"z\":1}");
+            for (int i = depths[d] - 1; i >= 0; i--)
+                len += (size_t)snprintf(body + len, cap - len, i % 2 ? "]" : "}");
+            len += (size_t)snprintf(body + len, cap - len, "}}");
+            int rc = decode(body, len, err);
+            if (dup ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
+                fail_msg("depth %d, duplicate %d: rc %d (%s)", depths[d], dup, rc, rc ? err : "");
+            free(body);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -647,6 +726,8 @@ main(void)
         cmocka_unit_test(encodes_the_bytes_cjson_printed),
         cmocka_unit_test(byte_checks_hold_at_every_alignment),
         cmocka_unit_test(duplicate_keys_are_found_at_any_depth),
+        cmocka_unit_test(duplicate_keys_are_found_whatever_their_first_bytes),
+        cmocka_unit_test(duplicate_keys_are_found_under_deep_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
