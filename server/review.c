@@ -42,6 +42,8 @@ struct review_chunk {
 
 // The arena the calling thread parses into, or NULL (set only inside review_decode).
 static _Thread_local struct review_chunk **tl_arena;
+// The free bytes of the arena's current chunk, [tl_next, tl_end); both NULL outside a parse.
+static _Thread_local unsigned char *tl_next, *tl_end;
 // The size of the first chunk of the arena being filled: about what the body's tree needs.
 static _Thread_local size_t tl_first;
 
@@ -54,40 +56,59 @@ chunk_new(size_t size)
     return c;
 }
 
-// Outside a decode cJSON allocates from the heap, under xmalloc's out-of-memory policy.
-__attribute__((noinline)) static void *
-heap_malloc(size_t n)
+// The calling thread's cJSON allocations go into *arena (NULL: to the heap) until arena_leave.
+// A chunk's `used` is brought up to date when its thread leaves it.
+static void
+arena_enter(struct review_chunk **arena)
 {
-    return xmalloc(n);
+    tl_arena = arena;
+    struct review_chunk *c = arena != NULL ? *arena : NULL;
+    tl_next = c != NULL ? c->data + c->used : NULL;
+    tl_end = c != NULL ? c->data + c->size : NULL;
 }
 
-// A new chunk in front of the arena, with the first n bytes taken. Each further chunk doubles
-// the arena, so an underestimate costs a few chunks more.
-__attribute__((noinline)) static void *
-arena_grow(size_t n)
+static void
+arena_leave(void)
 {
+    if (tl_arena != NULL && *tl_arena != NULL)
+        (*tl_arena)->used = (size_t)(tl_next - (*tl_arena)->data);
+    tl_arena = NULL;
+    tl_next = tl_end = NULL;
+}
+
+// Outside a decode cJSON allocates from the heap, under xmalloc's out-of-memory policy. In a
+// decode, a new chunk in front of the arena, with the first n bytes taken: each further chunk
+// doubles the arena, so an underestimate costs a few chunks more.
+__attribute__((noinline)) static void *
+arena_slow(size_t n)
+{
+    if (tl_arena == NULL || n > SIZE_MAX - 15) // no size that large fits: xmalloc says so
+        return xmalloc(n);
+    n = n == 0 ? 16 : (n + 15) & ~(size_t)15;
     struct review_chunk *c = *tl_arena;
+    if (c != NULL)
+        c->used = (size_t)(tl_next - c->data);
     size_t want = c ? c->size * 2 : tl_first;
     struct review_chunk *fresh = chunk_new(want > n ? want : n);
     fresh->next = c;
-    fresh->used = n;
     *tl_arena = fresh;
+    tl_next = fresh->data + n;
+    tl_end = fresh->data + fresh->size;
     return fresh->data;
 }
 
 // cJSON's allocator. The heap path and the arena's growth are out of line, so the common case,
-// a bump in the current chunk, saves no registers: a review allocates once per JSON value.
+// a bump in the current chunk, saves no registers: a review allocates once per JSON value and
+// once per string. Outside a parse both bounds are NULL, so every size takes the slow path
+// (a size of 0, or one that wraps when rounded up, does in any case).
 static void *
 arena_malloc(size_t n)
 {
-    if (tl_arena == NULL)
-        return heap_malloc(n);
-    n = (n + 15) & ~(size_t)15;
-    struct review_chunk *c = *tl_arena;
-    if (c == NULL || c->size - c->used < n)
-        return arena_grow(n);
-    void *p = c->data + c->used;
-    c->used += n;
+    size_t r = (n + 15) & ~(size_t)15;
+    unsigned char *p = tl_next;
+    if (r - 1 >= (uintptr_t)tl_end - (uintptr_t)p)
+        return arena_slow(n);
+    tl_next = p + r;
     return p;
 }
 
@@ -516,14 +537,14 @@ parse_deep(const char *s, size_t n, struct review_chunk **arena, char *err, size
     cJSON *root = NULL;
     if (why == NULL) {
         const char *end;
-        tl_arena = arena;
+        arena_enter(arena);
         root = parse_one(flat, flat_len, &end);
-        tl_arena = NULL;
+        arena_leave();
         if (root != NULL && !only_space(end, flat + flat_len)) {
             why = "trailing data after the JSON document";
-            tl_arena = arena; // its nodes go back to where they came from
+            arena_enter(arena); // its nodes go back to where they came from
             cJSON_Delete(root);
-            tl_arena = NULL;
+            arena_leave();
             root = NULL;
         } else if (root == NULL) {
             why = "body is not valid JSON";
@@ -664,9 +685,9 @@ parse_body(const char *body, size_t len, struct review_request *req, char *err, 
     struct review_chunk *arena = NULL;
     // A parsed review takes a little over three times the bytes of its text.
     tl_first = n < 4096 ? 16384 : 4 * n;
-    tl_arena = REVIEW_ARENA ? &arena : NULL;
+    arena_enter(REVIEW_ARENA ? &arena : NULL);
     req->root = parse_one(text, n, &end);
-    tl_arena = NULL;
+    arena_leave();
     int rc = 0;
     if (req->root == NULL) {
         req->root = parse_deep(text, n, REVIEW_ARENA ? &arena : NULL, err, errlen);

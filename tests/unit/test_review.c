@@ -710,6 +710,34 @@ duplicate_keys_are_found_under_deep_nesting(void **state)
     }
 }
 
+// A small body of many values takes several times the first arena chunk (16 KiB for a body
+// under 4 KiB): every value still reads back as sent.
+static void
+decodes_a_small_body_of_many_values(void **state)
+{
+    (void)state;
+    enum { N = 1900 };
+    size_t cap = 2 * N + 256, len = 0;
+    char *body = malloc(cap), err[160];
+    len += (size_t)snprintf(body, cap,
+                            HEAD "\"request\":{\"uid\":\"u\",\"operation\":\"CREATE\","
+                                 "\"object\":[");
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(body + len, cap - len, "%s%d", i ? "," : "", i % 10);
+    len += (size_t)snprintf(body + len, cap - len, "]}}");
+    assert_true(len < 4096);
+    struct review_request req;
+    assert_int_equal(review_decode(body, len, &req, err, sizeof err), 0);
+    assert_int_equal(cJSON_GetArraySize(req.object), N);
+    int i = 0;
+    for (const cJSON *v = req.object->child; v != NULL; v = v->next, i++)
+        assert_int_equal(v->valueint, i % 10);
+    assert_int_equal(i, N);
+    assert_string_equal(req.uid, "u");
+    review_request_free(&req);
+    free(body);
+}
+
 int
 main(void)
 {
@@ -728,6 +756,7 @@ main(void)
         cmocka_unit_test(duplicate_keys_are_found_at_any_depth),
         cmocka_unit_test(duplicate_keys_are_found_whatever_their_first_bytes),
         cmocka_unit_test(duplicate_keys_are_found_under_deep_nesting),
+        cmocka_unit_test(decodes_a_small_body_of_many_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
