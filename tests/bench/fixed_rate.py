@@ -11,15 +11,20 @@ nanoseconds: at a few percent of a core, 10 ms ticks would be too coarse) is rea
 and at the end of a window inside the measured part, and divided by the requests that started
 in it.
 
+h2load paces each connection on its own timer, and its timers fire together: how bursty the
+arrivals are is recorded too, as the share of request starts (from h2load's per-request log) less
+than BURST_US after the previous one.
+
 Appends one line to the results file (JSON):
-  {"target", "payload", "webhook", "mode": "rate", "round", "connections", "offered": req/s
-   asked for, "requests", "duration_us", "errors": failed, errored, timed out or non-2xx,
+  {"target", "payload", "webhook", "mode": "rate" (or --mode), "round", "connections", "offered":
+   req/s asked for, "requests", "duration_us", "errors": failed, errored, timed out or non-2xx,
    "p50_us", "p99_us", "p999_us", "max_us", "cpu_ticks": the window's CPU in clock ticks
-   (fractional), "cpu_requests": requests in the CPU window}
+   (fractional), "cpu_requests": requests in the CPU window, "burst_share": the share of starts
+   less than BURST_US after the previous start}
 
 usage: fixed_rate.py --url URL --connect-to HOST:PORT --body FILE --rate R --results FILE
                      --target T --payload P --webhook W --pids "PID ..." [--connections 32]
-                     [--duration 5] [--round 1] [--load-cpu 1] [--log FILE]
+                     [--duration 5] [--round 1] [--load-cpu 1] [--log FILE] [--mode rate]
 """
 
 import argparse
@@ -32,13 +37,14 @@ import time
 
 WARM_UP = 1.0  # seconds: h2load's --warm-up-time, when the connections are made
 MARGIN = 0.2  # seconds kept between the CPU window and the ends of the measured part
+BURST_US = 50  # a request start this close after the previous one counts as sent together
 
 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_ticks(pids):
-    """The run time of every thread of the processes, in clock ticks (from nanoseconds)."""
+def cpu_ns(pids):
+    """The run time of every thread of the processes, in nanoseconds."""
     ns = 0
     for pid in pids:
         for tid in os.listdir(f"/proc/{pid}/task"):
@@ -47,7 +53,12 @@ def cpu_ticks(pids):
                     ns += int(f.read().split()[0])
             except FileNotFoundError:  # a thread that ended meanwhile
                 pass
-    return ns * TICK / 1e9
+    return ns
+
+
+def cpu_ticks(pids):
+    """The run time of every thread of the processes, in clock ticks (from nanoseconds)."""
+    return cpu_ns(pids) * TICK / 1e9
 
 
 # The request headers, as the API server sends them.
@@ -86,6 +97,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--round", type=int, default=1)
     ap.add_argument("--load-cpu", default="1")
+    ap.add_argument("--mode", default="rate", help="the row's mode (rate; floor for the rows "
+                    "of one connection at a low rate)")
     ap.add_argument("--log", help="where h2load writes one line per request (default: beside "
                     "the results)")
     a = ap.parse_args()
@@ -119,22 +132,27 @@ def main():
     with open(log) as f:
         for line in f:
             start_us, _status, us = line.split("\t")[:3]
-            starts.append(int(start_us) / 1e6)
+            starts.append(int(start_us))
             lat.append(float(us))
     lat.sort()
+    starts.sort()
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    burst = sum(1 for g in gaps if g < BURST_US) / len(gaps) if gaps else float("nan")
+    starts = [s / 1e6 for s in starts]
     in_window = sum(1 for s in starts if window["t0"] <= s < window["t1"])
-    row = {"target": a.target, "payload": a.payload, "webhook": a.webhook, "mode": "rate",
+    row = {"target": a.target, "payload": a.payload, "webhook": a.webhook, "mode": a.mode,
            "round": a.round, "connections": a.connections, "offered": a.rate,
            "requests": len(lat), "duration_us": a.duration * 1000000, "errors": errors,
            "p50_us": percentile(lat, 0.50), "p99_us": percentile(lat, 0.99),
            "p999_us": percentile(lat, 0.999), "max_us": lat[-1] if lat else float("nan"),
            "above": "nan", "cpu_ticks": window["c1"] - window["c0"], "cpu_requests": in_window,
-           "hwm_kib": 0}
+           "burst_share": burst, "hwm_kib": 0}
     with open(a.results, "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{a.target:16} {a.payload:20} {a.webhook:8} rate {a.rate:7.0f}/s: "
           f"{len(lat) / a.duration:7.0f} req/s  p50 {row['p50_us'] / 1000:.2f}  p99 "
-          f"{row['p99_us'] / 1000:.2f} ms  errors {errors}")
+          f"{row['p99_us'] / 1000:.2f} ms  starts <{BURST_US} µs apart {burst * 100:.0f}%  "
+          f"errors {errors}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@
 # BENCH_PROFILE=0 skips the profile of the server (perf record, and callgrind when valgrind is
 # installed), BENCH_AUDIT_MIB the size of the `audit report` log (1024), BENCH_RATE the fixed
 # offered rate of the latency rows beside the closed loop (1000 req/s; half the closed loop's
-# rate is the other).
+# rate is the other), BENCH_PAIR_ROUNDS the paired rounds that judge the CPU target (5, each
+# BENCH_DURATION + 1 s), BENCH_PAIR_NOLOG_ROUNDS how many of them also pair tableguard without
+# an audit log with nginx (3), BENCH_FLOOR_DURATION seconds of the latency floor rows (10).
 set -eu
 
 B=${1:?usage: run.sh BUILD_DIR}
@@ -54,11 +56,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 ports=$(python3 -c 'import socket
-ss = [socket.socket() for _ in range(5)]
+ss = [socket.socket() for _ in range(6)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 set -- $ports
-TGPORT=$1 MPORT=$2 NGPORT=$3 NLPORT=$4 NLMPORT=$5
+TGPORT=$1 MPORT=$2 NGPORT=$3 NLPORT=$4 NLMPORT=$5 NGSPORT=$6
 
 say() { printf '[%4ss] %s\n' $(($(date +%s) - T0)) "$*"; }
 
@@ -180,6 +182,11 @@ http {
         # POST with the fixed AdmissionReview response after reading the body.
         error_page 405 =200 \$uri;
     }
+    # Its request counter, read by the paired CPU rounds at the ends of their window.
+    server {
+        listen 127.0.0.1:$NGSPORT;
+        location = /status { stub_status; }
+    }
 }
 EOF
 taskset -c "$SCPU" nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" 2>>"$W/nginx/logs/error.log" &
@@ -243,8 +250,9 @@ run_load() {
 
 # ---- keep-alive, then a new connection per request; A B A B --------------------------------------
 # The 1-component rows also load a second tableguard without an audit log (same CPU, idle while
-# the others run): the CPU target is judged on the product as shipped (audit log on, batch) and
-# reported without the log beside it, from the same rounds.
+# the others run). These sequential rounds are information beside the CPU target, which the
+# paired rounds below judge on the product as shipped (audit log on, batch), without the log
+# reported beside it.
 start_server off "$NLPORT" "$NLMPORT" "$W/tableguard-nolog.log"
 NLPID=$SRVPID
 echo "$NET" | while read -r name hook; do
@@ -252,6 +260,41 @@ echo "$NET" | while read -r name hook; do
         run_load tableguard "$name" "$hook" keepalive "$r"
         case $name in c1-*) run_load tableguard-nolog "$name" "$hook" keepalive "$r" ;; esac
         run_load nginx "$name" "$hook" keepalive "$r"
+    done
+done
+
+# ---- the CPU target, paired: tableguard and nginx loaded at the same time ------------------------
+# Runs seconds apart see different machines (other guests, other work), and the rounds above
+# spread over the whole range the target lies in. Here both servers share their CPU through the
+# same seconds, each loaded by its own wrk on the load CPU, and each round gives one ratio of CPU
+# per request over the same window (tests/bench/paired.py: the handshakes and the ends of the runs
+# left out, requests counted by the servers). The verdict is the median of the rounds' ratios.
+# The first BENCH_PAIR_NOLOG_ROUNDS rounds also take tableguard without an audit log against
+# nginx, as a pair of its own (information). Not a third server in the same pair: with three at
+# once each gets a third of the CPU, every server's CPU per request rises more than in a pair,
+# and the ratio spread more under the host's other load.
+PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-5}
+NOLOG_ROUNDS=${BENCH_PAIR_NOLOG_ROUNDS:-3}
+side() { # TARGET HOOK NAME: paired.py's --side for one of the running servers
+    case $1 in
+    tableguard) echo "$1 $TGPID https://127.0.0.1:$TGPORT/$2?timeout=10s" \
+        "http://127.0.0.1:$MPORT/metrics" ;;
+    tableguard-nolog) echo "$1 $NLPID https://127.0.0.1:$NLPORT/$2?timeout=10s" \
+        "http://127.0.0.1:$NLMPORT/metrics" ;;
+    nginx) echo "$1 $(echo $NGWORKERS | tr ' ' ,) https://127.0.0.1:$NGPORT/$3.$2.json" \
+        "http://127.0.0.1:$NGSPORT/status" ;;
+    esac
+}
+for pair in "c1-trait-allow validate" "c1-notrait-allow mutate"; do
+    set -- $pair
+    for r in $(seq "$PAIR_ROUNDS"); do
+        for first in tableguard tableguard-nolog; do
+            [ $first = tableguard-nolog ] && [ "$r" -gt "$NOLOG_ROUNDS" ] && continue
+            say "$(python3 $HERE/paired.py --results "$RES" --payload "$1" --webhook "$2" \
+                --body "$W/payloads/$1.json" --round "$r" --duration "$DUR" \
+                --connections "$CONNS" --load-cpu "$LCPU" \
+                --side "$(side $first "$2" "$1")" --side "$(side nginx "$2" "$1")")"
+        done
     done
 done
 kill "$NLPID"
@@ -271,6 +314,18 @@ done
 # rate instead: the API server's busy rate (1000 req/s), and half of what tableguard answered
 # in the closed loop above; nginx at the same rates is the floor of the client, TLS and loopback.
 RATE_API=${BENCH_RATE:-1000}
+fixed_rate() { # TARGET NAME HOOK RATE CONNECTIONS DURATION MODE: one fixed_rate.py row
+    if [ "$1" = tableguard ]; then
+        pids=$TGPID port=$TGPORT path="$3?timeout=10s"
+    else
+        pids=$NGWORKERS port=$NGPORT path="$2.$3.json"
+    fi
+    say "$(python3 $HERE/fixed_rate.py --url "https://localhost:$port/$path" \
+        --connect-to "127.0.0.1:$port" --body "$W/payloads/$2.json" --rate "$4" \
+        --connections "$5" --duration "$6" --load-cpu "$LCPU" --results "$RES" \
+        --log "$W/h2load.log" --target "$1" --payload "$2" --webhook "$3" --pids "$pids" \
+        --mode "$7")"
+}
 echo "$NET" | grep -E '^c1-(notrait|trait)-allow |^c10-(notrait|trait)-allow ' |
     while read -r name hook; do
         half=$(python3 -c 'import json, sys
@@ -281,19 +336,18 @@ g = [r["requests"] * 1e6 / r["duration_us"] for r in rs if r.get("target") == "t
 print(round(sum(g) / len(g) / 2))' "$RES" "$name" "$hook")
         for rate in "$RATE_API" "$half"; do
             for target in tableguard nginx; do
-                if [ $target = tableguard ]; then
-                    pids=$TGPID port=$TGPORT path="$hook?timeout=10s"
-                else
-                    pids=$NGWORKERS port=$NGPORT path="$name.$hook.json"
-                fi
-                say "$(python3 $HERE/fixed_rate.py --url "https://localhost:$port/$path" \
-                    --connect-to "127.0.0.1:$port" --body "$W/payloads/$name.json" \
-                    --rate "$rate" --connections "$CONNS" --duration "$DUR" --load-cpu "$LCPU" \
-                    --results "$RES" --log "$W/h2load.log" --target $target --payload "$name" \
-                    --webhook "$hook" --pids "$pids")"
+                fixed_rate $target "$name" "$hook" "$rate" "$CONNS" "$DUR" rate
             done
         done
     done
+
+# ---- the host's latency floor: one keep-alive connection at 100 req/s ---------------------------
+# Each request finds the server idle (10 ms apart, ~60 µs of work each), so its latency is the
+# client, TLS, loopback and the wake-up of an idle thread in this VM: no server answers faster
+# here. BENCH_FLOOR_DURATION seconds (10: 1000 requests) for tableguard and for nginx.
+for target in tableguard nginx; do
+    fixed_rate $target c1-trait-allow validate 100 1 "${BENCH_FLOOR_DURATION:-10}" floor
+done
 
 # ---- a reload under load: a reload every second, the half second after each judged against the --
 # half seconds between them (tests/bench/reload_run.py: h2load's closed loop with a per-request log,
@@ -483,7 +537,7 @@ python3 $HERE/audit_report.py --binary "$TG" --dir "$W/audit-report" --mib "${BE
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 [ -s "$W/core-ir.tsv" ] && cat "$W/core-ir.tsv" >>"$W/core.tsv"
 python3 $HERE/report.py --results "$RES" --core "$W/core.tsv" --out docs/performance.md \
-    --command "make bench  (BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS${BENCH_SOAK:+ BENCH_SOAK=$BENCH_SOAK})" \
+    --command "make bench  (BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_PAIR_ROUNDS=$PAIR_ROUNDS BENCH_PAIR_NOLOG_ROUNDS=$NOLOG_ROUNDS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS${BENCH_SOAK:+ BENCH_SOAK=$BENCH_SOAK})" \
     --machine "$(nproc) CPUs, $CPU_MODEL, $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo)" \
     --pinning "servers on CPU $SCPU (taskset), wrk -t1 -c$CONNS on CPU $LCPU; tableguard --threads $THREADS, nginx worker_processes $THREADS" \
     --tls "tableguard $TGTLS, nginx $NGTLS (protocol, cipher suite, key exchange); ECDSA P-256 certificate from 'tableguard certs generate' for both; no session resumption" \

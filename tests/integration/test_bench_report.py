@@ -3,6 +3,7 @@
 raw results as the run writes them (a target met on one side of its limit, missed on the other),
 so the one long run that regenerates docs/performance.md cannot fail on a script error."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -85,11 +86,48 @@ def core_tsv(path, update_ratio, table_us, scale_ratio, paired=True):
     path.write_text("\n".join(rows) + "\n")
 
 
+def paired_run(target, partner, payload, hook, rnd, cpu_us, requests=20000):
+    """A row of tests/bench/paired.py: target loaded at the same time as partner."""
+    r = load_run(target, payload, hook, "paired", rnd, cpu_us, 2000.0, requests=requests + 500)
+    group = "+".join(sorted((target, partner), key=lambda t: t == "nginx"))
+    r.update(group=group, cpu_ns=round(cpu_us * 1000 * requests), cpu_requests=requests,
+             window_us=5000000, cpu_ticks=cpu_us * 1e-6 * requests * TICK)
+    return r
+
+
+def target_pairs(payload, hook, tg_us, ratios, nolog_us=15.0):
+    """Paired rounds of tableguard and nginx whose per-round ratios nginx/tableguard are the
+    given ones (tableguard at tg_us every round), and no-log pairs at 13/nolog_us."""
+    runs = []
+    for rnd, q in enumerate(ratios, 1):
+        runs += [paired_run("tableguard", "nginx", payload, hook, rnd, tg_us),
+                 paired_run("nginx", "tableguard", payload, hook, rnd, tg_us * q),
+                 paired_run("tableguard-nolog", "nginx", payload, hook, rnd, nolog_us),
+                 paired_run("nginx", "tableguard-nolog", payload, hook, rnd, 13.0)]
+    return runs
+
+
 def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ratio, mb_s,
-            reload_above, paired=True):
-    """Runs report.py on a synthetic run; returns ({target text: met?}, the document)."""
+            reload_above, paired=True, paired_cpu=True):
+    """Runs report.py on a synthetic run; returns ({target text: met?}, the document). With
+    paired_cpu=False the run has no paired CPU rounds and no latency floor rows, as the runs
+    made before them."""
     tmp_path.mkdir()
     runs = []
+    if paired_cpu:
+        # Per-round ratios spread around 13 / cpu_validate (their median), their mean 0.04
+        # above it; the /mutate rounds at 13 / 20 = 0.65 throughout.
+        mid = 13.0 / cpu_validate
+        runs += target_pairs("c1-trait-allow", "validate", cpu_validate,
+                             (mid - 0.3, mid + 0.5, mid, mid + 0.01, mid - 0.01))
+        runs += target_pairs("c1-notrait-allow", "mutate", 20.0, (0.65,) * 5)
+        for target, p50 in (("tableguard", 710.0), ("nginx", 450.0)):
+            floor = load_run(target, "c1-trait-allow", "validate", "floor", 1, 80.0, 1890.0,
+                             requests=1000)
+            floor.update(offered=100.0, connections=1, cpu_requests=800, p50_us=p50,
+                         p999_us=2500.0, max_us=2600.0, burst_share=0.0,
+                         cpu_ticks=80e-6 * 800 * TICK)
+            runs.append(floor)
     for rnd in (1, 2):
         for payload, hook, tg_cpu in (("c1-trait-allow", "validate", cpu_validate),
                                       ("c1-notrait-allow", "mutate", 20.0)):
@@ -105,7 +143,8 @@ def targets(tmp_path, *, cpu_validate, p99_c10, update_ratio, table_us, scale_ra
                     fixed = load_run(target, payload, hook, "rate", 1, 60.0, 500.0,
                                      requests=5000)
                     fixed.update(offered=1000.0, cpu_requests=4000, p50_us=300.0,
-                                 cpu_ticks=round(60e-6 * 4000 * TICK))
+                                 cpu_ticks=round(60e-6 * 4000 * TICK),
+                                 burst_share=0.82 if target == "tableguard" else 0.5)
                     runs.append(fixed)
         # reload_run.py's rows: the half seconds after a reload against those between reloads,
         # and the same comparison in a run where nothing was sent.
@@ -180,6 +219,21 @@ def test_report_judges_each_target_on_both_sides_of_its_limit(tmp_path):
     assert pick(good, "CPU per request", "/mutate") is pick(bad, "CPU per request", "/mutate")
     # Without the log is reported beside the target, never instead of it.
     assert "without the audit log 15.0 µs" in doc
+    # The CPU target is judged on the median of the paired rounds' ratios (0.57 in the bad run,
+    # where their mean is 0.61), with every round and their range; the sequential A B A B
+    # rounds are information beside it.
+    assert ("nginx/tableguard **0.57**, the median of 5 paired rounds (rounds 0.27, 1.07, 0.57, "
+            "0.58, 0.56; 0.27–1.07); medians 23.0 µs against nginx 13.0 µs") in bad_doc
+    assert "without the audit log, paired: 0.87 (15.0 µs); information, sequential A B A B: " \
+        "23.0 µs against nginx 13.0 µs" in bad_doc
+    assert "| `c1-trait-allow` | /validate | tableguard (audit log, batch) | 5 | 23.0, 23.0, " \
+        "23.0, 23.0, 23.0 | 6.1, 24.5, 13.0, 13.2, 12.8 | 0.265, 1.065, 0.565, 0.575, 0.555 | " \
+        "**0.565** | 0.265–1.065 |" in bad_doc
+    # The host's latency floor (one connection at 100 req/s) and how bursty h2load's fixed-rate
+    # arrivals were are reported.
+    assert ("| tableguard | `c1-trait-allow` | /validate | 1 | 100 | 1000 | 0.71/1.89/2.50 | "
+            "2.60 |") in doc
+    assert "| 60.0 | 82% / 50% |" in doc
     assert "No profile in this run" in doc
     # The p99 target stays the closed loop's: the fixed-rate rows (p99 0.50 ms) sit beside a
     # missed target as information, with the queueing floor (32 connections / 20000 req/s).
@@ -231,3 +285,50 @@ def test_report_reads_a_core_benchmark_of_unpaired_wall_clock_rows(tmp_path):
     assert "worst `table-protected` /validate: 21.00 µs against `application-1` 20.00 µs (1.05×;" \
         in bad_doc
     assert "median of five wall-clock batches" in doc
+
+
+def test_report_says_not_run_for_results_without_paired_rounds(tmp_path):
+    # Results written before the paired CPU rounds and the latency floor (report.py --replay):
+    # the CPU target is not judged, its sequential figures are shown as information, and the
+    # other targets are judged as before.
+    good, doc = targets(tmp_path / "a", cpu_validate=21.0, p99_c10=1900.0, update_ratio=2.1,
+                        table_us=19.0, scale_ratio=1.08, mb_s=250, reload_above=0.0009,
+                        paired_cpu=False)
+    assert not any("CPU per request" in k for k in good)
+    assert ("| 1-component /validate, keep-alive: server CPU per request ≤ nginx's / 0.6 (audit "
+            "log on, batch, as shipped) | not run: no paired rounds in these results; "
+            "information, sequential A B A B: 21.0 µs against nginx 13.0 µs: nginx/tableguard "
+            "0.62") in doc
+    assert doc.count("Not run in this run (results written before it).") == 2
+    assert pick(good, "UPDATE with oldObject") is True
+
+
+def load_report():
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH / "report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_paired_verdict_is_the_median_of_the_pairs_of_tableguard_and_nginx_alone():
+    report = load_report()
+    runs = target_pairs("c1-trait-allow", "validate", 50.0, (0.40, 0.62, 0.61, 0.90, 0.30))
+    # A round where three servers ran at once is not one of the target's pairs, and a round
+    # with one side missing is left out.
+    for target, us in (("tableguard", 50.0), ("nginx", 50.0), ("tableguard-nolog", 40.0)):
+        r = paired_run(target, "nginx", "c1-trait-allow", "validate", 6, us)
+        r["group"] = "tableguard+tableguard-nolog+nginx"
+        runs.append(r)
+    runs.append(paired_run("tableguard", "nginx", "c1-trait-allow", "validate", 7, 10.0))
+    assert [x[3] for x in report.paired_ratios(runs, "c1-trait-allow", "validate", "tableguard")] \
+        == pytest.approx([0.40, 0.62, 0.61, 0.90, 0.30])
+    md, rows = report.paired_section(runs, {})
+    validate = rows[0]
+    assert validate[1].startswith("nginx/tableguard **0.61**, the median of 5 paired rounds "
+                                  "(rounds 0.40, 0.62, 0.61, 0.90, 0.30; 0.30–0.90)")
+    assert validate[2] == "**met**"
+    # Just below the limit in the middle round: not met, whatever the other rounds say.
+    runs = target_pairs("c1-trait-allow", "validate", 50.0, (0.99, 0.98, 0.59, 0.10, 0.20))
+    assert report.paired_section(runs, {})[1][0][2] == "**not met**"
+    # No pairs for /mutate: said, not judged.
+    assert rows[1][2] == "not run"
