@@ -88,6 +88,14 @@ def percentile(sorted_values, p):
     return sorted_values[i]
 
 
+def burst_share(starts_us):
+    """The share of request starts (µs, any order) less than BURST_US after the previous one;
+    NaN for fewer than two."""
+    starts = sorted(starts_us)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    return sum(1 for g in gaps if g < BURST_US) / len(gaps) if gaps else float("nan")
+
+
 def main():
     ap = argparse.ArgumentParser()
     for name in ("url", "connect-to", "body", "results", "target", "payload", "webhook", "pids"):
@@ -135,9 +143,7 @@ def main():
             starts.append(int(start_us))
             lat.append(float(us))
     lat.sort()
-    starts.sort()
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    burst = sum(1 for g in gaps if g < BURST_US) / len(gaps) if gaps else float("nan")
+    burst = burst_share(starts)
     starts = [s / 1e6 for s in starts]
     in_window = sum(1 for s in starts if window["t0"] <= s < window["t1"])
     row = {"target": a.target, "payload": a.payload, "webhook": a.webhook, "mode": a.mode,
@@ -149,7 +155,7 @@ def main():
            "burst_share": burst, "hwm_kib": 0}
     with open(a.results, "a") as f:
         f.write(json.dumps(row) + "\n")
-    print(f"{a.target:16} {a.payload:20} {a.webhook:8} rate {a.rate:7.0f}/s: "
+    print(f"{a.target:16} {a.payload:20} {a.webhook:8} {a.mode} {a.rate:7.0f}/s: "
           f"{len(lat) / a.duration:7.0f} req/s  p50 {row['p50_us'] / 1000:.2f}  p99 "
           f"{row['p99_us'] / 1000:.2f} ms  starts <{BURST_US} µs apart {burst * 100:.0f}%  "
           f"errors {errors}")

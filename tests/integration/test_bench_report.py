@@ -303,15 +303,15 @@ def test_report_says_not_run_for_results_without_paired_rounds(tmp_path):
     assert pick(good, "UPDATE with oldObject") is True
 
 
-def load_report():
-    spec = importlib.util.spec_from_file_location("bench_report", BENCH / "report.py")
+def load_bench(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 def test_paired_verdict_is_the_median_of_the_pairs_of_tableguard_and_nginx_alone():
-    report = load_report()
+    report = load_bench("report")
     runs = target_pairs("c1-trait-allow", "validate", 50.0, (0.40, 0.62, 0.61, 0.90, 0.30))
     # A round where three servers ran at once is not one of the target's pairs, and a round
     # with one side missing is left out.
@@ -332,3 +332,15 @@ def test_paired_verdict_is_the_median_of_the_pairs_of_tableguard_and_nginx_alone
     assert report.paired_section(runs, {})[1][0][2] == "**not met**"
     # No pairs for /mutate: said, not judged.
     assert rows[1][2] == "not run"
+
+
+def test_fixed_rate_burst_share_counts_starts_sent_together():
+    fixed_rate = load_bench("fixed_rate")
+    # Two connections due together every 1000 µs: every second start follows the one before
+    # within 50 µs (the log is in completion order, not start order).
+    starts = [t + d for t in range(0, 10000, 1000) for d in (0, 30)]
+    assert fixed_rate.burst_share(reversed(starts)) == pytest.approx(10 / 19)
+    # Evenly spaced at 500 µs: none; exactly 50 µs apart is not "less than 50 µs".
+    assert fixed_rate.burst_share(range(0, 10000, 500)) == 0
+    assert fixed_rate.burst_share([0, 50, 100]) == 0
+    assert fixed_rate.burst_share([7]) != fixed_rate.burst_share([7])  # NaN: nothing to compare
