@@ -87,6 +87,7 @@ struct request {
     size_t kept;                   // bytes of the body kept in `body`
     bool reading;                  // past the first call after the headers: the body may be read
     struct timespec deadline_from; // the request line; again when the body may be read
+    unsigned timeout_set;          // the connection timeout this request last set (0: none)
     size_t raw_uri_len;       // the request target's length up to its first NUL, before parsing
     size_t raw_uri_args;      // its '&' and '?' separators
     struct reaper_conn *conn; // its connection's record for the header deadline, or NULL
@@ -684,8 +685,10 @@ on_uri(void *cls, const char *uri_, struct MHD_Connection *c)
     rq->conn = conn_reap(c);
     reaper_request_line(rq->conn);
     if (h != NULL && h->opts.request_timeout > 0 &&
-        h->opts.request_timeout < h->opts.connection_timeout)
+        h->opts.request_timeout < h->opts.connection_timeout) {
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, h->opts.request_timeout);
+        rq->timeout_set = h->opts.request_timeout;
+    }
     rq->raw_uri_len = strlen(uri);
     for (const char *p = uri; *p; p++)
         rq->raw_uri_args += *p == '&' || *p == '?';
@@ -800,31 +803,36 @@ time_left(const struct http *h, const struct request *rq)
     return (double)h->opts.request_timeout - mono_since(&rq->deadline_from);
 }
 
+// The same timeout again is not set: libmicrohttpd would only take the connection out of its
+// timeout list and put it back (under a lock), and its own reads already refresh the idle time.
 static void
-keep_deadline(struct http *h, struct MHD_Connection *c, const struct request *rq)
+keep_deadline(struct http *h, struct MHD_Connection *c, struct request *rq, double left)
 {
     if (h->opts.request_timeout == 0)
         return;
     // Never longer than the idle timeout, which still closes a client that stops.
-    double left = time_left(h, rq);
     unsigned s = left < 1 ? 1 : (unsigned)left + 1;
     if (h->opts.connection_timeout > 0 && s > h->opts.connection_timeout)
         s = h->opts.connection_timeout;
+    if (s == rq->timeout_set)
+        return;
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s);
+    rq->timeout_set = s;
 }
 
 static bool
-past_deadline(struct http *h, struct MHD_Connection *c, const struct request *rq)
+past_deadline(struct http *h, struct MHD_Connection *c, struct request *rq)
 {
     if (h->opts.request_timeout == 0 || rq->answered)
         return false;
-    if (time_left(h, rq) <= 0) {
+    double left = time_left(h, rq);
+    if (left <= 0) {
         metrics_rejected(h->deps.metrics, METRICS_REJECT_TIMEOUT);
         log_msg(LOGL_WARN, "request not complete within --request-timeout; connection closed",
                 NULL);
         return true;
     }
-    keep_deadline(h, c, rq);
+    keep_deadline(h, c, rq, left);
     return false;
 }
 
@@ -851,7 +859,8 @@ on_https(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         if (bad != NULL)
             return refuse_and_close(h, c, bad);
         enum MHD_Result ret = request_begin(h, c, url, method, rq);
-        keep_deadline(h, c, rq);
+        if (h->opts.request_timeout > 0)
+            keep_deadline(h, c, rq, time_left(h, rq));
         return ret;
     }
     if (!rq->reading) {
