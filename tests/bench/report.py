@@ -884,7 +884,7 @@ than the paired ones. Requests/s are beside it.
 
 ## Latency at {runs[0]['connections']} connections: the target, and the same requests at a fixed rate
 
-The p99 target is judged, as the issue states it, on wrk's runs in the Targets table: {runs[0]['connections']}
+The p99 target is judged on wrk's closed-loop runs in the Targets table: {runs[0]['connections']}
 connections each sending its next request as soon as the last is answered, to one server thread
 on one core. That loop keeps the server saturated, so every request waits behind the others:
 the mean latency is the connections divided by the throughput (Little's law, the *queueing floor*
