@@ -2,8 +2,9 @@
 // The TLS transport under each HTTPS connection: read-ahead, and an answer's header written
 // with its body. libmicrohttpd writes an answer as two TLS records, header then body, with a
 // gnutls_record_send each; GnuTLS's own transport makes a sendmsg of each. Here the header's
-// record is kept (it is a complete, encrypted record) and goes out in the same sendmsg as the
-// first record of the body.
+// record is kept (it is a complete, encrypted record) and goes out in the same system call as
+// the first record of the body: one send(2) of both copied into one buffer for a short answer,
+// one sendmsg(2) of both otherwise (send_pieces).
 //
 // Why this is safe with partial writes: the kept bytes are always written before anything
 // after them, and libmicrohttpd counts the answer as sent only once its body's records are
