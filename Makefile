@@ -45,7 +45,7 @@ HDRS      := $(wildcard util/*.h policy/*.h certs/*.h server/*.h tests/unit/*.h)
 
 .PHONY: all run test check asan fuzz fuzz-replay bench leakcheck install clean format \
 	deps deps-build deps-test deps-bench deps-image unit cases integration chart tls-audit image \
-	image-test
+	image-test review-arena
 
 all: $(BUILD)/tableguard
 
@@ -113,9 +113,22 @@ check: all unit fuzz-replay integration chart
 test: deps
 	@$(MAKE) --no-print-directory check
 
+ASAN_VARS := OPT="-O1 -g -fno-omit-frame-pointer" \
+	SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+	@$(MAKE) --no-print-directory BUILD=build/asan $(ASAN_VARS) check
+	@$(MAKE) --no-print-directory BUILD=build/asan-arena $(ASAN_VARS) \
+		CFLAGS="$(CFLAGS) -DREVIEW_ARENA=1" review-arena
+
+# Sanitizer builds parse reviews with one malloc per node (server/review.c), so they see every
+# access; the release build parses into an arena instead. `make asan` builds again with the
+# arena on (-DREVIEW_ARENA=1, in build/asan-arena) and runs what decodes reviews: these unit
+# tests and the replay of the review and patch corpora.
+ARENA_UNITS := test_review test_admit test_unheld test_recview
+ARENA_FUZZ  := review patch
+review-arena: $(ARENA_UNITS:%=$(BUILD)/tests/%) $(ARENA_FUZZ:%=$(BUILD)/tests/replay_%)
+	@set -e; for t in $(ARENA_UNITS); do echo "== $(BUILD)/tests/$$t"; $(BUILD)/tests/$$t; done
+	@set -e; for n in $(ARENA_FUZZ); do $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
 
 FUZZ_SECONDS ?= 60
 fuzz: deps

@@ -21,7 +21,8 @@
 // Outside a parse the hooks are plain malloc and free, so every other cJSON use is unchanged.
 // Nothing may detach or delete an item of a decoded tree (it is const to its readers).
 // Sanitizer builds keep one malloc per node so they still see every access, unless
-// -DREVIEW_ARENA=1 asks for the arena (the fuzzers run it both ways).
+// -DREVIEW_ARENA=1 asks for the arena: `make asan` runs the unit tests that decode reviews and
+// the replay of the review and patch corpora once each way (the Makefile's review-arena).
 #ifdef REVIEW_ARENA
 #elif defined(__SANITIZE_ADDRESS__)
 #define REVIEW_ARENA 0
