@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Clients that hold the server's connections without finishing a request: slowloris
 connections trickling header lines up to the connection limit, a request line trickled byte by
-byte on a new or a kept-alive connection, clients that never read their answer. A normal client
-beside them is answered, the slow ones are closed at the deadline (--request-timeout, counted as
+byte on a new or a kept-alive connection, a body that stops after a late piece, clients that
+never read their answer. A normal client beside them is answered, the slow ones are closed at the
+deadline (--request-timeout, counted as
 tableguard_http_rejected_total{reason="request_timeout"}), and idle connections between requests
 are left open: the API server reuses them."""
 
@@ -14,6 +15,7 @@ import ssl
 import threading
 import time
 
+import pytest
 from conftest import WRAPPER, application, review, table
 
 SLACK = 60 if WRAPPER else 1
@@ -203,6 +205,64 @@ def test_idle_connections_before_and_between_requests_are_left_open(start_server
     fresh.close()
     kept.close()
     assert metric(server, "tableguard_http_rejected_total", reason="request_timeout") == 0
+
+
+def stall_after_pieces(s, pieces):
+    """Sends a request's headers with the first byte of its body (of 100 announced), one more
+    byte at each of the times in `pieces` (seconds after the first), then nothing. Returns the
+    seconds from the first byte, and from the last, until the server closed the connection."""
+    t0 = time.monotonic()
+    s.sendall(HEADERS + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n ")
+    last = t0
+    for at in pieces:
+        time.sleep(max(0.0, t0 + at - time.monotonic()))
+        s.sendall(b" ")
+        last = time.monotonic()
+    s.settimeout(30 * SLACK)
+    try:
+        data = s.recv(1)
+    except (ssl.SSLError, ConnectionError):
+        data = b""
+    now = time.monotonic()
+    assert data == b"", data  # no answer: the body never ended
+    return now - t0, now - last
+
+
+# While a body is read, the connection's idle timeout is what is left of --request-timeout, set
+# again after every piece: a client that stops after a late piece is closed at the deadline, not
+# an idle timeout (the one it had when its request began) after that piece. The last piece comes
+# half a second before the deadline: the idle timeout is cut to one second then, where keeping
+# the request's first one would hold the connection 4 s more. Once with --request-timeout below
+# --connection-timeout (the request line sets it), once above (the idle timeout applies at first,
+# a piece every 3 s keeps the request going past it). On a new connection, and on a kept-alive
+# one after an answered request (the answer put the idle timeout back).
+@pytest.mark.parametrize("flags, pieces", [
+    ({"request_timeout": 4}, [3.5]),
+    ({"request_timeout": 6, "connection_timeout": 4}, [3.0, 5.5]),
+], ids=["request-timeout-first", "connection-timeout-first"])
+def test_a_body_that_stops_after_a_late_piece_is_closed_at_the_deadline(start_server, flags,
+                                                                         pieces):
+    server = start_server(audit=False, **flags)
+    deadline = flags["request_timeout"]
+    fresh = tls_connect(server)
+    kept = server.connect()
+    assert server.admit("validate", json.loads(REVIEW), conn=kept)[0] == 200
+    took = {}
+    ts = [threading.Thread(target=lambda n, s: took.__setitem__(n, stall_after_pieces(s, pieces)),
+                           args=(n, s)) for n, s in (("new", fresh), ("kept-alive", kept.sock))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    fresh.close()
+    kept.close()
+    assert set(took) == {"new", "kept-alive"}, took
+    for name, (total, idle) in took.items():
+        assert deadline - 0.5 <= total < deadline + LATE, (name, total)
+        # About a second after the last piece (the time left, rounded up): 4 s with the first
+        # idle timeout kept.
+        assert idle < 2.5 * SLACK, (name, idle)
+    assert server.admit("validate", json.loads(REVIEW))[0] == 200
 
 
 def test_a_connection_that_never_completes_its_tls_handshake_is_closed_at_the_deadline(
