@@ -41,11 +41,10 @@ import subprocess
 import time
 import urllib.request
 
-from fixed_rate import cpu_ns
+from fixed_rate import TICK, cpu_ns
 
 WARM_UP = 0.5  # seconds before the window: 32 handshakes take a few milliseconds
 TAIL = 0.5  # at least this many seconds of load after the window
-TICK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
