@@ -164,7 +164,7 @@ def burst(r):
     b = None if r is None else r.get("burst_share")
     if b is None or b != b:  # not recorded, or NaN (fewer than two requests)
         return "—"
-    return f"{r['burst_share'] * 100:.0f}%"
+    return f"{b * 100:.0f}%"
 
 
 def rate_section(runs):
