@@ -805,11 +805,10 @@ time_left(const struct http *h, const struct request *rq)
 
 // The same timeout again is not set: libmicrohttpd would only take the connection out of its
 // timeout list and put it back (under a lock), and its own reads already refresh the idle time.
+// Only with a --request-timeout (its callers check).
 static void
 keep_deadline(struct http *h, struct MHD_Connection *c, struct request *rq, double left)
 {
-    if (h->opts.request_timeout == 0)
-        return;
     // Never longer than the idle timeout, which still closes a client that stops.
     unsigned s = left < 1 ? 1 : (unsigned)left + 1;
     if (h->opts.connection_timeout > 0 && s > h->opts.connection_timeout)
