@@ -201,14 +201,19 @@ chain_read_head(char *line, size_t len, struct chain_head *h)
     cJSON_Delete(j);
 }
 
+bool
+chain_head_reopen(const struct chain_head *h)
+{
+    return h->found && strcmp(h->rec.event, "start") == 0 && strcmp(h->after, "reopen") == 0;
+}
+
 int
 chain_file_end(const struct chain_record *last, const char *name, const struct chain_head *next,
                const char *next_name, char *err, size_t errlen)
 {
     if (strcmp(last->event, "rotate") == 0)
         return 0;
-    bool reopen =
-        next->found && strcmp(next->rec.event, "start") == 0 && strcmp(next->after, "reopen") == 0;
+    bool reopen = chain_head_reopen(next);
     if (reopen && next->rec.seq == last->seq + 1 && strcmp(next->rec.prev, last->hash) == 0)
         return 0;
     int n = snprintf(err, errlen, "the file ends at seq %" PRIu64 " without a rotate record",

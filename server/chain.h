@@ -83,6 +83,9 @@ struct chain_head {
 // Reads the first line of a file (without its newline) into h; line is modified.
 void chain_read_head(char *line, size_t len, struct chain_head *h);
 
+// Whether h is a start record with "after":"reopen": the server reopened the log there.
+bool chain_head_reopen(const struct chain_head *h);
+
 /*
  * Whether the file name, whose last record is last, may end there when the file next
  * (its head) follows: it was rotated away (last is a rotate record), or the server reopened the

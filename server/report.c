@@ -636,7 +636,7 @@ report_run(const struct report_options *o, char **files, size_t nfiles, FILE *ou
         char msg[1024];
         if (rc == 0 && h != NULL && h->found && r.last_file == fs[i].name &&
             ((h->rec.seq == r.last.seq + 1 && strcmp(h->rec.prev, r.last.hash) == 0) ||
-             (strcmp(h->rec.event, "start") == 0 && strcmp(h->after, "reopen") == 0)) &&
+             chain_head_reopen(h)) &&
             chain_file_end(&r.last, fs[i].name, h, fs[i + 1].name, msg, sizeof msg) < 0) {
             say(&r, fs[i].name, r.last_line, "chain broken: ", msg);
             rc = 1;
