@@ -603,6 +603,19 @@ repeats_plainly(const cJSON *v)
     return false;
 }
 
+// Decodes a review of `object`: it must be refused for a duplicate key when `dup`, and decode
+// otherwise. `what` and `at` name the case in a failure.
+static void
+assert_duplicate_found_iff(const char *object, bool dup, const char *what, int at)
+{
+    char *body = review_of("u", object), err[160];
+    int rc = decode(body, strlen(body), err);
+    if (dup ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
+        fail_msg("%s %d: rc %d (%s), expected %s: %s", what, at, rc, rc ? err : "",
+                 dup ? "a duplicate" : "none", object);
+    free(body);
+}
+
 static void
 duplicate_keys_are_found_at_any_depth(void **state)
 {
@@ -612,19 +625,9 @@ duplicate_keys_are_found_at_any_depth(void **state)
     for (int round = 0; round < rounds; round++) {
         cJSON *object = random_value(1 + rand() % 5);
         char *text = cJSON_PrintUnformatted(object);
-        size_t cap = strlen(text) + 256;
-        char *body = malloc(cap), err[160];
-        int n = snprintf(body, cap,
-                         HEAD "\"request\":{\"uid\":\"u\",\"operation\":\"CREATE\","
-                              "\"object\":%s}}",
-                         text);
         bool want = repeats_plainly(object);
-        int rc = decode(body, (size_t)n, err);
-        if (want ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
-            fail_msg("round %d: rc %d (%s), expected %s", round, rc, rc ? err : "",
-                     want ? "a duplicate" : "none");
+        assert_duplicate_found_iff(text, want, "round", round);
         dups += want;
-        free(body);
         cJSON_free(text);
         cJSON_Delete(object);
     }
@@ -665,18 +668,10 @@ duplicate_keys_are_found_whatever_their_first_bytes(void **state)
     srand(29);
     int dups = 0, rounds = 3000;
     for (int round = 0; round < rounds; round++) {
-        static char object[1 << 16], body[(1 << 16) + 256];
+        static char object[1 << 16];
         bool want = false;
         random_object_text(object, sizeof object, 3, &want);
-        int n = snprintf(body, sizeof body,
-                         HEAD "\"request\":{\"uid\":\"u\",\"operation\":\"CREATE\","
-                              "\"object\":%s}}",
-                         object);
-        char err[160];
-        int rc = decode(body, (size_t)n, err);
-        if (want ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
-            fail_msg("round %d: rc %d (%s), expected %s: %s", round, rc, rc ? err : "",
-                     want ? "a duplicate" : "none", object);
+        assert_duplicate_found_iff(object, want, "round", round);
         dups += want;
     }
     assert_true(dups > rounds / 10 && dups < rounds * 9 / 10);
@@ -692,20 +687,15 @@ duplicate_keys_are_found_under_deep_nesting(void **state)
     for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
         for (int dup = 0; dup < 2; dup++) {
             size_t cap = (size_t)depths[d] * 16 + 512, len = 0;
-            char *body = malloc(cap), err[160];
-            len += (size_t)snprintf(body, cap,
-                                    HEAD "\"request\":{\"uid\":\"u\",\"operation\":"
-                                         "\"CREATE\",\"object\":");
+            char *object = malloc(cap);
             for (int i = 0; i < depths[d]; i++)
-                len += (size_t)snprintf(body + len, cap - len, i % 2 ? "[1," : "{\"x\":0,\"k\":");
-            len += (size_t)snprintf(body + len, cap - len, dup ? "{\"z\":1,\"z\":2}" : "{\"z\":1}");
+                len += (size_t)snprintf(object + len, cap - len, i % 2 ? "[1," : "{\"x\":0,\"k\":");
+            len +=
+                (size_t)snprintf(object + len, cap - len, dup ? "{\"z\":1,\"z\":2}" : "{\"z\":1}");
             for (int i = depths[d] - 1; i >= 0; i--)
-                len += (size_t)snprintf(body + len, cap - len, i % 2 ? "]" : "}");
-            len += (size_t)snprintf(body + len, cap - len, "}}");
-            int rc = decode(body, len, err);
-            if (dup ? rc != -1 || strstr(err, "duplicate") == NULL : rc != 0)
-                fail_msg("depth %d, duplicate %d: rc %d (%s)", depths[d], dup, rc, rc ? err : "");
-            free(body);
+                len += (size_t)snprintf(object + len, cap - len, i % 2 ? "]" : "}");
+            assert_duplicate_found_iff(object, dup, "depth", depths[d]);
+            free(object);
         }
     }
 }
