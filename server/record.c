@@ -279,10 +279,9 @@ write_who(struct jsonw *w, const struct review_request *req)
     }
     const char *name = req->name;
     if (name[0] == '\0') {
-        const cJSON *meta = json_get(req->object, "metadata");
-        const cJSON *n = json_get(meta, "name");
-        if (cJSON_IsString(n))
-            name = n->valuestring;
+        const char *n = json_str(json_get(req->object, "metadata"), "name");
+        if (n != NULL)
+            name = n;
     }
     STR(w, "]},\"resource\":{\"group\":", req->group);
     STR(w, ",\"version\":", req->version);

@@ -801,10 +801,9 @@ review_decode(const char *body, size_t len, struct review_request *req, char *er
     req->old_object = json_get(request, "oldObject");
     // The namespace of a namespaced object is in the request; fall back to the object's own.
     if (req->namespace[0] == '\0') {
-        const cJSON *meta = json_get(req->object, "metadata");
-        const cJSON *ns = json_get(meta, "namespace");
-        if (cJSON_IsString(ns))
-            req->namespace = ns->valuestring;
+        const char *ns = json_str(json_get(req->object, "metadata"), "namespace");
+        if (ns != NULL)
+            req->namespace = ns;
     }
     return unreadable(req);
 }
